@@ -1,0 +1,12 @@
+//! Async client for AssemblyAI's Universal Streaming (v3) speech-to-text API.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod audio;
+pub mod error;
+pub mod params;
+pub mod protocol;
+
+pub use audio::AudioChunk;
+pub use error::{CloseKind, Error, Result, TimeoutKind};
+pub use params::{ConnectionParams, Encoding, SpeechModel};
