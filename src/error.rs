@@ -340,6 +340,62 @@ impl Error {
         }
     }
 
+    /// A copy for a second receiver (e.g. `terminate()` and the event stream both report how a
+    /// session ended). Variants holding non-cloneable sources keep only their message.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Config(m) => Error::Config(m.clone()),
+            Error::InvalidAudio(m) => Error::InvalidAudio(m.clone()),
+            Error::HandshakeRejected { status, body } => Error::HandshakeRejected {
+                status: *status,
+                body: body.clone(),
+            },
+            Error::Connect { url, message } => Error::Connect {
+                url: url.clone(),
+                message: message.clone(),
+            },
+            Error::Timeout { kind, after } => Error::Timeout {
+                kind: *kind,
+                after: *after,
+            },
+            Error::Closed { code, kind, reason } => Error::Closed {
+                code: *code,
+                kind: *kind,
+                reason: reason.clone(),
+            },
+            Error::Server { message } => Error::Server {
+                message: message.clone(),
+            },
+            Error::ConnectionLost(m) => Error::ConnectionLost(m.clone()),
+            Error::Decode { message, payload } => Error::Decode {
+                message: message.clone(),
+                payload: payload.clone(),
+            },
+            Error::WebSocket(m) => Error::WebSocket(m.clone()),
+            Error::SessionClosed => Error::SessionClosed,
+            Error::Api {
+                status,
+                message,
+                request_id,
+                retry_after,
+            } => Error::Api {
+                status: *status,
+                message: message.clone(),
+                request_id: request_id.clone(),
+                retry_after: *retry_after,
+            },
+            Error::LemurShutDown => Error::LemurShutDown,
+            Error::Http(m) => Error::Http(m.clone()),
+            Error::EmptyCompletion => Error::EmptyCompletion,
+            Error::Translation { turn_order, source } => Error::Translation {
+                turn_order: *turn_order,
+                source: Box::new(source.duplicate()),
+            },
+            Error::Audio(m) => Error::Audio(m.clone()),
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+
     pub(crate) fn decode(message: impl std::fmt::Display, payload: &str) -> Self {
         const MAX: usize = 4096;
         let mut end = payload.len().min(MAX);

@@ -3,10 +3,16 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod audio;
+mod client;
 pub mod error;
 pub mod params;
 pub mod protocol;
+mod session;
 
 pub use audio::AudioChunk;
+pub use client::{API_KEY_ENV, Region, Secret, StreamingClient, StreamingClientBuilder};
 pub use error::{CloseKind, Error, Result, TimeoutKind};
 pub use params::{ConnectionParams, Encoding, SpeechModel};
+pub use session::{
+    AudioSink, EventStream, SessionHandle, SessionInfo, StreamingSession, TurnEvent,
+};

@@ -387,7 +387,6 @@ impl ServerMessage {
 /// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct UpdateConfiguration {
     /// End-of-turn confidence threshold, 0–1 (Universal-Streaming).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,642 @@
+//! The streaming client: credentials, endpoint and session options, shared by every session it
+//! opens, plus temporary-token minting.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio_tungstenite::tungstenite::{
+    self, Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+};
+use tracing::Instrument;
+
+use crate::error::{Error, Result, TimeoutKind};
+use crate::params::ConnectionParams;
+use crate::protocol::{Begin, ServerMessage};
+use crate::session::{self, StreamingSession, Ws};
+
+/// Environment variable read for the API key when none is given.
+pub const API_KEY_ENV: &str = "ASSEMBLYAI_API_KEY";
+
+const USER_AGENT: &str = concat!(
+    "assemblyai-streaming/",
+    env!("CARGO_PKG_VERSION"),
+    " (rust)"
+);
+
+/// A string that never shows up in `Debug` or `Display` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself. Use only to put it on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// How a client proves who it is.
+#[derive(Debug, Clone)]
+enum Credentials {
+    /// An API key, sent raw in the `Authorization` header.
+    ApiKey(Secret),
+    /// A temporary token, sent as the `token` query parameter.
+    Token(Secret),
+}
+
+/// Where the service lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Region {
+    /// Edge-routed default: `wss://streaming.assemblyai.com`.
+    #[default]
+    Default,
+    /// US data residency: `wss://streaming.us.assemblyai.com`.
+    Us,
+    /// EU data residency: `wss://streaming.eu.assemblyai.com`.
+    Eu,
+}
+
+impl Region {
+    fn base_url(self) -> &'static str {
+        match self {
+            Region::Default => "wss://streaming.assemblyai.com",
+            Region::Us => "wss://streaming.us.assemblyai.com",
+            Region::Eu => "wss://streaming.eu.assemblyai.com",
+        }
+    }
+}
+
+/// Per-session behaviour; every field has a documented default.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionOptions {
+    pub connect_timeout: Duration,
+    pub terminate_timeout: Duration,
+    pub frame_duration: Duration,
+    pub keep_alive_interval: Option<Duration>,
+    pub max_retries: u32,
+    pub retry_delay: Duration,
+    pub event_buffer: usize,
+    pub audio_buffer: usize,
+    pub format_wait: Duration,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            terminate_timeout: Duration::from_secs(5),
+            frame_duration: Duration::from_millis(100),
+            keep_alive_interval: None,
+            max_retries: 2,
+            retry_delay: Duration::from_millis(500),
+            event_buffer: 256,
+            audio_buffer: 32,
+            format_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A parsed endpoint: `ws(s)://authority` plus the socket path.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    secure: bool,
+    authority: String,
+    path: String,
+}
+
+impl Endpoint {
+    fn parse(url: &str) -> Result<Self> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| Error::Config(format!("invalid base URL {url:?}: no scheme")))?;
+        let secure = match scheme.to_ascii_lowercase().as_str() {
+            "ws" | "http" => false,
+            "wss" | "https" => true,
+            other => {
+                return Err(Error::Config(format!(
+                    "invalid base URL {url:?}: scheme {other:?} is not ws, wss, http or https"
+                )));
+            }
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(Error::Config(format!(
+                "invalid base URL {url:?}: expected a host (credentials in the URL are not supported)"
+            )));
+        }
+        let path = path.trim_end_matches('/');
+        Ok(Self {
+            secure,
+            authority: authority.to_string(),
+            path: if path.is_empty() {
+                "/v3/ws".into()
+            } else {
+                path.into()
+            },
+        })
+    }
+
+    fn ws_url(&self) -> String {
+        let scheme = if self.secure { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.authority, self.path)
+    }
+
+    fn http_url(&self, path: &str) -> String {
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.authority)
+    }
+}
+
+/// Builder for [`StreamingClient`].
+///
+/// Defaults: credentials from `ASSEMBLYAI_API_KEY`; the edge-routed endpoint; connect timeout
+/// 5 s (socket open plus `Begin`); 2 handshake retries 500 ms apart (transient failures only);
+/// terminate timeout 5 s; 100 ms audio frames; no automatic keep-alive; 256 buffered events;
+/// 32 buffered audio chunks; 1 s wait for a formatted turn under the older formatting behaviour.
+#[derive(Debug, Clone, Default)]
+pub struct StreamingClientBuilder {
+    credentials: Option<Credentials>,
+    base_url: Option<String>,
+    region: Region,
+    options: SessionOptions,
+    http: Option<reqwest::Client>,
+}
+
+impl StreamingClientBuilder {
+    /// Authenticate with an API key (sent raw in the `Authorization` header).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::ApiKey(Secret::new(key)));
+        self
+    }
+
+    /// Authenticate with a temporary token (sent as the `token` query parameter). Tokens are
+    /// single use: one session each.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::Token(Secret::new(token)));
+        self
+    }
+
+    /// Use a data-residency region (ignored when [`base_url`](Self::base_url) is set).
+    pub fn region(mut self, region: Region) -> Self {
+        self.region = region;
+        self
+    }
+
+    /// Any `ws://`, `wss://`, `http://` or `https://` base URL: the local emulator, a proxy.
+    /// `/v3/ws` is appended when the URL has no path.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Bound on opening the socket and receiving `Begin`, per attempt (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.options.connect_timeout = timeout;
+        self
+    }
+
+    /// Bound on waiting for `Termination` after `Terminate` (default 5 s).
+    pub fn terminate_timeout(mut self, timeout: Duration) -> Self {
+        self.options.terminate_timeout = timeout;
+        self
+    }
+
+    /// Duration of the audio frames the sink sends, 50–1000 ms (default 100 ms).
+    pub fn frame_duration(mut self, duration: Duration) -> Self {
+        self.options.frame_duration = duration;
+        self
+    }
+
+    /// Send `KeepAlive` after this long without any outbound message (default: never). Only
+    /// useful with the `inactivity_timeout` parameter, which it defeats by design.
+    pub fn keep_alive_interval(mut self, interval: Option<Duration>) -> Self {
+        self.options.keep_alive_interval = interval;
+        self
+    }
+
+    /// Handshake retries on transient failures (timeouts, refused connections, 5xx), never on
+    /// authentication errors (default 2 retries, 500 ms apart).
+    pub fn retries(mut self, max_retries: u32, delay: Duration) -> Self {
+        self.options.max_retries = max_retries;
+        self.options.retry_delay = delay;
+        self
+    }
+
+    /// How many server events may wait for a slow consumer before the session stops reading
+    /// the socket (default 256). Nothing is dropped: the server's own buffers take the rest.
+    pub fn event_buffer(mut self, events: usize) -> Self {
+        self.options.event_buffer = events.max(1);
+        self
+    }
+
+    /// How many audio chunks the sink buffers before `poll_ready` waits (default 32).
+    pub fn audio_buffer(mut self, chunks: usize) -> Self {
+        self.options.audio_buffer = chunks.max(1);
+        self
+    }
+
+    /// Under the older formatting behaviour an unformatted end-of-turn is followed by a
+    /// formatted one; wait this long for it before delivering the unformatted one as final
+    /// (default 1 s).
+    pub fn format_wait(mut self, wait: Duration) -> Self {
+        self.options.format_wait = wait;
+        self
+    }
+
+    /// Use this HTTP client for token requests (shares connection pools and proxy settings).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Checks the settings and builds the client. Fails when no credentials are given and
+    /// `ASSEMBLYAI_API_KEY` is unset, or a setting is out of range.
+    pub fn build(self) -> Result<StreamingClient> {
+        let credentials = match self.credentials {
+            Some(c) => c,
+            None => match std::env::var(API_KEY_ENV) {
+                Ok(key) if !key.trim().is_empty() => Credentials::ApiKey(Secret::new(key.trim())),
+                _ => {
+                    return Err(Error::Config(format!(
+                        "no API key: pass one to api_key() or set {API_KEY_ENV}"
+                    )));
+                }
+            },
+        };
+        let secret = match &credentials {
+            Credentials::ApiKey(s) | Credentials::Token(s) => s,
+        };
+        if secret.expose().is_empty() || HeaderValue::from_str(secret.expose()).is_err() {
+            return Err(Error::Config(
+                "the API key or token is empty or contains characters not allowed in a header"
+                    .into(),
+            ));
+        }
+        let frame = self.options.frame_duration;
+        if frame < Duration::from_millis(50) || frame > Duration::from_millis(1000) {
+            return Err(Error::Config(format!(
+                "frame_duration must be 50–1000 ms, got {frame:?}"
+            )));
+        }
+        let endpoint = Endpoint::parse(self.base_url.as_deref().unwrap_or(self.region.base_url()))?;
+        Ok(StreamingClient {
+            inner: Arc::new(Inner {
+                credentials,
+                endpoint,
+                options: self.options,
+                http: self.http.map(OnceLock::from).unwrap_or_default(),
+            }),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    credentials: Credentials,
+    endpoint: Endpoint,
+    options: SessionOptions,
+    http: OnceLock<reqwest::Client>,
+}
+
+/// Opens streaming sessions. Cheap to clone; share one per application.
+///
+/// ```no_run
+/// use assemblyai_streaming::{ConnectionParams, StreamingClient};
+///
+/// # async fn run() -> assemblyai_streaming::Result<()> {
+/// let client = StreamingClient::builder()
+///     .base_url("ws://127.0.0.1:8080") // the local emulator; omit for the real service
+///     .build()?;                         // key from ASSEMBLYAI_API_KEY
+/// let session = client.connect(ConnectionParams::new().format_turns(true)).await?;
+/// println!("session {}", session.id());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct StreamingClient {
+    inner: Arc<Inner>,
+}
+
+impl StreamingClient {
+    /// A builder with the defaults listed on [`StreamingClientBuilder`].
+    pub fn builder() -> StreamingClientBuilder {
+        StreamingClientBuilder::default()
+    }
+
+    /// A client for the real service with this API key and default options.
+    pub fn new(api_key: impl Into<String>) -> Result<Self> {
+        Self::builder().api_key(api_key).build()
+    }
+
+    /// A client for the real service with the key from `ASSEMBLYAI_API_KEY`.
+    pub fn from_env() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// The websocket URL sessions connect to (without the query string).
+    pub fn url(&self) -> String {
+        self.inner.endpoint.ws_url()
+    }
+
+    /// Opens a session: handshake, then waits for `Begin` (bounded by the connect timeout).
+    /// Transient failures are retried as configured; authentication failures are not.
+    pub async fn connect(&self, params: ConnectionParams) -> Result<StreamingSession> {
+        let opts = &self.inner.options;
+        let span = tracing::info_span!("assemblyai.connect", url = %self.url());
+        async {
+            let mut attempt = 0;
+            loop {
+                match self.connect_once(&params).await {
+                    Ok((ws, begin, early)) => {
+                        return Ok(session::start(ws, begin, early, &params, opts));
+                    }
+                    Err(e) if e.is_retryable() && attempt < opts.max_retries => {
+                        attempt += 1;
+                        tracing::warn!(error = %e, attempt, "handshake failed; retrying");
+                        tokio::time::sleep(opts.retry_delay).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "connect failed");
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn connect_once(
+        &self,
+        params: &ConnectionParams,
+    ) -> Result<(Ws, Begin, Vec<ServerMessage>)> {
+        let url = self.url();
+        let mut query = params.to_query();
+        let mut request_url = format!("{url}?{query}");
+        if let Credentials::Token(token) = &self.inner.credentials {
+            query.clear();
+            crate::params::encode_component(&mut query, token.expose());
+            request_url.push_str("&token=");
+            request_url.push_str(&query);
+        }
+        let mut request = request_url
+            .into_client_request()
+            .map_err(|e| Error::Config(format!("invalid URL {url}: {e}")))?;
+        let headers = request.headers_mut();
+        if let Credentials::ApiKey(key) = &self.inner.credentials {
+            // Checked in build(); a failure here cannot happen, but never panic on it.
+            let mut value = HeaderValue::from_str(key.expose())
+                .map_err(|_| Error::Config("API key is not a valid header value".into()))?;
+            value.set_sensitive(true);
+            headers.insert("authorization", value);
+        }
+        headers.insert("user-agent", HeaderValue::from_static(USER_AGENT));
+
+        let timeout = self.inner.options.connect_timeout;
+        let attempt = async {
+            let config = WebSocketConfig::default()
+                .max_message_size(Some(crate::protocol::MAX_SERVER_FRAME_BYTES))
+                .max_frame_size(Some(crate::protocol::MAX_SERVER_FRAME_BYTES));
+            let (mut ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
+                request,
+                Some(config),
+                true, // Nagle off: each audio frame leaves at once.
+                tls_connector(),
+            )
+            .await
+            .map_err(|e| handshake_error(e, &url))?;
+            tracing::debug!("websocket open; waiting for Begin");
+            wait_for_begin(&mut ws)
+                .await
+                .map(|(begin, early)| (ws, begin, early))
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                kind: TimeoutKind::Connect,
+                after: timeout,
+            }),
+        }
+    }
+
+    /// Mints a single-use temporary token (`GET /v3/token`) for a browser or another process.
+    ///
+    /// `expires_in_seconds` (1–600) is how long the token may be used to start a session;
+    /// `max_session_duration_seconds` (60–10800, default 10800) caps the session it starts.
+    /// Needs an API key (a token cannot mint tokens).
+    pub async fn create_temporary_token(
+        &self,
+        expires_in_seconds: u32,
+        max_session_duration_seconds: Option<u32>,
+    ) -> Result<String> {
+        if !(1..=600).contains(&expires_in_seconds) {
+            return Err(Error::Config(format!(
+                "expires_in_seconds must be 1–600, got {expires_in_seconds}"
+            )));
+        }
+        if let Some(max) = max_session_duration_seconds {
+            if !(60..=10800).contains(&max) {
+                return Err(Error::Config(format!(
+                    "max_session_duration_seconds must be 60–10800, got {max}"
+                )));
+            }
+        }
+        let Credentials::ApiKey(key) = &self.inner.credentials else {
+            return Err(Error::Config(
+                "minting a temporary token needs an API key, not a token".into(),
+            ));
+        };
+        let mut url = self.inner.endpoint.http_url("/v3/token");
+        url.push_str(&format!("?expires_in_seconds={expires_in_seconds}"));
+        if let Some(max) = max_session_duration_seconds {
+            url.push_str(&format!("&max_session_duration_seconds={max}"));
+        }
+        let http = self.inner.http.get_or_init(reqwest::Client::new);
+        let response = http
+            .get(&url)
+            .header("authorization", key.expose())
+            .header("user-agent", USER_AGENT)
+            .timeout(
+                self.inner
+                    .options
+                    .connect_timeout
+                    .max(Duration::from_secs(10)),
+            )
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body = response.text().await?;
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            token: Option<String>,
+            error: Option<String>,
+        }
+        let parsed: Option<TokenResponse> = serde_json::from_str(&body).ok();
+        if status != 200 {
+            return Err(Error::Api {
+                status,
+                message: parsed.and_then(|p| p.error).unwrap_or(body),
+                request_id: None,
+                retry_after: None,
+            });
+        }
+        match parsed.and_then(|p| p.token) {
+            Some(token) if !token.is_empty() => Ok(token),
+            _ => Err(Error::decode("token response has no \"token\"", &body)),
+        }
+    }
+}
+
+/// Reads frames until `Begin`. Anything else that arrives first is kept for the session; an
+/// `Error` frame or a close fails the attempt with the server's code and reason.
+async fn wait_for_begin(ws: &mut Ws) -> Result<(Begin, Vec<ServerMessage>)> {
+    let mut early = Vec::new();
+    let mut error_frame: Option<(Option<i64>, String)> = None;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => match ServerMessage::from_json(text.as_str()) {
+                Ok(ServerMessage::Begin(begin)) => return Ok((begin, early)),
+                Ok(ServerMessage::Error(f)) => error_frame = Some((f.error_code, f.error)),
+                Ok(ServerMessage::LegacyError { error }) => error_frame = Some((None, error)),
+                Ok(other) => early.push(other),
+                Err(e) => tracing::warn!(error = %e, "undecodable frame before Begin"),
+            },
+            Some(Ok(Message::Close(frame))) => {
+                let close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                return Err(
+                    session::server_error(close, error_frame).unwrap_or_else(|| {
+                        Error::ConnectionLost("server closed before Begin".into())
+                    }),
+                );
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                return Err(session::server_error(None, error_frame)
+                    .unwrap_or_else(|| Error::ConnectionLost(e.to_string())));
+            }
+            None => {
+                return Err(session::server_error(None, error_frame).unwrap_or_else(|| {
+                    Error::ConnectionLost("connection closed before Begin".into())
+                }));
+            }
+        }
+    }
+}
+
+fn handshake_error(e: tungstenite::Error, url: &str) -> Error {
+    match e {
+        tungstenite::Error::Http(response) => {
+            let status = response.status().as_u16();
+            let body = response
+                .body()
+                .as_deref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            Error::HandshakeRejected { status, body }
+        }
+        tungstenite::Error::Url(e) => Error::Config(format!("invalid URL {url}: {e}")),
+        other => Error::Connect {
+            url: url.to_string(),
+            message: other.to_string(),
+        },
+    }
+}
+
+#[cfg(feature = "rustls")]
+fn tls_connector() -> Option<tokio_tungstenite::Connector> {
+    // An explicit provider avoids rustls' process-wide default, which panics when no provider
+    // or two providers are compiled into the application.
+    static CONFIG: OnceLock<Option<Arc<rustls::ClientConfig>>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .ok()
+                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+        })
+        .clone()
+        .map(tokio_tungstenite::Connector::Rustls)
+}
+
+#[cfg(not(feature = "rustls"))]
+fn tls_connector() -> Option<tokio_tungstenite::Connector> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_get_the_v3_path_unless_they_have_one() {
+        let e = Endpoint::parse("ws://127.0.0.1:8080").unwrap();
+        assert_eq!(e.ws_url(), "ws://127.0.0.1:8080/v3/ws");
+        assert_eq!(e.http_url("/v3/token"), "http://127.0.0.1:8080/v3/token");
+        let e = Endpoint::parse("wss://streaming.eu.assemblyai.com/").unwrap();
+        assert_eq!(e.ws_url(), "wss://streaming.eu.assemblyai.com/v3/ws");
+        let e = Endpoint::parse("https://proxy.local/custom/ws").unwrap();
+        assert_eq!(e.ws_url(), "wss://proxy.local/custom/ws");
+        assert!(Endpoint::parse("ftp://x").is_err());
+        assert!(Endpoint::parse("127.0.0.1:8080").is_err());
+        assert!(Endpoint::parse("ws://user:pw@host").is_err());
+    }
+
+    #[test]
+    fn regions_pick_their_hosts() {
+        let url = |r| {
+            StreamingClient::builder()
+                .api_key("k")
+                .region(r)
+                .build()
+                .unwrap()
+                .url()
+        };
+        assert_eq!(url(Region::Default), "wss://streaming.assemblyai.com/v3/ws");
+        assert_eq!(url(Region::Us), "wss://streaming.us.assemblyai.com/v3/ws");
+        assert_eq!(url(Region::Eu), "wss://streaming.eu.assemblyai.com/v3/ws");
+    }
+
+    #[test]
+    fn keys_never_show_in_debug() {
+        let client = StreamingClient::builder()
+            .api_key("super-secret-key-42")
+            .build()
+            .unwrap();
+        assert!(!format!("{client:?}").contains("super-secret-key-42"));
+        let builder = StreamingClient::builder().token("tok-secret-99");
+        assert!(!format!("{builder:?}").contains("tok-secret-99"));
+    }
+
+    #[test]
+    fn bad_settings_are_config_errors() {
+        let err = StreamingClient::builder()
+            .api_key("k")
+            .frame_duration(Duration::from_millis(20))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), "config");
+        let err = StreamingClient::builder()
+            .api_key("bad\nkey")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), "config");
+    }
+}

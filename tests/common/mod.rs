@@ -1,0 +1,141 @@
+//! A scripted websocket server on loopback, for tests of client behaviour the real service
+//! (and the emulator) would only show by accident: every close code, a dropped TCP connection,
+//! a server that never terminates.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, http};
+
+pub const KEY: &str = "test-key";
+
+pub type ServerWs = WebSocketStream<TcpStream>;
+
+/// What the scripted server saw of the handshake.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub path_and_query: String,
+    pub authorization: Option<String>,
+}
+
+pub struct MockServer {
+    pub url: String,
+    pub connections: Arc<AtomicUsize>,
+}
+
+/// Starts a server whose every connection runs `script`. `reject` may refuse the upgrade with
+/// an HTTP status (given the 0-based connection number).
+pub async fn serve<F, Fut>(
+    reject: impl Fn(usize) -> Option<u16> + Send + Sync + 'static,
+    script: F,
+) -> MockServer
+where
+    F: Fn(ServerWs, Seen) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    let script = Arc::new(script);
+    let reject = Arc::new(reject);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let script = script.clone();
+            let reject = reject.clone();
+            tokio::spawn(async move {
+                let mut seen = Seen::default();
+                let callback = |req: &Request, resp: Response| {
+                    seen.path_and_query = req.uri().to_string();
+                    seen.authorization = req
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from);
+                    if let Some(status) = reject(n) {
+                        let mut err = ErrorResponse::new(Some(format!("rejected with {status}")));
+                        *err.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                        return Err(err);
+                    }
+                    Ok(resp)
+                };
+                if let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await {
+                    script(ws, seen).await;
+                }
+            });
+        }
+    });
+    MockServer {
+        url: format!("ws://{addr}"),
+        connections,
+    }
+}
+
+pub fn begin() -> Message {
+    Message::text(r#"{"type":"Begin","id":"mock-session","expires_at":1900000000}"#)
+}
+
+pub fn turn(order: u64, eot: bool, formatted: bool, text: &str) -> Message {
+    let words: Vec<serde_json::Value> = text
+        .split_whitespace()
+        .enumerate()
+        .map(|(i, w)| {
+            serde_json::json!({"start": i * 300, "end": i * 300 + 250, "text": w,
+                               "confidence": 0.9, "word_is_final": true})
+        })
+        .collect();
+    Message::text(
+        serde_json::json!({
+            "type": "Turn", "turn_order": order, "turn_is_formatted": formatted,
+            "end_of_turn": eot, "transcript": text, "end_of_turn_confidence": 0.5,
+            "words": words, "utterance": ""
+        })
+        .to_string(),
+    )
+}
+
+pub fn termination() -> Message {
+    Message::text(
+        r#"{"type":"Termination","audio_duration_seconds":1,"session_duration_seconds":2}"#,
+    )
+}
+
+pub async fn close(ws: &mut ServerWs, code: u16, reason: &str) {
+    let _ = ws
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        })))
+        .await;
+    // Let the client's close reply arrive before the socket drops.
+    while let Some(Ok(_)) = ws.next().await {}
+}
+
+/// Reads client frames until `Terminate`; returns the binary frame sizes and the JSON messages.
+pub async fn read_until_terminate(ws: &mut ServerWs) -> (Vec<usize>, Vec<String>) {
+    let mut frames = Vec::new();
+    let mut texts = Vec::new();
+    while let Some(Ok(msg)) = ws.next().await {
+        match msg {
+            Message::Binary(b) => frames.push(b.len()),
+            Message::Text(t) => {
+                let done = t.as_str().contains("\"Terminate\"");
+                texts.push(t.to_string());
+                if done {
+                    break;
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    (frames, texts)
+}
