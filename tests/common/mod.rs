@@ -1,7 +1,7 @@
 //! A scripted websocket server on loopback, for tests of client behaviour the real service
 //! (and the emulator) would only show by accident: every close code, a dropped TCP connection,
 //! a server that never terminates.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::result_large_err)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
