@@ -96,6 +96,22 @@ impl TurnEvent {
     pub fn is_final(&self) -> bool {
         matches!(self, TurnEvent::Final(_))
     }
+
+    /// The server message this event came from (partials and finals are both `Turn`s).
+    pub fn into_message(self) -> ServerMessage {
+        match self {
+            TurnEvent::Begin(b) => ServerMessage::Begin(b),
+            TurnEvent::SpeechStarted(s) => ServerMessage::SpeechStarted(s),
+            TurnEvent::Partial(t) | TurnEvent::Final(t) => ServerMessage::Turn(t),
+            TurnEvent::Termination(t) => ServerMessage::Termination(t),
+            TurnEvent::Warning(w) => ServerMessage::Warning(w),
+            TurnEvent::Heartbeat(h) => ServerMessage::Heartbeat(h),
+            TurnEvent::Silence(s) => ServerMessage::Silence(s),
+            TurnEvent::SpeakerRevision(r) => ServerMessage::SpeakerRevision(r),
+            TurnEvent::LlmGatewayResponse(r) => ServerMessage::LlmGatewayResponse(r),
+            TurnEvent::Unknown(v) => ServerMessage::Unknown(v),
+        }
+    }
 }
 
 /// What the sink and handles send to the session task. Audio and control share one channel so

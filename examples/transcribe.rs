@@ -1,0 +1,169 @@
+//! Streams a WAV file to the service and prints every server event as one JSON line.
+//!
+//! ```text
+//! cargo run --example transcribe -- [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast] FILE.wav
+//! ```
+//!
+//! Contract (other tools script this):
+//! - stdout: one JSON object per server event, the message's fields as received, plus
+//!   `"final": true|false` on `Turn` messages (true exactly once per `turn_order`).
+//! - stderr: each error as `{"error": {"kind": "...", "code": <int or null>, "message": "..."}}`.
+//! - exit status 0 only when the session ended with `Termination`.
+//!
+//! The key comes from `ASSEMBLYAI_API_KEY`; `--url` takes a base such as `ws://127.0.0.1:8080`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use assemblyai_streaming::{AudioChunk, ConnectionParams, Error, StreamingClient, TurnEvent};
+use futures::{SinkExt, StreamExt};
+
+struct Args {
+    url: Option<String>,
+    params: Vec<(String, String)>,
+    format_turns: bool,
+    fast: bool,
+    file: String,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: transcribe [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast] FILE.wav"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut args = std::env::args().skip(1);
+    let mut parsed = Args {
+        url: None,
+        params: Vec::new(),
+        format_turns: true,
+        fast: false,
+        file: String::new(),
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--url" => parsed.url = Some(args.next().unwrap_or_else(|| usage())),
+            "--param" => {
+                let kv = args.next().unwrap_or_else(|| usage());
+                let Some((k, v)) = kv.split_once('=') else {
+                    usage()
+                };
+                parsed.params.push((k.to_string(), v.to_string()));
+            }
+            "--no-format-turns" => parsed.format_turns = false,
+            "--fast" => parsed.fast = true,
+            "-h" | "--help" => usage(),
+            _ if parsed.file.is_empty() && !arg.starts_with("--") => parsed.file = arg,
+            _ => usage(),
+        }
+    }
+    if parsed.file.is_empty() {
+        usage()
+    }
+    parsed
+}
+
+fn print_error(e: &Error) {
+    let line = serde_json::json!({"error": {"kind": e.kind(), "code": e.code(), "message": e.to_string()}});
+    eprintln!("{line}");
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = parse_args();
+    match run(args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            print_error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<bool, Error> {
+    let mut params = ConnectionParams::new().format_turns(args.format_turns);
+    for (k, v) in &args.params {
+        params = params.extra(k, v);
+    }
+    let sample_rate = params.sample_rate();
+    let (chunks, _info) = read_wav(&args.file, sample_rate)?;
+
+    let mut builder = StreamingClient::builder();
+    if let Some(url) = &args.url {
+        builder = builder.base_url(url);
+    }
+    let session = builder.build()?.connect(params).await?;
+    let (mut sink, mut events) = session.split();
+
+    let fast = args.fast;
+    let sender = tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        let mut sent_samples = 0u64;
+        for chunk in chunks {
+            sent_samples += (chunk.len() / 2) as u64;
+            sink.send(chunk).await?;
+            if !fast {
+                // Real-time pace: never be ahead of the wall clock by more than this chunk.
+                let audio_time =
+                    Duration::from_micros(sent_samples * 1_000_000 / sample_rate as u64);
+                tokio::time::sleep_until(started + audio_time).await;
+            }
+        }
+        sink.close().await
+    });
+
+    let mut terminated = false;
+    let mut stdout = std::io::stdout().lock();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(event) => {
+                let is_final = match &event {
+                    TurnEvent::Partial(_) => Some(false),
+                    TurnEvent::Final(_) => Some(true),
+                    TurnEvent::Termination(_) => {
+                        terminated = true;
+                        None
+                    }
+                    _ => None,
+                };
+                let mut value = serde_json::to_value(event.into_message()).unwrap_or_default();
+                if let (Some(f), Some(obj)) = (is_final, value.as_object_mut()) {
+                    obj.insert("final".into(), f.into());
+                }
+                let _ = writeln!(stdout, "{value}");
+                let _ = stdout.flush();
+            }
+            Err(e) => print_error(&e),
+        }
+    }
+    // A send error means the session ended; its cause was already printed from the stream.
+    let _ = sender.await;
+    Ok(terminated)
+}
+
+/// Reads a 16-bit mono WAV at the session rate into 100 ms chunks.
+fn read_wav(path: &str, sample_rate: u32) -> Result<(Vec<AudioChunk>, ()), Error> {
+    let reader = hound::WavReader::open(path).map_err(|e| Error::Audio(format!("{path}: {e}")))?;
+    let spec = reader.spec();
+    if spec.channels != 1 || spec.sample_rate != sample_rate || spec.bits_per_sample != 16 {
+        return Err(Error::Audio(format!(
+            "{path}: need 16-bit mono at {sample_rate} Hz, got {spec:?}"
+        )));
+    }
+    let samples: Vec<i16> = reader
+        .into_samples::<i16>()
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Audio(format!("{path}: {e}")))?;
+    let per_chunk = sample_rate as usize / 10;
+    Ok((
+        samples
+            .chunks(per_chunk)
+            .map(AudioChunk::from_pcm16)
+            .collect(),
+        (),
+    ))
+}
