@@ -5,9 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio_tungstenite::tungstenite::{
-    self, Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
-};
+use tokio_tungstenite::tungstenite::{Message, http::HeaderValue, protocol::WebSocketConfig};
 use tracing::Instrument;
 
 use crate::error::{Error, Result, TimeoutKind};
@@ -384,41 +382,27 @@ impl StreamingClient {
         &self,
         params: &ConnectionParams,
     ) -> Result<(Ws, Begin, Vec<ServerMessage>)> {
-        let url = self.url();
-        let mut query = params.to_query();
-        let mut request_url = format!("{url}?{query}");
-        if let Credentials::Token(token) = &self.inner.credentials {
-            query.clear();
-            crate::params::encode_component(&mut query, token.expose());
-            request_url.push_str("&token=");
-            request_url.push_str(&query);
+        let endpoint = &self.inner.endpoint;
+        let mut path_and_query = format!("{}?{}", endpoint.path, params.to_query());
+        let mut headers = vec![("User-Agent", USER_AGENT)];
+        match &self.inner.credentials {
+            Credentials::ApiKey(key) => headers.push(("Authorization", key.expose())),
+            Credentials::Token(token) => {
+                path_and_query.push_str("&token=");
+                crate::params::encode_component(&mut path_and_query, token.expose());
+            }
         }
-        let mut request = request_url
-            .into_client_request()
-            .map_err(|e| Error::Config(format!("invalid URL {url}: {e}")))?;
-        let headers = request.headers_mut();
-        if let Credentials::ApiKey(key) = &self.inner.credentials {
-            // Checked in build(); a failure here cannot happen, but never panic on it.
-            let mut value = HeaderValue::from_str(key.expose())
-                .map_err(|_| Error::Config("API key is not a valid header value".into()))?;
-            value.set_sensitive(true);
-            headers.insert("authorization", value);
-        }
-        headers.insert("user-agent", HeaderValue::from_static(USER_AGENT));
-
+        let target = crate::handshake::Target {
+            secure: endpoint.secure,
+            authority: endpoint.authority.clone(),
+            path_and_query,
+        };
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(crate::protocol::MAX_SERVER_FRAME_BYTES))
+            .max_frame_size(Some(crate::protocol::MAX_SERVER_FRAME_BYTES));
         let timeout = self.inner.options.connect_timeout;
         let attempt = async {
-            let config = WebSocketConfig::default()
-                .max_message_size(Some(crate::protocol::MAX_SERVER_FRAME_BYTES))
-                .max_frame_size(Some(crate::protocol::MAX_SERVER_FRAME_BYTES));
-            let (mut ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
-                request,
-                Some(config),
-                true, // Nagle off: each audio frame leaves at once.
-                tls_connector(),
-            )
-            .await
-            .map_err(|e| handshake_error(e, &url))?;
+            let mut ws = crate::handshake::connect(&target, &headers, config).await?;
             tracing::debug!("websocket open; waiting for Begin");
             wait_for_begin(&mut ws)
                 .await
@@ -535,50 +519,6 @@ async fn wait_for_begin(ws: &mut Ws) -> Result<(Begin, Vec<ServerMessage>)> {
             }
         }
     }
-}
-
-fn handshake_error(e: tungstenite::Error, url: &str) -> Error {
-    match e {
-        tungstenite::Error::Http(response) => {
-            let status = response.status().as_u16();
-            let body = response
-                .body()
-                .as_deref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            Error::HandshakeRejected { status, body }
-        }
-        tungstenite::Error::Url(e) => Error::Config(format!("invalid URL {url}: {e}")),
-        other => Error::Connect {
-            url: url.to_string(),
-            message: other.to_string(),
-        },
-    }
-}
-
-#[cfg(feature = "rustls")]
-fn tls_connector() -> Option<tokio_tungstenite::Connector> {
-    // An explicit provider avoids rustls' process-wide default, which panics when no provider
-    // or two providers are compiled into the application.
-    static CONFIG: OnceLock<Option<Arc<rustls::ClientConfig>>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .ok()
-                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-        })
-        .clone()
-        .map(tokio_tungstenite::Connector::Rustls)
-}
-
-#[cfg(not(feature = "rustls"))]
-fn tls_connector() -> Option<tokio_tungstenite::Connector> {
-    None
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod audio;
 mod client;
 pub mod error;
+mod handshake;
 pub mod params;
 pub mod protocol;
 mod session;

@@ -713,3 +713,25 @@ fn sessions_and_halves_are_send_and_static() {
     check::<assemblyai_streaming::SessionHandle>();
     check::<StreamingClient>();
 }
+
+#[tokio::test]
+async fn wss_to_a_server_that_is_not_tls_is_an_error_not_a_panic() {
+    // A listener that accepts and hangs up: the TLS handshake fails cleanly.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            drop(tcp);
+        }
+    });
+    let err = StreamingClient::builder()
+        .api_key(KEY)
+        .base_url(format!("wss://localhost:{port}"))
+        .retries(0, Duration::ZERO)
+        .build()
+        .unwrap()
+        .connect(ConnectionParams::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "connect", "{err:?}");
+}
