@@ -1,4 +1,4 @@
-//! Async client for AssemblyAI's Universal Streaming (v3) speech-to-text API.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
