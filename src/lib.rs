@@ -4,9 +4,13 @@
 
 pub mod audio;
 pub mod error;
+pub mod lemur;
 pub mod params;
 pub mod protocol;
+pub mod session;
+pub mod translate;
 
 pub use audio::AudioChunk;
 pub use error::{CloseKind, Error, Result, TimeoutKind};
 pub use params::{ConnectionParams, Encoding, SpeechModel};
+pub use session::TurnEvent;
