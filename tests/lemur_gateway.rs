@@ -341,3 +341,54 @@ async fn legacy_server_errors_are_retried_too() {
         "Hola, mundo."
     );
 }
+
+/// Collects everything logged, at every level, into a buffer.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn trace_logs_of_requests_retries_and_failures_never_contain_the_key() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let emu = emulator(LlmOptions {
+        fail_500_times: 1,
+        ..Default::default()
+    })
+    .await;
+    let lemur = client(&emu).build().unwrap();
+    assert_eq!(
+        lemur.translate("Hello, world.", "es").await.unwrap(),
+        "Hola, mundo."
+    );
+    let wrong = client(&emu)
+        .api_key("wrong-key-in-logs-42")
+        .build()
+        .unwrap();
+    let _ = wrong.translate("Hello, world.", "es").await.unwrap_err();
+    tracing::trace!(?lemur, ?wrong, "clients");
+
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(text.contains("retrying"), "the retry was logged: {text}");
+    assert!(
+        !text.contains(KEY) && !text.contains("wrong-key-in-logs-42"),
+        "{text}"
+    );
+}

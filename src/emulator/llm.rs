@@ -449,9 +449,6 @@ fn validate_chat(body: &Value) -> Result<CheckedChat, Vec<String>> {
                     )),
                 }
             }
-            if input.is_empty() && errors.is_empty() {
-                errors.push("messages: at least one user message is required".into());
-            }
         }
         (Some(Value::Array(_)), _) => errors.push("messages: must not be empty".into()),
         (Some(_), _) => errors.push("messages: must be a list".into()),
