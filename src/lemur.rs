@@ -185,8 +185,9 @@ impl LemurBuilder {
         self
     }
 
-    /// Longest wait before a retry. A `Retry-After` asking for more gives up at once with the
-    /// `429` error (its `retry_after` field says how long the service asked for). Default 30 s.
+    /// Longest wait before a retry: the doubling backoff stops growing there, and a
+    /// `Retry-After` asking for more gives up at once with the `429` error (its `retry_after`
+    /// field says how long the service asked for). Default 30 s.
     pub fn max_retry_wait(mut self, wait: Duration) -> Self {
         self.max_retry_wait = Some(wait);
         self
@@ -387,9 +388,8 @@ impl Lemur {
     }
 
     /// Translates `text` into `lang` (a name such as `"Spanish"` or an ISO 639-1 code such as
-    /// `"es"`; the prompt names the language in words, see
-    /// [`translation_prompt`](crate::translate::translation_prompt)). Returns the model's text,
-    /// trimmed.
+    /// `"es"`; the prompt names the language in words, see [`translation_prompt`]). Returns the
+    /// model's text, trimmed.
     ///
     /// Errors: [`Error::EmptyCompletion`] when the model returned no text, [`Error::Api`] (with
     /// status, message and request id) when the service refused, [`Error::LemurShutDown`] for
@@ -484,17 +484,23 @@ impl Lemur {
             if !retryable || retry >= inner.max_retries {
                 return Err(error);
             }
-            let backoff = inner.retry_delay.saturating_mul(1 << retry.min(16));
             let delay = match &error {
+                // The service said how long to wait: wait that long, or give up if it is more
+                // than the caller accepts.
                 Error::Api {
                     retry_after: Some(after),
                     ..
-                } => *after,
-                _ => backoff,
+                } => {
+                    if *after > inner.max_retry_wait {
+                        return Err(error);
+                    }
+                    *after
+                }
+                _ => inner
+                    .retry_delay
+                    .saturating_mul(1 << retry.min(16))
+                    .min(inner.max_retry_wait),
             };
-            if delay > inner.max_retry_wait {
-                return Err(error);
-            }
             retry += 1;
             tracing::debug!(
                 retry,
