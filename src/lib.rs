@@ -9,7 +9,7 @@ pub mod error;
 pub mod lemur;
 pub mod params;
 pub mod protocol;
-pub mod session;
+mod session;
 pub mod translate;
 
 pub use audio::AudioChunk;
