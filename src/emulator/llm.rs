@@ -140,6 +140,18 @@ struct KnownTurn {
     translations: BTreeMap<String, String>,
 }
 
+impl std::fmt::Debug for LlmState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The accepted key stays out of `Debug` like every other key.
+        f.debug_struct("LlmState")
+            .field("options", &self.options)
+            .field("scripted_turns", &self.turns.len())
+            .field("remaining_429", &self.remaining_429)
+            .field("remaining_500", &self.remaining_500)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LlmState {
     /// State for one emulator: its options, its accepted key, and the script whose translations
     /// it may return.
@@ -689,6 +701,16 @@ mod tests {
             validate_task(&json!({"prompt": "p", "input_text": "t", "final_model": "default"}))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn debug_does_not_show_the_accepted_key() {
+        let s = LlmState::new(
+            LlmOptions::default(),
+            "accepted-key-77".into(),
+            &Script::default(),
+        );
+        assert!(!format!("{s:?}").contains("accepted-key-77"));
     }
 
     #[test]
