@@ -397,7 +397,10 @@ impl<S> std::fmt::Debug for TranslatedStream<S> {
 ///
 /// Turns with an empty transcript get an empty [`Translation`] without calling the translator,
 /// so every final is followed by exactly one translation item (`Ok` or `Err`). The stream ends
-/// when the session's stream has ended and every pending translation has been yielded.
+/// when the session's stream has ended and every pending translation has been yielded, so the
+/// translations of the last turns may come after `Termination`.
+///
+/// [`TranslateExt::translated`] is the same with default options, as a method.
 pub fn translate_finals<S, T>(
     events: S,
     translator: T,
@@ -534,3 +537,43 @@ where
         Poll::Pending
     }
 }
+
+/// [`translate_finals`] as a method on any session event stream.
+///
+/// ```no_run
+/// # async fn demo(events: impl futures::Stream<Item = assemblyai_streaming::Result<assemblyai_streaming::TurnEvent>> + Send + 'static)
+/// # -> assemblyai_streaming::Result<()> {
+/// use assemblyai_streaming::lemur::Lemur;
+/// use assemblyai_streaming::translate::{TranslateExt, TranslatedEvent};
+/// use futures::StreamExt;
+///
+/// let mut events = events.translated(Lemur::builder().build()?, "es");
+/// while let Some(item) = events.next().await {
+///     if let Ok(TranslatedEvent::Translation(t)) = item {
+///         println!("{}: {}", t.turn_order, t.text);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+pub trait TranslateExt: Stream<Item = Result<TurnEvent>> + Sized {
+    /// Adds each final turn's translation into `lang`, with [`TranslateOptions::default`].
+    fn translated<T: Translator + 'static>(
+        self,
+        translator: T,
+        lang: impl Into<String>,
+    ) -> TranslatedStream<Self> {
+        translate_finals(self, translator, lang, TranslateOptions::default())
+    }
+
+    /// Adds each final turn's translation into `lang`, with these options.
+    fn translated_with<T: Translator + 'static>(
+        self,
+        translator: T,
+        lang: impl Into<String>,
+        options: TranslateOptions,
+    ) -> TranslatedStream<Self> {
+        translate_finals(self, translator, lang, options)
+    }
+}
+
+impl<S: Stream<Item = Result<TurnEvent>>> TranslateExt for S {}

@@ -355,3 +355,17 @@ async fn translation_items_carry_source_language_and_latency() {
     assert_eq!(t.text, "Spanish:Good morning.");
     assert_eq!(t.elapsed, Duration::from_millis(300));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_extension_method_is_the_adapter_with_default_options() {
+    use assemblyai_streaming::translate::TranslateExt;
+    let (tx, events) = session();
+    let mut out = events.translated(slow_translator(|_| Duration::from_millis(100)), "it");
+    tx.unbounded_send(Ok(final_(0, "Ciao"))).unwrap();
+    drop(tx);
+    let seen: Vec<_> = out.by_ref().map(describe).collect().await;
+    assert_eq!(
+        seen,
+        vec![Seen::Final(0), Seen::Translation(0, "it:Ciao".into())]
+    );
+}
