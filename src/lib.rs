@@ -4,11 +4,15 @@
 
 pub mod audio;
 mod client;
+#[cfg(feature = "emulator")]
+pub mod emulator;
 pub mod error;
 mod handshake;
+pub mod lemur;
 pub mod params;
 pub mod protocol;
 mod session;
+pub mod translate;
 
 pub use audio::AudioChunk;
 pub use client::{API_KEY_ENV, Region, Secret, StreamingClient, StreamingClientBuilder};

@@ -1,0 +1,1032 @@
+//! `Lemur`: text tasks and translation through AssemblyAI's LLM Gateway (or LeMUR, historically).
+//!
+//! AssemblyAI shut LeMUR down on 2026-03-31: its routes answer `404 Not found`. The client keeps
+//! the familiar name and API but talks to its successor, the **LLM Gateway** (an
+//! OpenAI-like `POST /v1/chat/completions`), by default. The legacy LeMUR task endpoint is still
+//! available as [`Backend::LegacyLemur`] for servers that keep it alive (or the emulator); a
+//! `404` from it becomes [`Error::LemurShutDown`], which says how to switch.
+//!
+//! ```no_run
+//! # async fn demo() -> assemblyai_streaming::Result<()> {
+//! use assemblyai_streaming::lemur::Lemur;
+//!
+//! let lemur = Lemur::builder().build()?; // key from ASSEMBLYAI_API_KEY
+//! let spanish = lemur.translate("Hello, world.", "es").await?;
+//! let summary = lemur.task("Summarize in one sentence.", "…a long transcript…").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Any OpenAI-compatible server works through the Gateway backend: point
+//! [`LemurBuilder::base_url`] at it (a trailing `/v1` is accepted), and set
+//! [`LemurBuilder::bearer_auth`] if it expects `Authorization: Bearer <key>`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result, TimeoutKind};
+use crate::translate::{Translator, translation_prompt};
+
+/// Base URL of the LLM Gateway (US).
+pub const LLM_GATEWAY_URL: &str = "https://llm-gateway.assemblyai.com";
+/// Base URL of the LLM Gateway (EU; serves the Claude and Gemini models only).
+pub const LLM_GATEWAY_EU_URL: &str = "https://llm-gateway.eu.assemblyai.com";
+/// Base URL of the (shut down) LeMUR API (US).
+pub const LEMUR_URL: &str = "https://api.assemblyai.com";
+/// Base URL of the (shut down) LeMUR API (EU).
+pub const LEMUR_EU_URL: &str = "https://api.eu.assemblyai.com";
+
+/// Default Gateway model: `claude-haiku-4-5-20251001`, the fastest Claude on the Gateway. It is
+/// served in both the US and the EU (OpenAI models are US-only), and translation of a spoken
+/// turn needs speed far more than deep reasoning.
+pub const DEFAULT_MODEL: &str = "claude-haiku-4-5-20251001";
+/// Default legacy LeMUR `final_model`: `anthropic/claude-sonnet-4-20250514`, the last model
+/// LeMUR listed as available in every region and not sunset (the quickstart's
+/// `claude-3-7-sonnet` was sunset on 2025-10-03).
+pub const DEFAULT_LEGACY_MODEL: &str = "anthropic/claude-sonnet-4-20250514";
+/// Default `max_tokens` / `max_output_size` (the Gateway's own default).
+pub const DEFAULT_MAX_TOKENS: u32 = 1000;
+
+const ENV_KEY: &str = "ASSEMBLYAI_API_KEY";
+/// Longest error body kept in [`Error::Api`] messages when it is not a known JSON envelope.
+const MAX_ERROR_TEXT: usize = 512;
+
+/// Which API a [`Lemur`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The LLM Gateway, `POST {base}/v1/chat/completions` (default), or any OpenAI-compatible
+    /// server.
+    #[default]
+    LlmGateway,
+    /// LeMUR's task endpoint, `POST {base}/lemur/v3/generate/task`, shut down by AssemblyAI on
+    /// 2026-03-31.
+    LegacyLemur,
+}
+
+/// Which AssemblyAI region to use when no base URL is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Region {
+    /// United States (default).
+    #[default]
+    Us,
+    /// European Union.
+    Eu,
+}
+
+/// The API key. Never shown by `Debug`, and never put into errors.
+#[derive(Clone, Default)]
+struct ApiKey(String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("<unset>")
+        } else {
+            f.write_str("<redacted>")
+        }
+    }
+}
+
+/// Builder of [`Lemur`]; see each setter for its default.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct LemurBuilder {
+    api_key: Option<ApiKey>,
+    backend: Backend,
+    region: Region,
+    base_url: Option<String>,
+    model: Option<String>,
+    max_tokens: Option<u32>,
+    temperature: Option<f32>,
+    timeout: Option<Duration>,
+    max_retries: Option<u32>,
+    retry_delay: Option<Duration>,
+    max_retry_wait: Option<Duration>,
+    bearer_auth: bool,
+    http_client: Option<reqwest::Client>,
+}
+
+impl LemurBuilder {
+    /// The API key. Default: the `ASSEMBLYAI_API_KEY` environment variable, read by
+    /// [`build`](Self::build).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(ApiKey(key.into()));
+        self
+    }
+
+    /// The backend. Default [`Backend::LlmGateway`].
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// The region whose AssemblyAI host is used when no [`base_url`](Self::base_url) is set.
+    /// Default [`Region::Us`].
+    pub fn region(mut self, region: Region) -> Self {
+        self.region = region;
+        self
+    }
+
+    /// Base URL of the server, e.g. the emulator's `http_url()` or a local OpenAI-compatible
+    /// server. Default: the backend's AssemblyAI host for the region ([`LLM_GATEWAY_URL`],
+    /// [`LLM_GATEWAY_EU_URL`], [`LEMUR_URL`], [`LEMUR_EU_URL`]). For the Gateway backend a
+    /// trailing `/v1` is accepted (OpenAI convention).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// The model. Default [`DEFAULT_MODEL`] for the Gateway, [`DEFAULT_LEGACY_MODEL`] for
+    /// LeMUR (whose names carry an `anthropic/` prefix).
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Maximum output tokens (`max_tokens`, or LeMUR's `max_output_size`). Default
+    /// [`DEFAULT_MAX_TOKENS`].
+    pub fn max_tokens(mut self, n: u32) -> Self {
+        self.max_tokens = Some(n);
+        self
+    }
+
+    /// Sampling temperature (Gateway 0–2, LeMUR 0–1). Default: not sent, so the service's
+    /// default applies (0 for LeMUR).
+    pub fn temperature(mut self, t: f32) -> Self {
+        self.temperature = Some(t);
+        self
+    }
+
+    /// Time limit of one HTTP attempt, from sending the request to the end of the response
+    /// body. Default 30 s. A timed-out attempt is not retried: in real-time use a second full
+    /// wait is rarely worth it; the caller gets [`Error::Timeout`] and decides.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// How many times a request is retried after a `429`, a `5xx` or a transport failure.
+    /// Default 2 (three attempts in all). `4xx` other than `429` are never retried.
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = Some(n);
+        self
+    }
+
+    /// First backoff delay; it doubles on every retry. Default 250 ms. A `Retry-After` header
+    /// replaces it for that retry.
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = Some(delay);
+        self
+    }
+
+    /// Longest wait before a retry: the doubling backoff stops growing there, and a
+    /// `Retry-After` asking for more gives up at once with the `429` error (its `retry_after`
+    /// field says how long the service asked for). Default 30 s.
+    pub fn max_retry_wait(mut self, wait: Duration) -> Self {
+        self.max_retry_wait = Some(wait);
+        self
+    }
+
+    /// Sends `Authorization: Bearer <key>` instead of the raw key AssemblyAI expects, for
+    /// OpenAI-compatible servers. Default `false`.
+    pub fn bearer_auth(mut self, yes: bool) -> Self {
+        self.bearer_auth = yes;
+        self
+    }
+
+    /// Uses this HTTP client (shared connection pool, proxies, TLS settings). Default: a new
+    /// client. Its own timeouts still apply, in addition to [`timeout`](Self::timeout).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Checks the settings and builds the client.
+    ///
+    /// Fails with [`Error::Config`] when no key is set (and `ASSEMBLYAI_API_KEY` is empty),
+    /// the key cannot travel in a header, the base URL is not `http(s)://…`, or a number is
+    /// out of range.
+    pub fn build(self) -> Result<Lemur> {
+        let key = match self.api_key {
+            Some(k) => k,
+            None => ApiKey(std::env::var(ENV_KEY).unwrap_or_default()),
+        };
+        let key = ApiKey(key.0.trim().to_owned());
+        if key.0.is_empty() {
+            return Err(Error::Config(format!(
+                "no API key: call LemurBuilder::api_key or set {ENV_KEY}"
+            )));
+        }
+        let header = if self.bearer_auth {
+            format!("Bearer {}", key.0)
+        } else {
+            key.0.clone()
+        };
+        // The message must not echo the key.
+        let mut auth = HeaderValue::from_str(&header).map_err(|_| {
+            Error::Config("the API key contains characters not allowed in an HTTP header".into())
+        })?;
+        auth.set_sensitive(true);
+
+        let base = match (&self.base_url, self.backend, self.region) {
+            (Some(url), _, _) => url.trim().trim_end_matches('/').to_owned(),
+            (None, Backend::LlmGateway, Region::Us) => LLM_GATEWAY_URL.to_owned(),
+            (None, Backend::LlmGateway, Region::Eu) => LLM_GATEWAY_EU_URL.to_owned(),
+            (None, Backend::LegacyLemur, Region::Us) => LEMUR_URL.to_owned(),
+            (None, Backend::LegacyLemur, Region::Eu) => LEMUR_EU_URL.to_owned(),
+        };
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Error::Config(format!(
+                "base URL must start with http:// or https://, got {base:?}"
+            )));
+        }
+        let endpoint = match self.backend {
+            Backend::LlmGateway if base.ends_with("/v1") => format!("{base}/chat/completions"),
+            Backend::LlmGateway => format!("{base}/v1/chat/completions"),
+            Backend::LegacyLemur => format!("{base}/lemur/v3/generate/task"),
+        };
+
+        let max_tokens = self.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+        if max_tokens == 0 {
+            return Err(Error::Config("max_tokens must be at least 1".into()));
+        }
+        let max_temperature = match self.backend {
+            Backend::LlmGateway => 2.0,
+            Backend::LegacyLemur => 1.0,
+        };
+        if let Some(t) = self.temperature {
+            if !(0.0..=max_temperature).contains(&t) {
+                return Err(Error::Config(format!(
+                    "temperature must be within 0–{max_temperature}, got {t}"
+                )));
+            }
+        }
+        let model = self.model.unwrap_or_else(|| {
+            match self.backend {
+                Backend::LlmGateway => DEFAULT_MODEL,
+                Backend::LegacyLemur => DEFAULT_LEGACY_MODEL,
+            }
+            .to_owned()
+        });
+        if model.trim().is_empty() {
+            return Err(Error::Config("model must not be empty".into()));
+        }
+        let timeout = self.timeout.unwrap_or(Duration::from_secs(30));
+        if timeout.is_zero() {
+            return Err(Error::Config("timeout must be positive".into()));
+        }
+        let http = match self.http_client {
+            Some(c) => c,
+            None => reqwest::Client::builder()
+                .user_agent(concat!(
+                    env!("CARGO_PKG_NAME"),
+                    "/",
+                    env!("CARGO_PKG_VERSION")
+                ))
+                .build()
+                .map_err(|e| Error::Config(format!("cannot create the HTTP client: {e}")))?,
+        };
+
+        Ok(Lemur {
+            inner: Arc::new(Inner {
+                http,
+                key,
+                auth,
+                backend: self.backend,
+                endpoint,
+                model,
+                max_tokens,
+                temperature: self.temperature,
+                timeout,
+                max_retries: self.max_retries.unwrap_or(2),
+                retry_delay: self.retry_delay.unwrap_or(Duration::from_millis(250)),
+                max_retry_wait: self.max_retry_wait.unwrap_or(Duration::from_secs(30)),
+            }),
+        })
+    }
+}
+
+/// Client for text tasks and translation; cheap to clone (the clones share one connection pool).
+///
+/// Build it with [`Lemur::builder`]. It implements [`Translator`], so it plugs straight into
+/// [`crate::translate::translate_finals`].
+#[derive(Clone)]
+pub struct Lemur {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    key: ApiKey,
+    auth: HeaderValue,
+    backend: Backend,
+    endpoint: String,
+    model: String,
+    max_tokens: u32,
+    temperature: Option<f32>,
+    timeout: Duration,
+    max_retries: u32,
+    retry_delay: Duration,
+    max_retry_wait: Duration,
+}
+
+impl std::fmt::Debug for Lemur {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("Lemur")
+            .field("backend", &i.backend)
+            .field("endpoint", &i.endpoint)
+            .field("model", &i.model)
+            .field("api_key", &i.key)
+            .field("max_tokens", &i.max_tokens)
+            .field("temperature", &i.temperature)
+            .field("timeout", &i.timeout)
+            .field("max_retries", &i.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lemur {
+    /// A builder with the documented defaults.
+    ///
+    /// ```
+    /// use assemblyai_streaming::lemur::{Backend, Lemur};
+    ///
+    /// let lemur = Lemur::builder()
+    ///     .api_key("my-key")
+    ///     .base_url("http://127.0.0.1:8080")
+    ///     .model("gemini-2.5-flash-lite")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(lemur.backend(), Backend::LlmGateway);
+    /// assert_eq!(lemur.endpoint(), "http://127.0.0.1:8080/v1/chat/completions");
+    /// assert!(!format!("{lemur:?}").contains("my-key"));
+    /// ```
+    pub fn builder() -> LemurBuilder {
+        LemurBuilder::default()
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// The full URL requests are posted to.
+    pub fn endpoint(&self) -> &str {
+        &self.inner.endpoint
+    }
+
+    /// The model requests use unless a [`ChatRequest`] names another.
+    pub fn model(&self) -> &str {
+        &self.inner.model
+    }
+
+    /// Translates `text` into `lang` (a name such as `"Spanish"` or an ISO 639-1 code such as
+    /// `"es"`; the prompt names the language in words, see [`translation_prompt`]). Returns the
+    /// model's text, trimmed.
+    ///
+    /// Errors: [`Error::EmptyCompletion`] when the model returned no text, [`Error::Api`] (with
+    /// status, message and request id) when the service refused, [`Error::LemurShutDown`] for
+    /// a `404` from the legacy route, [`Error::Timeout`], [`Error::Http`].
+    pub async fn translate(&self, text: &str, lang: &str) -> Result<String> {
+        self.task(&translation_prompt(lang), text).await
+    }
+
+    /// Runs `prompt` on `input_text` and returns the model's text, trimmed.
+    ///
+    /// On the Gateway the prompt is the system message and the input the user message; on
+    /// LeMUR they are the `prompt` and `input_text` fields.
+    pub async fn task(&self, prompt: &str, input_text: &str) -> Result<String> {
+        let text = match self.inner.backend {
+            Backend::LlmGateway => {
+                let request = ChatRequest::new(vec![
+                    ChatMessage::system(prompt),
+                    ChatMessage::user(input_text),
+                ]);
+                self.chat(request).await?.text().map(str::to_owned)
+            }
+            Backend::LegacyLemur => {
+                let request = LemurTaskRequest {
+                    prompt,
+                    input_text,
+                    final_model: &self.inner.model,
+                    max_output_size: self.inner.max_tokens,
+                    temperature: self.inner.temperature,
+                };
+                let body = self.post(&request).await?;
+                let response: LemurTaskResponse = parse(&body)?;
+                response.response
+            }
+        };
+        let text = text.as_deref().map(str::trim).unwrap_or_default();
+        if text.is_empty() {
+            return Err(Error::EmptyCompletion);
+        }
+        Ok(text.to_owned())
+    }
+
+    /// Sends a chat-completion request to the Gateway as is, filling `model`, `max_tokens` and
+    /// `temperature` from the builder when the request leaves them unset. The response is
+    /// returned whole; an empty completion is **not** an error here (see
+    /// [`ChatResponse::text`]).
+    ///
+    /// With [`Backend::LegacyLemur`] this fails with [`Error::Config`]: LeMUR had no chat API.
+    ///
+    /// ```no_run
+    /// # async fn demo(lemur: assemblyai_streaming::lemur::Lemur) -> assemblyai_streaming::Result<()> {
+    /// use assemblyai_streaming::lemur::{ChatMessage, ChatRequest};
+    ///
+    /// let mut request = ChatRequest::new(vec![ChatMessage::user("Name three rivers.")]);
+    /// request.max_tokens = Some(50);
+    /// let response = lemur.chat(request).await?;
+    /// println!("{:?} ({:?})", response.text(), response.usage);
+    /// # Ok(()) }
+    /// ```
+    pub async fn chat(&self, mut request: ChatRequest) -> Result<ChatResponse> {
+        if self.inner.backend == Backend::LegacyLemur {
+            return Err(Error::Config(
+                "chat() needs the LLM Gateway backend; LeMUR only had task()".into(),
+            ));
+        }
+        if request.model.is_none() {
+            request.model = Some(self.inner.model.clone());
+        }
+        if request.max_tokens.is_none() {
+            request.max_tokens = Some(self.inner.max_tokens);
+        }
+        if request.temperature.is_none() {
+            request.temperature = self.inner.temperature;
+        }
+        let body = self.post(&request).await?;
+        parse(&body)
+    }
+
+    /// Posts `body` with retries; returns the body of a 2xx response.
+    async fn post<B: Serialize + ?Sized>(&self, body: &B) -> Result<Bytes> {
+        let inner = &self.inner;
+        let mut retry = 0;
+        loop {
+            let error = match self.attempt(body).await {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) => e,
+            };
+            let retryable = match &error {
+                Error::Api { status, .. } => *status == 429 || *status >= 500,
+                Error::Http(_) => true,
+                _ => false,
+            };
+            if !retryable || retry >= inner.max_retries {
+                return Err(error);
+            }
+            let delay = match &error {
+                // The service said how long to wait: wait that long, or give up if it is more
+                // than the caller accepts.
+                Error::Api {
+                    retry_after: Some(after),
+                    ..
+                } => {
+                    if *after > inner.max_retry_wait {
+                        return Err(error);
+                    }
+                    *after
+                }
+                _ => inner
+                    .retry_delay
+                    .saturating_mul(1 << retry.min(16))
+                    .min(inner.max_retry_wait),
+            };
+            retry += 1;
+            tracing::debug!(
+                retry,
+                ?delay,
+                error = %error,
+                "LLM request failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One HTTP attempt, bounded by the timeout.
+    async fn attempt<B: Serialize + ?Sized>(&self, body: &B) -> Result<Bytes> {
+        let inner = &self.inner;
+        let exchange = async {
+            let response = inner
+                .http
+                .post(&inner.endpoint)
+                .header(AUTHORIZATION, inner.auth.clone())
+                .json(body)
+                .send()
+                .await
+                .map_err(transport_error)?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let bytes = response.bytes().await.map_err(transport_error)?;
+            Ok::<_, Error>((status, headers, bytes))
+        };
+        let (status, headers, bytes) = tokio::time::timeout(inner.timeout, exchange)
+            .await
+            .map_err(|_| Error::Timeout {
+                kind: TimeoutKind::Request,
+                after: inner.timeout,
+            })??;
+        if (200..300).contains(&status) {
+            return Ok(bytes);
+        }
+        if status == 404 && inner.backend == Backend::LegacyLemur {
+            return Err(Error::LemurShutDown);
+        }
+        Err(api_error(status, &headers, &bytes, &inner.key))
+    }
+}
+
+impl Translator for Lemur {
+    fn translate<'a>(&'a self, text: &'a str, lang: &'a str) -> BoxFuture<'a, Result<String>> {
+        Box::pin(Lemur::translate(self, text, lang))
+    }
+}
+
+/// A reqwest failure as [`Error::Http`], with its cause chain (reqwest's own message is often
+/// just "error sending request") and without the URL.
+fn transport_error(e: reqwest::Error) -> Error {
+    let e = e.without_url();
+    if e.is_timeout() {
+        // Only the user's own client timeout can fire here; ours wraps the whole exchange.
+        return Error::from(e);
+    }
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    Error::Http(message)
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        Error::decode(
+            format_args!("unexpected LLM response: {e}"),
+            &String::from_utf8_lossy(body),
+        )
+    })
+}
+
+/// Builds [`Error::Api`] from any of the envelopes the services really send:
+/// - Gateway business errors `{"message","code","request_id","metadata":{"errors":[…]}}`;
+/// - Gateway auth-middleware errors `{"error","status","request_id"}`;
+/// - the spec's OpenAI-style `{"error":{"code","message","metadata"}}`;
+/// - LeMUR's `{"error":"…"}`;
+/// - anything else as (truncated) text, or the status's reason phrase when empty.
+fn api_error(status: u16, headers: &HeaderMap, body: &[u8], key: &ApiKey) -> Error {
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let header_request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+
+    let mut message: String;
+    let mut request_id = None;
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(json) => {
+            request_id = json
+                .get("request_id")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+            let details = |v: &serde_json::Value| -> Vec<String> {
+                v.get("metadata")
+                    .and_then(|m| m.get("errors"))
+                    .and_then(|e| e.as_array())
+                    .map(|errors| {
+                        errors
+                            .iter()
+                            .map(|e| match e.as_str() {
+                                Some(s) => s.to_owned(),
+                                None => e.to_string(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let (text, extra) = match json.get("error") {
+                Some(serde_json::Value::String(s)) => (s.clone(), details(&json)),
+                Some(obj @ serde_json::Value::Object(_)) => (
+                    obj.get("message")
+                        .and_then(|m| m.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    details(obj),
+                ),
+                _ => (
+                    json.get("message")
+                        .and_then(|m| m.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    details(&json),
+                ),
+            };
+            message = text;
+            if !extra.is_empty() {
+                message = format!("{message} ({})", extra.join("; "));
+            }
+        }
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            let mut end = text.len().min(MAX_ERROR_TEXT);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            message = text[..end].to_owned();
+        }
+    }
+    if message.trim().is_empty() {
+        message = reqwest::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("error")
+            .to_owned();
+    }
+    // A misbehaving proxy could echo the Authorization header; never pass the key on.
+    if !key.0.is_empty() && message.contains(&key.0) {
+        message = message.replace(&key.0, "<redacted>");
+    }
+    Error::Api {
+        status,
+        message,
+        request_id: request_id.or(header_request_id),
+        retry_after,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire types
+// ---------------------------------------------------------------------------------------------
+
+/// LeMUR task request, exactly the quickstart's fields.
+#[derive(Serialize)]
+struct LemurTaskRequest<'a> {
+    prompt: &'a str,
+    input_text: &'a str,
+    final_model: &'a str,
+    max_output_size: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+}
+
+/// LeMUR task response (`request_id` and `usage` are required by the spec but not needed here,
+/// so a response lacking them is still used).
+#[derive(Deserialize)]
+struct LemurTaskResponse {
+    #[serde(default)]
+    response: Option<String>,
+}
+
+/// A message of a [`ChatRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant` or `tool`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+    /// Other fields (`name`, `tool_call_id`, …), sent as given.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ChatMessage {
+    /// A message with this role and text.
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+            extra: serde_json::Map::new(),
+        }
+    }
+    /// A `system` message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new("system", content)
+    }
+    /// A `user` message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new("user", content)
+    }
+    /// An `assistant` message.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new("assistant", content)
+    }
+}
+
+/// A Gateway chat-completion request (`POST /v1/chat/completions`).
+///
+/// `model`, `max_tokens` and `temperature` left as `None` are filled in by [`Lemur::chat`]
+/// from the builder. Fields this type does not name (`tools`, `tool_choice`,
+/// `response_format`, …) go in `extra`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ChatRequest {
+    /// The model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The conversation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<ChatMessage>,
+    /// A single prompt, the Gateway's alternative to `messages`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Maximum output tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature, 0–2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Other request fields, sent as given.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ChatRequest {
+    /// A request with these messages and everything else left to the client's defaults.
+    pub fn new(messages: Vec<ChatMessage>) -> Self {
+        ChatRequest {
+            messages,
+            ..Default::default()
+        }
+    }
+}
+
+/// A Gateway chat-completion response (spec 5.2). The Gateway's shape is OpenAI-like but not
+/// identical: it has `request_id` and no `id`/`object`/`created`, and `usage` counts
+/// `input_tokens`/`output_tokens` (OpenAI-style servers send `prompt_tokens`/
+/// `completion_tokens`; both are read).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ChatResponse {
+    /// The Gateway's request id (absent from plain OpenAI-compatible servers).
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// The completions (usually one).
+    #[serde(default)]
+    pub choices: Vec<ChatChoice>,
+    /// Token counts.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// Other fields (`request`, `http_status_code`, `response_time`, `llm_status_code`, `id`,
+    /// …).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ChatResponse {
+    /// The first choice's text, trimmed; `None` when it is missing or empty.
+    pub fn text(&self) -> Option<&str> {
+        self.choices
+            .first()?
+            .message
+            .as_ref()?
+            .content
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+}
+
+/// One completion of a [`ChatResponse`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ChatChoice {
+    /// Position in `choices`.
+    #[serde(default)]
+    pub index: u32,
+    /// The generated message.
+    #[serde(default)]
+    pub message: Option<ResponseMessage>,
+    /// Why generation stopped (`stop`, `length`, `tool_calls`, …).
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+    /// Other fields (the Gateway may repeat `tool_calls` here).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The message of a [`ChatChoice`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ResponseMessage {
+    /// Usually `assistant`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The text. A list of `{"type":"text","text":…}` parts is joined into one string; `null`
+    /// (e.g. a tool call) is `None`.
+    #[serde(default, deserialize_with = "content_text")]
+    pub content: Option<String>,
+    /// Other fields (`thinking`, `tool_calls`, …).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Token counts of a [`ChatResponse`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Usage {
+    /// Prompt tokens (Gateway name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Completion tokens (Gateway name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// Both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_tokens: Option<u64>,
+    /// Prompt tokens (OpenAI name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    /// Completion tokens (OpenAI name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_tokens: Option<u64>,
+}
+
+fn content_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Array(parts) => {
+            let text: String = parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
+                .collect();
+            Some(text)
+        }
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ApiKey {
+        ApiKey("secret-key-123".into())
+    }
+
+    #[test]
+    fn gateway_business_error_keeps_message_details_and_request_id() {
+        let body = br#"{"message":"Validation error","code":400,"request_id":"req-1",
+            "metadata":{"errors":["model: Field required"]}}"#;
+        let e = api_error(400, &HeaderMap::new(), body, &key());
+        match e {
+            Error::Api {
+                status,
+                message,
+                request_id,
+                retry_after,
+            } => {
+                assert_eq!(status, 400);
+                assert_eq!(message, "Validation error (model: Field required)");
+                assert_eq!(request_id.as_deref(), Some("req-1"));
+                assert_eq!(retry_after, None);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn auth_middleware_error_and_retry_after_are_read() {
+        let body = br#"{"error":"Unauthorized","status":401,"request_id":"req-2"}"#;
+        let e = api_error(401, &HeaderMap::new(), body, &key());
+        assert_eq!(e.kind(), "unauthorized");
+        assert!(e.to_string().contains("Unauthorized"));
+        assert!(e.to_string().contains("req-2"));
+
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        let e = api_error(429, &headers, br#"{"error":"Too Many Requests"}"#, &key());
+        assert!(
+            matches!(e, Error::Api { retry_after: Some(d), .. } if d == Duration::from_secs(7))
+        );
+    }
+
+    #[test]
+    fn openai_style_and_non_json_errors_are_read() {
+        let body =
+            br#"{"error":{"code":500,"message":"upstream failed","metadata":{"errors":["x"]}}}"#;
+        let e = api_error(500, &HeaderMap::new(), body, &key());
+        assert!(matches!(&e, Error::Api { message, .. } if message == "upstream failed (x)"));
+
+        let e = api_error(503, &HeaderMap::new(), b"", &key());
+        assert!(matches!(&e, Error::Api { message, .. } if message == "Service Unavailable"));
+
+        let e = api_error(502, &HeaderMap::new(), b"<html>bad gateway</html>", &key());
+        assert!(matches!(&e, Error::Api { message, .. } if message == "<html>bad gateway</html>"));
+    }
+
+    #[test]
+    fn an_echoed_key_is_redacted_from_error_messages() {
+        let body = br#"{"error":"bad key secret-key-123"}"#;
+        let e = api_error(401, &HeaderMap::new(), body, &key());
+        assert!(!format!("{e} {e:?}").contains("secret-key-123"));
+    }
+
+    #[test]
+    fn gateway_response_shape_is_parsed() {
+        let body = br#"{"request_id":"r","choices":[{"index":0,"message":{"role":"assistant",
+            "content":"  Hola.  "},"finish_reason":"stop"}],"request":{"model":"m"},
+            "usage":{"input_tokens":5,"output_tokens":2,"total_tokens":7},
+            "http_status_code":200,"response_time":123,"llm_status_code":200}"#;
+        let r: ChatResponse = parse(body).unwrap();
+        assert_eq!(r.request_id.as_deref(), Some("r"));
+        assert_eq!(r.text(), Some("Hola."));
+        assert_eq!(r.usage.as_ref().and_then(|u| u.output_tokens), Some(2));
+        assert_eq!(r.extra["llm_status_code"], 200);
+    }
+
+    #[test]
+    fn content_parts_and_null_content_are_handled() {
+        let r: ChatResponse = parse(
+            br#"{"choices":[{"message":{"content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.text(), Some("ab"));
+        let r: ChatResponse = parse(br#"{"choices":[{"message":{"content":null}}]}"#).unwrap();
+        assert_eq!(r.text(), None);
+        let r: ChatResponse = parse(br#"{"choices":[]}"#).unwrap();
+        assert_eq!(r.text(), None);
+        assert!(parse::<ChatResponse>(b"not json").is_err());
+    }
+
+    #[test]
+    fn builder_picks_endpoints_by_backend_region_and_base() {
+        let b = || Lemur::builder().api_key("k");
+        assert_eq!(
+            b().build().unwrap().endpoint(),
+            "https://llm-gateway.assemblyai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            b().region(Region::Eu).build().unwrap().endpoint(),
+            "https://llm-gateway.eu.assemblyai.com/v1/chat/completions"
+        );
+        let legacy = b().backend(Backend::LegacyLemur).build().unwrap();
+        assert_eq!(
+            legacy.endpoint(),
+            "https://api.assemblyai.com/lemur/v3/generate/task"
+        );
+        assert_eq!(legacy.model(), DEFAULT_LEGACY_MODEL);
+        assert_eq!(
+            b().base_url("http://localhost:8000/v1/")
+                .build()
+                .unwrap()
+                .endpoint(),
+            "http://localhost:8000/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn builder_rejects_bad_settings_without_echoing_the_key() {
+        let e = Lemur::builder().api_key("  ").build().unwrap_err();
+        assert_eq!(e.kind(), "config");
+        let e = Lemur::builder().api_key("bad\nkey").build().unwrap_err();
+        assert!(!e.to_string().contains("bad\nkey"));
+        assert!(
+            Lemur::builder()
+                .api_key("k")
+                .base_url("ftp://x")
+                .build()
+                .is_err()
+        );
+        assert!(Lemur::builder().api_key("k").max_tokens(0).build().is_err());
+        assert!(
+            Lemur::builder()
+                .api_key("k")
+                .temperature(2.5)
+                .build()
+                .is_err()
+        );
+        assert!(
+            Lemur::builder()
+                .api_key("k")
+                .backend(Backend::LegacyLemur)
+                .temperature(1.5)
+                .build()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let builder = Lemur::builder().api_key("secret-key-123");
+        assert!(!format!("{builder:?}").contains("secret-key-123"));
+        let lemur = builder.build().unwrap();
+        let shown = format!("{lemur:?} {lemur:#?}");
+        assert!(!shown.contains("secret-key-123"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+}

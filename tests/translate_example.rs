@@ -1,0 +1,155 @@
+//! The `translate` example's command-line contract: flags, one translation per line on stdout,
+//! and the JSON error line on stderr with a non-zero exit. Other tools script these formats.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use assemblyai_streaming::emulator::{Emulator, EmulatorHandle, Script, ScriptTurn};
+
+/// The example binary, built (or found up to date) once per test run: `cargo test --test
+/// translate_example` alone does not build examples, and a stale binary would test old code.
+fn example_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cargo
+                .args(["build", "--quiet", "--example", "translate"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            // Variables cargo sets for the test process would change build scripts' inputs
+            // and make this build and the outer one rebuild dependencies in turn.
+            for (key, _) in std::env::vars_os() {
+                let name = key.to_string_lossy();
+                let user_setting = [
+                    "CARGO_HOME",
+                    "CARGO_TARGET_DIR",
+                    "CARGO_BUILD_",
+                    "CARGO_REGISTR",
+                    "CARGO_NET_",
+                ]
+                .iter()
+                .any(|keep| name.starts_with(keep));
+                if (name.starts_with("CARGO_") && !user_setting) || name == "OUT_DIR" {
+                    cargo.env_remove(&key);
+                }
+            }
+            let status = cargo.status().expect("run cargo");
+            assert!(status.success(), "building the example failed");
+            // Examples live next to the test binaries: target/<profile>/examples.
+            let exe = std::env::current_exe().expect("test binary path");
+            let dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("target/<profile>");
+            let bin = dir
+                .join("examples")
+                .join(format!("translate{}", std::env::consts::EXE_SUFFIX));
+            assert!(bin.exists(), "example not built at {}", bin.display());
+            bin
+        })
+        .clone()
+}
+
+async fn emulator() -> EmulatorHandle {
+    let turn = |text: &str, es: &str| ScriptTurn {
+        text: text.into(),
+        translations: [("es".to_owned(), es.to_owned())].into(),
+        ..Default::default()
+    };
+    Emulator::builder()
+        .api_key("example-key-31337")
+        .script(Script {
+            turns: vec![
+                turn("Good morning.", "Buenos días."),
+                turn("Thank you.", "Gracias."),
+            ],
+        })
+        .start()
+        .await
+        .unwrap()
+}
+
+fn run(emu: &EmulatorHandle, key: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(example_binary())
+        .args(["--lang", "es", "--base-url", &emu.http_url()])
+        .args(args)
+        .env("ASSEMBLYAI_API_KEY", key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn error_line(output: &Output) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    serde_json::from_str(stderr.trim()).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn translates_the_text_argument() {
+    let emu = emulator().await;
+    let out = run(&emu, emu.api_key(), &["Good", "morning."], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Buenos días.\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn translates_stdin_line_by_line() {
+    let emu = emulator().await;
+    let out = run(
+        &emu,
+        emu.api_key(),
+        &[],
+        Some("Good morning.\n\nThank you.\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Buenos días.\n\nGracias.\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_bad_key_prints_the_json_error_and_fails() {
+    let emu = emulator().await;
+    let out = run(&emu, "not-the-key-777", &["Thank you."], None);
+    assert_eq!(out.status.code(), Some(1));
+    let e = error_line(&out);
+    assert_eq!(e["error"]["kind"], "unauthorized");
+    assert_eq!(e["error"]["code"], 401);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid API key")
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("not-the-key-777"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn the_legacy_flag_reports_the_shutdown_as_a_404() {
+    let emu = emulator().await;
+    let out = run(&emu, emu.api_key(), &["--legacy-lemur", "Thank you."], None);
+    assert_eq!(out.status.code(), Some(1));
+    let e = error_line(&out);
+    assert_eq!(e["error"]["kind"], "lemur_shut_down");
+    assert_eq!(e["error"]["code"], 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn usage_errors_have_a_null_code_and_exit_2() {
+    let emu = emulator().await;
+    let out = run(&emu, emu.api_key(), &["--bogus"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let e = error_line(&out);
+    assert_eq!(e["error"]["kind"], "config");
+    assert!(e["error"]["code"].is_null());
+}
