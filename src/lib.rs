@@ -3,6 +3,8 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod audio;
+#[cfg(feature = "emulator")]
+pub mod emulator;
 pub mod error;
 pub mod params;
 pub mod protocol;
