@@ -418,10 +418,12 @@ impl Engine {
             let step = ((speech_end - last_end) / missing).max(0);
             let mut at = last_end;
             while t.words.len() < total {
-                let (start, end) = match &t.prep.timings {
-                    Some(tm) => tm[t.words.len()],
-                    None => (at, at + step),
-                };
+                let (start, end) = t
+                    .prep
+                    .timings
+                    .as_ref()
+                    .and_then(|tm| tm.get(t.words.len()).copied())
+                    .unwrap_or((at, at + step));
                 t.words.push(WordState {
                     start,
                     end,

@@ -66,7 +66,7 @@ mod engine;
 mod faults;
 mod gateway;
 mod ids;
-pub mod llm;
+mod llm;
 mod query;
 mod script;
 mod server;

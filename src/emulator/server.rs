@@ -29,7 +29,6 @@ use super::session::{self, SessionSetup};
 use super::{Faults, Formatting, ids};
 
 /// Settings fixed when the emulator starts.
-#[derive(Debug)]
 pub(crate) struct Config {
     pub api_key: String,
     pub formatting: Formatting,
@@ -49,7 +48,6 @@ struct TokenEntry {
 }
 
 /// State shared by every connection.
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub config: Config,
     pub script: Arc<[Arc<PreparedTurn>]>,
@@ -57,6 +55,16 @@ pub(crate) struct Shared {
     pub llm: Arc<LlmState>,
     pub shutdown: watch::Receiver<bool>,
     tokens: Mutex<HashMap<String, TokenEntry>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key and the tokens are secrets; the LLM state is not required to be `Debug`.
+        f.debug_struct("Shared")
+            .field("script_turns", &self.script.len())
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
