@@ -584,3 +584,139 @@ fn capitalize_first(s: &str) -> String {
         None => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::Script;
+
+    fn engine(query: &str, texts: &[&str]) -> Engine {
+        let params = SessionParams::from_query(query).unwrap();
+        let script: Arc<[Arc<PreparedTurn>]> = Script::from_texts(texts.iter().copied())
+            .turns
+            .iter()
+            .map(|t| Arc::new(PreparedTurn::new(t)))
+            .collect();
+        Engine::new(&params, Formatting::InModel, script)
+    }
+
+    fn tone(ms: u32) -> Vec<u8> {
+        (0..ms * 16)
+            .flat_map(|i| ((((i as f64) * 0.17).sin() * 8000.0) as i16).to_le_bytes())
+            .collect()
+    }
+
+    fn silence(ms: u32) -> Vec<u8> {
+        vec![0; (ms * 32) as usize]
+    }
+
+    /// Feeds audio in 50 ms frames; returns (audio ms at the end of the frame, message) pairs.
+    fn feed(e: &mut Engine, audio: &[u8]) -> Vec<(i64, ServerMessage)> {
+        let mut all = Vec::new();
+        for frame in audio.chunks(1600) {
+            let mut out = Vec::new();
+            e.push_audio(frame, &mut out);
+            all.extend(out.into_iter().map(|m| (e.audio_ms(), m)));
+        }
+        all
+    }
+
+    fn finals(msgs: &[(i64, ServerMessage)]) -> Vec<(i64, &Turn)> {
+        msgs.iter()
+            .filter_map(|(at, m)| match m {
+                ServerMessage::Turn(t) if t.end_of_turn => Some((*at, t)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    const US: &str = "speech_model=universal-streaming-english";
+
+    #[test]
+    fn a_confident_turn_ends_after_min_turn_silence() {
+        let mut e = engine(US, &["One two."]);
+        let msgs = feed(&mut e, &[tone(1000), silence(2000)].concat());
+        let f = finals(&msgs);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].1.transcript, "one two");
+        // 1000 ms of speech, then min_turn_silence (400 ms), give or take a frame.
+        assert!((1400..=1450).contains(&f[0].0), "ended at {}", f[0].0);
+    }
+
+    #[test]
+    fn without_confidence_a_turn_waits_for_max_turn_silence() {
+        let mut e = engine(
+            &format!("{US}&end_of_turn_confidence_threshold=1"),
+            &["One two."],
+        );
+        let msgs = feed(&mut e, &[tone(1000), silence(2000)].concat());
+        let f = finals(&msgs);
+        assert_eq!(f.len(), 1);
+        assert!((2280..=2330).contains(&f[0].0), "ended at {}", f[0].0);
+    }
+
+    #[test]
+    fn words_not_yet_spoken_keep_the_turn_open_until_max_silence() {
+        // Far more words than 300 ms of speech can reveal: not confident.
+        let mut e = engine(US, &["one two three four five six seven eight"]);
+        let msgs = feed(&mut e, &[tone(300), silence(2000)].concat());
+        let f = finals(&msgs);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].0 >= 1580, "ended at {}", f[0].0);
+        // The final still carries the whole script turn.
+        assert_eq!(f[0].1.words.len(), 8);
+        assert!(f[0].1.words.iter().all(|w| w.word_is_final));
+    }
+
+    #[test]
+    fn a_click_is_not_a_turn() {
+        let mut e = engine(US, &["Never said."]);
+        let msgs = feed(&mut e, &[tone(40), silence(10), silence(2000)].concat());
+        assert!(finals(&msgs).is_empty());
+        // The script turn was not used up.
+        let msgs = feed(&mut e, &[tone(1000), silence(2000)].concat());
+        assert_eq!(finals(&msgs)[0].1.transcript, "never said");
+    }
+
+    #[test]
+    fn partials_come_once_per_frame_and_grow() {
+        let mut e = engine(US, &["Alpha beta gamma delta."]);
+        let msgs = feed(&mut e, &[tone(2000), silence(1000)].concat());
+        let partials: Vec<&Turn> = msgs
+            .iter()
+            .filter_map(|(_, m)| match m {
+                ServerMessage::Turn(t) if !t.end_of_turn => Some(t),
+                _ => None,
+            })
+            .collect();
+        // Frames from the first revealed word to the end of the turn.
+        assert!(partials.len() > 30, "{}", partials.len());
+        let mut last_final = 0;
+        for p in &partials {
+            let n = p.words.iter().filter(|w| w.word_is_final).count();
+            assert!(n >= last_final);
+            last_final = n;
+        }
+        assert_eq!(last_final, 4);
+    }
+
+    #[test]
+    fn mulaw_audio_is_decoded_for_the_vad() {
+        let mut e = engine(
+            &format!("{US}&encoding=pcm_mulaw&sample_rate=8000"),
+            &["Hi there."],
+        );
+        // μ-law 0x80/0x00 are the loudest codes; alternate them for a loud square wave.
+        let loud: Vec<u8> = (0..8000)
+            .map(|i| if i % 2 == 0 { 0x80 } else { 0x00 })
+            .collect();
+        let quiet = vec![0xFFu8; 16000];
+        let mut all = Vec::new();
+        for frame in [loud, quiet].concat().chunks(400) {
+            let mut out = Vec::new();
+            e.push_audio(frame, &mut out);
+            all.extend(out.into_iter().map(|m| (e.audio_ms(), m)));
+        }
+        assert_eq!(finals(&all)[0].1.transcript, "hi there");
+    }
+}

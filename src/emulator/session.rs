@@ -316,7 +316,6 @@ async fn run_session<S>(
         .map(|s| Duration::from_secs(u64::from(s)));
     let mut last_activity = Instant::now();
     let mut heartbeat = params.session_heartbeat.then(heartbeat_interval);
-    let _ = opened;
 
     loop {
         let idle_deadline = inactivity.map(|d| last_activity + d);
@@ -334,7 +333,9 @@ async fn run_session<S>(
                             return;
                         }
                         engine.push_audio(&bytes, &mut out);
-                        let wall_ms = started.elapsed().as_millis() as i64;
+                        // Measured from the upgrade, so audio a client sends while `Begin` is
+                        // delayed does not count against it.
+                        let wall_ms = opened.elapsed().as_millis() as i64;
                         let audio_ms = engine.audio_ms();
                         if audio_ms > wall_ms + tolerance_ms {
                             let reason = format!(
