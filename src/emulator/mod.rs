@@ -1,158 +1,316 @@
-//! TEMPORARY SHIM (lemur branch): a minimal emulator following the shared contract's
-//! signatures, serving ONLY the LLM routes (`POST /v1/chat/completions`, `POST /lemur/v3/*`),
-//! so that `llm.rs` and the `Lemur` client are tested end to end on this branch alone.
+//! A local emulator of the AssemblyAI streaming service (feature `emulator`).
 //!
-//! The emulator helper's real `mod.rs` (websocket, token route, faults, …) replaces this file at
-//! merge; the LEMUR branch's tests only use `Emulator::builder().api_key().script().llm()
-//! .start()`, `EmulatorHandle::http_url()` and `EmulatorHandle::api_key()`.
+//! It speaks the Universal Streaming v3 protocol on `ws://127.0.0.1:PORT/v3/ws`, mints temporary
+//! tokens on `GET /v3/token`, and serves the LLM Gateway and LeMUR routes on the same port — close
+//! enough to the real service that the official Python SDK works against it unchanged. Nothing is
+//! recognised: a voice activity detector finds speech and pauses in the audio you stream, and the
+//! words come from a [`Script`] of what is "said" (or are placeholders such as `[word1]`).
+//!
+//! # In your own tests
+//!
+//! ```no_run
+//! use assemblyai_streaming::emulator::{Emulator, Script};
+//!
+//! #[tokio::test]
+//! async fn my_service_transcribes() {
+//!     let emulator = Emulator::builder()
+//!         .script(Script::from_texts(["Hello, world."]))
+//!         .start()
+//!         .await
+//!         .unwrap();
+//!     // Point your client at the emulator:
+//!     //   websocket: format!("{}/v3/ws?speech_model=universal-streaming-english", emulator.ws_url())
+//!     //   header:    Authorization: emulator.api_key()
+//!     // then stream speech at real-time pace in 50 ms chunks.
+//!     let _ = (emulator.ws_url(), emulator.api_key());
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! Standalone: `cargo run --example emulator -- --port 8080 [--api-key KEY] [--script FILE.json]`
+//! prints `ws://127.0.0.1:8080` and serves until Ctrl+C.
+//!
+//! # What it enforces (like the service)
+//!
+//! | rule | close code | reason text |
+//! |---|---|---|
+//! | missing or wrong key / token (or [`EmulatorBuilder::reject_bad_auth_with_http_401`] for HTTP 401) | 1008 | `Unauthorized Connection: Missing Authorization header` / `… Invalid API key` / `… Invalid token` / `… Token already used` / `… Token expired` |
+//! | `speech_model` missing, or an invalid parameter value | 3006 | `Invalid Parameter: …` (the service's text is undocumented) |
+//! | a text frame that is not JSON / an unknown `type` / a bad message | 3006 | `Invalid JSON: …` / `Invalid Message Type: …` / `Invalid Message: …` |
+//! | an audio frame shorter than 50 ms or longer than 1000 ms | 3007 | `Input duration violation: <n> ms. Expected between 50 and 1000 ms` |
+//! | audio ahead of the wall clock (since `Begin`) by more than the tolerance (default 1 s, [`EmulatorBuilder::realtime_tolerance`]) | 3007 | `Audio Transmission Rate Exceeded: Received <x> sec. audio in <y> sec` |
+//! | session older than 3 h, or the token's `max_session_duration_seconds` ([`EmulatorBuilder::max_session_duration`]) | 3008 | `Session Expired: Maximum session duration exceeded` |
+//! | more sessions than [`EmulatorBuilder::max_concurrent_sessions`] | 3009 | `Unauthorized Connection: Too many concurrent sessions` |
+//! | `inactivity_timeout` seconds without audio or any message | 3005 ([`INACTIVITY_CLOSE_CODE`]; undocumented for v3) | `Session Cancelled: No audio or message received for <n> seconds (inactivity_timeout)` |
+//!
+//! Every such close is preceded by an `Error` frame `{"type":"Error","error_code":<code>,"error":<reason>}`.
+//! `Terminate` ends the turn in progress, then sends `Termination` (whole seconds of audio and of
+//! session) and closes with 1000.
+//!
+//! # Turns
+//!
+//! Energy VAD over 20 ms windows (threshold from `vad_threshold`). A turn starts with speech and
+//! ends after `min_turn_silence` of silence once every word of its script turn has been revealed
+//! (the model is "confident"), or after `max_turn_silence` in any case; at least 80 ms of speech is
+//! needed. Universal-Streaming models send one `Turn` per audio frame while a turn is open, words
+//! moving from `word_is_final:false` to `true`; Universal-3 models send `SpeechStarted`, sparse
+//! partials ending in "—", and a formatted final. [`Formatting`] picks how `format_turns` behaves.
+//! `language_detection`, `speaker_labels`, `session_heartbeat`, `acknowledge_silence` and
+//! `llm_gateway` add their fields and messages.
+//!
+//! # Faults
+//!
+//! See [`Faults`] for the table of injectable faults and what a client sees for each.
 
-use std::convert::Infallible;
+mod engine;
+mod faults;
+mod gateway;
+mod ids;
+mod llm;
+mod query;
+mod script;
+mod server;
+mod session;
+mod vad;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-pub mod llm;
-mod script;
-
+pub use faults::Faults;
 pub use llm::{LegacyLemur, LlmOptions};
+pub use query::parse_query;
 pub use script::{Script, ScriptTurn, ScriptWord};
+pub use session::{INACTIVITY_CLOSE_CODE, parse_client_message};
 
-/// The fixed development key accepted by default.
-const DEV_KEY: &str = "emulator-dev-key";
+/// The API key the emulator accepts unless told otherwise.
+pub const DEV_API_KEY: &str = "emulator-dev-key";
 
-/// Entry point of the local emulator.
+/// How `format_turns=true` behaves (spec section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Formatting {
+    /// The current service (since ~2026-03-20): every Turn, partials included, is formatted.
+    #[default]
+    InModel,
+    /// The older service: partials and the end-of-turn Turn are unformatted, and a second,
+    /// formatted end-of-turn Turn with the same `turn_order` follows.
+    Legacy,
+}
+
+/// Entry point: `Emulator::builder()…start().await`.
 #[derive(Debug)]
 pub struct Emulator;
 
 impl Emulator {
-    /// A builder with the defaults.
+    /// A builder with the defaults listed on [`EmulatorBuilder`].
     pub fn builder() -> EmulatorBuilder {
         EmulatorBuilder::default()
     }
 }
 
-/// Settings of the emulator.
-#[derive(Debug, Clone, Default)]
+/// Configures an emulator.
+///
+/// Defaults: key [`DEV_API_KEY`], no script (placeholder words), [`Formatting::InModel`], no
+/// faults, no session limit, bad credentials get an `Error` frame and close 1008, no send-time
+/// stamps, default [`LlmOptions`], bound to `127.0.0.1:0`, 3-hour session cap, 1 s real-time
+/// tolerance.
+#[derive(Clone, Default)]
 pub struct EmulatorBuilder {
     api_key: Option<String>,
-    script: Option<Script>,
+    script: Script,
+    formatting: Formatting,
+    faults: Faults,
+    max_concurrent_sessions: Option<usize>,
+    reject_with_401: bool,
+    stamp_send_time: bool,
     llm: LlmOptions,
     bind: Option<SocketAddr>,
+    max_session_duration: Option<Duration>,
+    realtime_tolerance: Option<Duration>,
+}
+
+impl std::fmt::Debug for EmulatorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorBuilder")
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("script_turns", &self.script.turns.len())
+            .field("formatting", &self.formatting)
+            .field("faults", &self.faults)
+            .field("max_concurrent_sessions", &self.max_concurrent_sessions)
+            .field("reject_with_401", &self.reject_with_401)
+            .field("stamp_send_time", &self.stamp_send_time)
+            .field("llm", &self.llm)
+            .field("bind", &self.bind)
+            .field("max_session_duration", &self.max_session_duration)
+            .field("realtime_tolerance", &self.realtime_tolerance)
+            .finish()
+    }
 }
 
 impl EmulatorBuilder {
-    /// The accepted API key. Default `"emulator-dev-key"`.
+    /// The accepted API key (default [`DEV_API_KEY`]).
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(key.into());
         self
     }
-    /// What is "said" (and its translations).
+
+    /// What is said in the audio, turn by turn (default: none, placeholder words).
     pub fn script(mut self, script: Script) -> Self {
-        self.script = Some(script);
+        self.script = script;
         self
     }
-    /// LLM route behaviour.
+
+    /// How `format_turns` behaves (default [`Formatting::InModel`]).
+    pub fn formatting(mut self, formatting: Formatting) -> Self {
+        self.formatting = formatting;
+        self
+    }
+
+    /// Faults to inject into every session (default: none).
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Sessions allowed at once; one more is closed with 3009 (default: no limit).
+    pub fn max_concurrent_sessions(mut self, n: usize) -> Self {
+        self.max_concurrent_sessions = Some(n);
+        self
+    }
+
+    /// Refuse bad credentials with HTTP 401 at the upgrade instead of an `Error` frame and close
+    /// 1008 (default `false`).
+    pub fn reject_bad_auth_with_http_401(mut self, yes: bool) -> Self {
+        self.reject_with_401 = yes;
+        self
+    }
+
+    /// Add the wall-clock send time (ns since the Unix epoch) to every message, in the field
+    /// [`crate::protocol::SENT_AT_FIELD`] (default `false`; the real service never sends it).
+    pub fn stamp_send_time(mut self, yes: bool) -> Self {
+        self.stamp_send_time = yes;
+        self
+    }
+
+    /// Behaviour of the LLM Gateway and LeMUR routes.
     pub fn llm(mut self, options: LlmOptions) -> Self {
         self.llm = options;
         self
     }
-    /// Address to listen on. Default `127.0.0.1:0`.
+
+    /// Address to listen on (default `127.0.0.1:0`, a free port).
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.bind = Some(addr);
         self
     }
 
-    /// Starts serving on a background task.
+    /// Longest session (default 3 h, as the service); sessions are closed with 3008 when they
+    /// reach it. Lower it to test the cap without waiting hours.
+    pub fn max_session_duration(mut self, d: Duration) -> Self {
+        self.max_session_duration = Some(d);
+        self
+    }
+
+    /// How far audio may run ahead of the wall clock before the session is closed with 3007
+    /// (default 1 s).
+    pub fn realtime_tolerance(mut self, d: Duration) -> Self {
+        self.realtime_tolerance = Some(d);
+        self
+    }
+
+    /// Binds and starts serving on the current tokio runtime.
     pub async fn start(self) -> std::io::Result<EmulatorHandle> {
         let addr = self
             .bind
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let api_key = self.api_key.unwrap_or_else(|| DEV_KEY.to_owned());
-        let script = self.script.unwrap_or_default();
-        let state = Arc::new(llm::LlmState::new(self.llm, api_key.clone(), &script));
-        let task = tokio::spawn(async move {
-            // Connections live in the set, so stopping the server stops them too.
-            let mut connections = JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = Arc::clone(&state);
-                connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(route(state, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-                while connections.try_join_next().is_some() {}
-            }
-        });
+        let api_key = self.api_key.unwrap_or_else(|| DEV_API_KEY.to_string());
+        let script: Arc<[Arc<script::PreparedTurn>]> = self
+            .script
+            .turns
+            .iter()
+            .map(|t| Arc::new(script::PreparedTurn::new(t)))
+            .collect();
+        let llm = llm::LlmState::new(self.llm, api_key.clone(), &self.script);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let config = server::Config {
+            api_key: api_key.clone(),
+            formatting: self.formatting,
+            faults: self.faults,
+            max_sessions: self.max_concurrent_sessions,
+            reject_with_401: self.reject_with_401,
+            stamp_send_time: self.stamp_send_time,
+            max_session_duration: self
+                .max_session_duration
+                .unwrap_or(Duration::from_secs(10_800)),
+            realtime_tolerance: self.realtime_tolerance.unwrap_or(Duration::from_secs(1)),
+        };
+        let shared = Arc::new(server::Shared::new(config, script, llm, stop_rx));
+        let task = tokio::spawn(server::serve(listener, shared));
         Ok(EmulatorHandle {
             local_addr,
             api_key,
-            task,
+            stop: stop_tx,
+            task: Some(task),
         })
     }
 }
 
-async fn route(
-    state: Arc<llm::LlmState>,
-    req: hyper::Request<hyper::body::Incoming>,
-) -> hyper::Response<Full<Bytes>> {
-    let path = req.uri().path();
-    if path == "/v1/chat/completions" || path.starts_with("/lemur/v3/") {
-        return llm::handle(state, req).await;
-    }
-    let mut response =
-        hyper::Response::new(Full::new(Bytes::from_static(br#"{"error":"Not found"}"#)));
-    *response.status_mut() = hyper::StatusCode::NOT_FOUND;
-    response
-}
-
-/// A running emulator; dropping it stops the server.
-#[derive(Debug)]
+/// A running emulator. Dropping it stops the server and ends every session.
 pub struct EmulatorHandle {
     local_addr: SocketAddr,
     api_key: String,
-    task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for EmulatorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorHandle")
+            .field("local_addr", &self.local_addr)
+            .field("api_key", &"<redacted>")
+            .finish()
+    }
 }
 
 impl EmulatorHandle {
-    /// `ws://127.0.0.1:PORT`.
+    /// Base websocket URL, e.g. `ws://127.0.0.1:8080` (clients append `/v3/ws`).
     pub fn ws_url(&self) -> String {
         format!("ws://{}", self.local_addr)
     }
-    /// `http://127.0.0.1:PORT`.
+
+    /// Base HTTP URL, e.g. `http://127.0.0.1:8080` (`/v3/token`, `/v1/chat/completions`,
+    /// `/lemur/v3/generate/task`).
     pub fn http_url(&self) -> String {
         format!("http://{}", self.local_addr)
     }
-    /// The bound address.
+
+    /// The address the emulator listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
-    /// The accepted key.
+
+    /// The API key it accepts.
     pub fn api_key(&self) -> &str {
         &self.api_key
     }
-    /// Stops the server.
-    pub async fn shutdown(self) {
-        self.task.abort();
+
+    /// Stops accepting connections, ends every session and waits for the server task.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }
 
 impl Drop for EmulatorHandle {
     fn drop(&mut self) {
-        self.task.abort();
+        let _ = self.stop.send(true);
     }
 }

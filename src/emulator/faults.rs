@@ -1,0 +1,46 @@
+//! Fault injection: ways to make the emulator misbehave on purpose, to test a client's error
+//! paths.
+
+use std::time::Duration;
+
+/// Faults the emulator injects into every session (all off by default).
+///
+/// | option | what the emulator does | what a client sees |
+/// |---|---|---|
+/// | `drop_after: Some(d)` | closes the TCP connection `d` after the upgrade, with no close frame | the stream ends abnormally (connection reset / EOF without close, 1006) |
+/// | `no_termination: true` | on `Terminate`, sends the remaining turns but never `Termination` and never closes | its terminate timeout fires |
+/// | `delay_begin: Some(d)` | waits `d` after the upgrade before sending `Begin` | a slow connect; its connect timeout fires if `d` is longer |
+/// | `unknown_message: true` | sends `{"type":"EmulatorUnknownMessage",…}` right after `Begin` | an unknown message, which it must tolerate |
+/// | `error_then_close: Some((code, reason))` | right after `Begin`, sends `{"type":"Error","error_code":code,"error":reason}` and closes with `code` | the error (reported once) and the end of the stream |
+/// | `malformed_frame: true` | sends a text frame that is not valid JSON right after `Begin`, then goes on normally | a decode error; the session goes on |
+/// | `slow_messages: Some(d)` | waits `d` before writing every server message | every event arrives `d` late (a slow server) |
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Drop the TCP connection (no close frame) this long after the websocket upgrade.
+    pub drop_after: Option<Duration>,
+    /// Never send `Termination` (nor close) after `Terminate`.
+    pub no_termination: bool,
+    /// Wait this long before sending `Begin`.
+    pub delay_begin: Option<Duration>,
+    /// Send a message of an unknown `type` right after `Begin`.
+    pub unknown_message: bool,
+    /// Right after `Begin`, send an `Error` frame with this code and reason, then close with the
+    /// code.
+    pub error_then_close: Option<(u16, String)>,
+    /// Send one text frame that is not JSON right after `Begin`.
+    pub malformed_frame: bool,
+    /// Delay every server message by this much.
+    pub slow_messages: Option<Duration>,
+}
+
+impl Faults {
+    /// No faults (same as `Default`).
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Whether any fault is on.
+    pub fn any(&self) -> bool {
+        *self != Self::default()
+    }
+}

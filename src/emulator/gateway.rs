@@ -1,0 +1,176 @@
+//! `LLMGatewayResponse`: what the emulator answers when a session has the `llm_gateway` parameter.
+//!
+//! The emulator runs no model. When the prompt names a language that the script turn has a
+//! translation for, the answer is that translation; otherwise it is the turn's text marked as
+//! untranslated (`"[es] Hello."`, or `"[untranslated] Hello."` when no language is named), so a
+//! test can never mistake it for a real translation.
+
+use serde_json::{Value, json};
+
+use super::ids;
+use super::script::PreparedTurn;
+
+/// Languages recognised by name in prompts.
+const LANGUAGES: &[(&str, &str)] = &[
+    ("es", "spanish"),
+    ("fr", "french"),
+    ("de", "german"),
+    ("it", "italian"),
+    ("pt", "portuguese"),
+    ("nl", "dutch"),
+    ("ja", "japanese"),
+    ("zh", "chinese"),
+    ("ko", "korean"),
+    ("ru", "russian"),
+    ("hi", "hindi"),
+    ("ar", "arabic"),
+    ("pl", "polish"),
+    ("tr", "turkish"),
+    ("sv", "swedish"),
+    ("uk", "ukrainian"),
+    ("en", "english"),
+];
+
+/// The `llm_gateway` connection parameter, digested.
+#[derive(Debug, Clone)]
+pub(crate) struct GatewayRequest {
+    model: String,
+    max_tokens: u64,
+    /// All prompt text (messages and `prompt`), lower-cased, for language lookup.
+    prompt_lower: String,
+}
+
+impl GatewayRequest {
+    pub(crate) fn from_param(value: &Value) -> Self {
+        let mut prompt = String::new();
+        if let Some(p) = value.get("prompt").and_then(Value::as_str) {
+            prompt.push_str(p);
+        }
+        if let Some(messages) = value.get("messages").and_then(Value::as_array) {
+            for m in messages {
+                match m.get("content") {
+                    Some(Value::String(s)) => {
+                        prompt.push('\n');
+                        prompt.push_str(s);
+                    }
+                    Some(Value::Array(parts)) => {
+                        for part in parts {
+                            if let Some(t) = part.get("text").and_then(Value::as_str) {
+                                prompt.push('\n');
+                                prompt.push_str(t);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        GatewayRequest {
+            model: value
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or("claude-sonnet-4-20250514")
+                .to_string(),
+            max_tokens: value
+                .get("max_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(1000),
+            prompt_lower: prompt.to_lowercase(),
+        }
+    }
+
+    /// Languages the prompt names, in order of appearance.
+    fn named_languages(&self) -> Vec<&'static str> {
+        let mut found: Vec<(usize, &'static str)> = LANGUAGES
+            .iter()
+            .filter_map(|(code, name)| self.prompt_lower.find(name).map(|at| (at, *code)))
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// The completion text for a final turn.
+    pub(crate) fn content(&self, turn: &PreparedTurn, transcript: &str) -> String {
+        let source = turn.language_code.as_deref().unwrap_or("en");
+        let named = self.named_languages();
+        let targets: Vec<&str> = if named.len() > 1 {
+            named.iter().copied().filter(|c| *c != source).collect()
+        } else {
+            named
+        };
+        if let Some(text) = targets.iter().find_map(|c| turn.translations.get(*c)) {
+            return text.clone();
+        }
+        // Also accept a translation key written as a code in the prompt ("into es").
+        for (code, text) in &turn.translations {
+            if self
+                .prompt_lower
+                .split(|c: char| !c.is_alphanumeric())
+                .any(|w| w == code)
+            {
+                return text.clone();
+            }
+        }
+        match targets.first() {
+            Some(code) => format!("[{code}] {transcript}"),
+            None => format!("[untranslated] {transcript}"),
+        }
+    }
+
+    /// The `data` object: a chat completion shaped like the LLM Gateway's.
+    pub(crate) fn completion(&self, content: &str, input_words: usize) -> Value {
+        let input_tokens = (self.prompt_lower.split_whitespace().count() + input_words) as u64;
+        let output_tokens = content.split_whitespace().count() as u64;
+        json!({
+            "request_id": ids::uuid_v4(),
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop"
+            }],
+            "request": {"model": self.model, "max_tokens": self.max_tokens},
+            "usage": {
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "total_tokens": input_tokens + output_tokens
+            },
+            "http_status_code": 200,
+            "response_time": 1_000_000,
+            "llm_status_code": 200
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::ScriptTurn;
+
+    fn turn() -> PreparedTurn {
+        let mut t = ScriptTurn {
+            text: "Hello, world.".into(),
+            ..Default::default()
+        };
+        t.translations.insert("es".into(), "Hola, mundo.".into());
+        PreparedTurn::new(&t)
+    }
+
+    #[test]
+    fn translation_when_the_prompt_names_a_known_language() {
+        let req = GatewayRequest::from_param(&json!({"model":"m","messages":[
+            {"role":"user","content":"Translate this English text into Spanish: {{turn}}"}]}));
+        assert_eq!(req.content(&turn(), "Hello, world."), "Hola, mundo.");
+    }
+
+    #[test]
+    fn marked_untranslated_otherwise() {
+        let req = GatewayRequest::from_param(&json!({"model":"m","messages":[
+            {"role":"user","content":"Translate into French: {{turn}}"}]}));
+        assert_eq!(req.content(&turn(), "Hello, world."), "[fr] Hello, world.");
+        let req = GatewayRequest::from_param(&json!({"prompt":"Summarize {{turn}}"}));
+        assert_eq!(
+            req.content(&turn(), "Hello, world."),
+            "[untranslated] Hello, world."
+        );
+    }
+}

@@ -1,0 +1,436 @@
+//! One emulated session: the websocket conversation after the upgrade.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Interval, MissedTickBehavior, sleep, sleep_until};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::engine::Engine;
+use super::ids;
+use super::query::SessionParams;
+use super::server::Shared;
+use crate::Error;
+use crate::protocol::{
+    Begin, BeginConfiguration, ClientMessage, ErrorFrame, SENT_AT_FIELD, ServerMessage,
+};
+
+/// How long the emulator waits for the client's half of the closing handshake.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Everything the HTTP side learned before the upgrade.
+pub(crate) struct SessionSetup {
+    pub shared: Arc<Shared>,
+    pub query: String,
+    /// `Ok(cap)`: authorised (with the token's session cap, if any); `Err(reason)`: close 1008.
+    pub auth: Result<Option<Duration>, String>,
+    /// The client's `AssemblyAI-Version` header, echoed in `Begin.configuration.api_version`.
+    pub api_version: Option<String>,
+}
+
+/// Parses one client text frame as the service does. `Err` is the [`Error::Closed`] (code 3006)
+/// the emulator closes the session with, carrying the service's reason text (`Invalid JSON: …`,
+/// `Invalid Message Type: …` or `Invalid Message: …`).
+///
+/// ```
+/// use assemblyai_streaming::emulator::parse_client_message;
+/// use assemblyai_streaming::protocol::ClientMessage;
+///
+/// assert_eq!(parse_client_message(r#"{"type":"KeepAlive"}"#).unwrap(), ClientMessage::KeepAlive);
+/// let err = parse_client_message("[]").unwrap_err();
+/// assert_eq!(err.code(), Some(3006));
+/// assert!(err.to_string().contains("Invalid Message: []"));
+/// ```
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, Error> {
+    parse_client_text(text).map_err(|reason| Error::closed(3006, reason))
+}
+
+fn parse_client_text(text: &str) -> Result<ClientMessage, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| format!("Invalid JSON: {}", clip(text, 200)))?;
+    let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
+        return Err(format!("Invalid Message: {}", clip(text, 200)));
+    };
+    match kind {
+        "UpdateConfiguration" | "ForceEndpoint" | "KeepAlive" | "Terminate" => {}
+        other => return Err(format!("Invalid Message Type: {}", clip(other, 200))),
+    }
+    let msg: ClientMessage = serde_json::from_value(value)
+        .map_err(|e| format!("Invalid Message: {}", clip(&e.to_string(), 200)))?;
+    if let ClientMessage::UpdateConfiguration(u) = &msg {
+        for (name, v) in [
+            (
+                "end_of_turn_confidence_threshold",
+                u.end_of_turn_confidence_threshold,
+            ),
+            ("vad_threshold", u.vad_threshold),
+        ] {
+            if let Some(v) = v {
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(format!("Invalid Message: {name} must be between 0 and 1"));
+                }
+            }
+        }
+        if u.keyterms_prompt.as_ref().is_some_and(|k| k.len() > 100) {
+            return Err("Invalid Message: keyterms_prompt allows at most 100 terms".into());
+        }
+    }
+    Ok(msg)
+}
+
+fn clip(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The writing half, with the send-time stamp and the slow-message fault.
+struct Conn<S> {
+    ws: WebSocketStream<S>,
+    stamp: bool,
+    slow: Option<Duration>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    async fn feed_text(&mut self, mut text: String) -> bool {
+        if let Some(d) = self.slow {
+            sleep(d).await;
+        }
+        if self.stamp && text.ends_with('}') {
+            let ns = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or_default();
+            text.pop();
+            use std::fmt::Write;
+            let _ = write!(text, ",\"{SENT_AT_FIELD}\":{ns}}}");
+        }
+        self.ws.feed(Message::text(text)).await.is_ok()
+    }
+
+    /// Sends messages and flushes; `false` when the client is gone.
+    async fn send_all(&mut self, msgs: &mut Vec<ServerMessage>) -> bool {
+        if msgs.is_empty() {
+            return true;
+        }
+        for m in msgs.drain(..) {
+            if !self.feed_text(m.to_json()).await {
+                return false;
+            }
+        }
+        self.ws.flush().await.is_ok()
+    }
+
+    async fn send(&mut self, msg: ServerMessage) -> bool {
+        self.send_all(&mut vec![msg]).await
+    }
+
+    /// Sends an `Error` frame, closes with `code` and waits briefly for the client's close.
+    async fn fail(&mut self, code: u16, reason: &str) {
+        let frame = ServerMessage::Error(ErrorFrame {
+            error_code: Some(i64::from(code)),
+            error: reason.to_string(),
+        });
+        if self.send(frame).await {
+            self.close(code, reason).await;
+        }
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) {
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            // A close reason is limited to 123 bytes by RFC 6455.
+            reason: clip(reason, 123).to_string().into(),
+        };
+        if self.ws.close(Some(frame)).await.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+}
+
+/// Counts the session in `Shared::active` for as long as it lives.
+struct ActiveGuard(Arc<Shared>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+async fn tick(interval: &mut Option<Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn heartbeat_interval() -> Interval {
+    let mut i = tokio::time::interval_at(
+        Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    i
+}
+
+/// Runs one session to its end.
+pub(crate) async fn run<S>(ws: WebSocketStream<S>, setup: SessionSetup)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let shared = setup.shared;
+    let opened = Instant::now();
+    let faults = &shared.config.faults;
+    let mut conn = Conn {
+        ws,
+        stamp: shared.config.stamp_send_time,
+        slow: faults.slow_messages,
+    };
+    let mut shutdown = shared.shutdown.clone();
+    let drop_at = faults.drop_after.map(|d| opened + d);
+    let session = async {
+        let token_cap = match setup.auth {
+            Ok(cap) => cap,
+            Err(reason) => {
+                conn.fail(1008, &reason).await;
+                return;
+            }
+        };
+        let active = shared.active.fetch_add(1, Ordering::AcqRel) + 1;
+        let _guard = ActiveGuard(shared.clone());
+        if shared.config.max_sessions.is_some_and(|max| active > max) {
+            conn.fail(
+                3009,
+                "Unauthorized Connection: Too many concurrent sessions",
+            )
+            .await;
+            return;
+        }
+        let params = match SessionParams::from_query(&setup.query) {
+            Ok(p) => p,
+            Err(reason) => {
+                conn.fail(3006, &reason).await;
+                return;
+            }
+        };
+        run_session(
+            &mut conn,
+            &shared,
+            params,
+            token_cap,
+            setup.api_version,
+            opened,
+        )
+        .await;
+    };
+    tokio::select! {
+        _ = session => {}
+        _ = async { match drop_at { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
+            // Fault: the TCP connection goes away without a close frame.
+        }
+        _ = shutdown.wait_for(|stop| *stop) => {}
+    }
+}
+
+async fn run_session<S>(
+    conn: &mut Conn<S>,
+    shared: &Arc<Shared>,
+    params: SessionParams,
+    token_cap: Option<Duration>,
+    api_version: Option<String>,
+    opened: Instant,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let config = &shared.config;
+    let faults = &config.faults;
+    let cap = token_cap.unwrap_or(config.max_session_duration);
+    if let Some(d) = faults.delay_begin {
+        sleep(d).await;
+    }
+    let started = Instant::now();
+    let expires = started + cap;
+    let begin = ServerMessage::Begin(Begin {
+        id: ids::uuid_v4(),
+        expires_at: unix_now() + cap.as_secs() as i64,
+        configuration: Some(BeginConfiguration {
+            model: Some(params.model.as_str().to_string()),
+            mode: Some(
+                params
+                    .mode
+                    .clone()
+                    .unwrap_or_else(|| "balanced".to_string()),
+            ),
+            api_version: Some(api_version.unwrap_or_else(|| "1.0.0".to_string())),
+        }),
+    });
+    if !conn.send(begin).await {
+        return;
+    }
+    if faults.unknown_message {
+        let text = json!({"type": "EmulatorUnknownMessage", "detail": "injected by Faults::unknown_message"}).to_string();
+        if !conn.feed_text(text).await || conn.ws.flush().await.is_err() {
+            return;
+        }
+    }
+    if faults.malformed_frame {
+        let text = r#"{"type":"Turn","turn_order":"#.to_string();
+        if !conn.feed_text(text).await || conn.ws.flush().await.is_err() {
+            return;
+        }
+    }
+    if let Some((code, reason)) = &faults.error_then_close {
+        conn.fail(*code, reason).await;
+        return;
+    }
+
+    let mut engine = Engine::new(&params, config.formatting, shared.script.clone());
+    let mut out: Vec<ServerMessage> = Vec::with_capacity(4);
+    let bytes_per_sample = params.encoding.bytes_per_sample() as u64;
+    let rate = u64::from(params.sample_rate);
+    let tolerance_ms = config.realtime_tolerance.as_millis() as i64;
+    let inactivity = params
+        .inactivity_timeout
+        .map(|s| Duration::from_secs(u64::from(s)));
+    let mut last_activity = Instant::now();
+    let mut heartbeat = params.session_heartbeat.then(heartbeat_interval);
+
+    loop {
+        let idle_deadline = inactivity.map(|d| last_activity + d);
+        tokio::select! {
+            frame = conn.ws.next() => {
+                let Some(Ok(frame)) = frame else { return };
+                last_activity = Instant::now();
+                match frame {
+                    Message::Binary(bytes) => {
+                        let samples = bytes.len() as u64 / bytes_per_sample;
+                        if samples * 1000 < 50 * rate || samples * 1000 > 1000 * rate {
+                            let ms = (samples * 1000 + rate / 2) / rate;
+                            let reason = format!("Input duration violation: {ms} ms. Expected between 50 and 1000 ms");
+                            conn.fail(3007, &reason).await;
+                            return;
+                        }
+                        engine.push_audio(&bytes, &mut out);
+                        // Measured from the upgrade, so audio a client sends while `Begin` is
+                        // delayed does not count against it.
+                        let wall_ms = opened.elapsed().as_millis() as i64;
+                        let audio_ms = engine.audio_ms();
+                        if audio_ms > wall_ms + tolerance_ms {
+                            let reason = format!(
+                                "Audio Transmission Rate Exceeded: Received {:.1} sec. audio in {:.1} sec",
+                                audio_ms as f64 / 1000.0,
+                                wall_ms as f64 / 1000.0
+                            );
+                            conn.fail(3007, &reason).await;
+                            return;
+                        }
+                        if !conn.send_all(&mut out).await {
+                            return;
+                        }
+                    }
+                    Message::Text(text) => match parse_client_text(&text) {
+                        Err(reason) => {
+                            conn.fail(3006, &reason).await;
+                            return;
+                        }
+                        Ok(ClientMessage::Terminate) => {
+                            engine.flush(&mut out);
+                            if !conn.send_all(&mut out).await {
+                                return;
+                            }
+                            if faults.no_termination {
+                                // Fault: stay silent until the client gives up.
+                                while let Some(Ok(_)) = conn.ws.next().await {}
+                                return;
+                            }
+                            let audio = engine.audio_ms() as f64 / 1000.0;
+                            let session = started.elapsed().as_secs_f64();
+                            let text = json!({
+                                "type": "Termination",
+                                "audio_duration_seconds": audio.round() as i64,
+                                "session_duration_seconds": session.round() as i64,
+                            }).to_string();
+                            if conn.feed_text(text).await && conn.ws.flush().await.is_ok() {
+                                conn.close(1000, "").await;
+                            }
+                            return;
+                        }
+                        Ok(ClientMessage::ForceEndpoint) => {
+                            engine.force_endpoint(&mut out);
+                            if !conn.send_all(&mut out).await {
+                                return;
+                            }
+                        }
+                        Ok(ClientMessage::KeepAlive) => {}
+                        Ok(ClientMessage::UpdateConfiguration(u)) => {
+                            engine.update(&u);
+                            match u.session_heartbeat {
+                                Some(true) if heartbeat.is_none() => heartbeat = Some(heartbeat_interval()),
+                                Some(false) => heartbeat = None,
+                                _ => {}
+                            }
+                        }
+                    },
+                    Message::Ping(_) => {
+                        // tungstenite queued the pong; push it out.
+                        if conn.ws.flush().await.is_err() {
+                            return;
+                        }
+                    }
+                    Message::Close(_) => {
+                        // tungstenite answers the close; read until the stream ends.
+                        while let Some(Ok(_)) = conn.ws.next().await {}
+                        return;
+                    }
+                    Message::Pong(_) | Message::Frame(_) => {}
+                }
+            }
+            _ = sleep_until(expires) => {
+                conn.fail(3008, "Session Expired: Maximum session duration exceeded").await;
+                return;
+            }
+            _ = async { match idle_deadline { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
+                let reason = format!(
+                    "Session Cancelled: No audio or message received for {} seconds (inactivity_timeout)",
+                    inactivity.map_or(0, |d| d.as_secs())
+                );
+                conn.fail(INACTIVITY_CLOSE_CODE, &reason).await;
+                return;
+            }
+            _ = tick(&mut heartbeat) => {
+                let total = started.elapsed().as_millis() as i64;
+                let hb = engine.heartbeat(total);
+                if !conn.send(hb).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Close code for `inactivity_timeout`. The service does not document one for v3; the emulator
+/// uses the catch-all 3005 ("Session Cancelled"), the code every server-side close used before
+/// the 2026-02 renumbering.
+pub const INACTIVITY_CLOSE_CODE: u16 = 3005;

@@ -1,0 +1,196 @@
+//! Each injectable fault, and what a raw websocket client sees.
+
+mod emulator_support;
+
+use std::time::{Duration, Instant};
+
+use assemblyai_streaming::emulator::{Emulator, Faults};
+use assemblyai_streaming::protocol::{SENT_AT_FIELD, ServerMessage};
+use emulator_support::*;
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+async fn emulator(faults: Faults) -> assemblyai_streaming::emulator::EmulatorHandle {
+    Emulator::builder().faults(faults).start().await.unwrap()
+}
+
+#[tokio::test]
+async fn drop_after_ends_the_connection_without_a_close_frame() {
+    let emu = emulator(Faults {
+        drop_after: Some(Duration::from_millis(500)),
+        ..Default::default()
+    })
+    .await;
+    let mut ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let started = Instant::now();
+    let mut saw_begin = false;
+    let end = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => saw_begin |= t.contains("Begin"),
+            Some(Ok(Message::Close(c))) => panic!("unexpected close frame {c:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break Some(e),
+            None => break None,
+        }
+    };
+    assert!(saw_begin);
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    // tungstenite reports a connection that ends without the closing handshake.
+    assert!(
+        matches!(
+            end,
+            Some(tokio_tungstenite::tungstenite::Error::Protocol(
+                tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+            )) | Some(tokio_tungstenite::tungstenite::Error::Io(_))
+                | None
+        ),
+        "{end:?}"
+    );
+}
+
+#[tokio::test]
+async fn no_termination_leaves_the_client_waiting() {
+    let emu = emulator(Faults {
+        no_termination: true,
+        ..Default::default()
+    })
+    .await;
+    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let out = run(
+        ws,
+        &silence(500),
+        Plan {
+            terminate: true,
+            timeout: Some(Duration::from_secs(2)),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(out.count("Begin"), 1);
+    assert_eq!(out.count("Termination"), 0);
+    assert_eq!(out.close, None, "the server must not close either");
+}
+
+#[tokio::test]
+async fn delay_begin_holds_begin_back() {
+    let emu = emulator(Faults {
+        delay_begin: Some(Duration::from_millis(700)),
+        ..Default::default()
+    })
+    .await;
+    let started = Instant::now();
+    let mut ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let first = ws.next().await.unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("Begin"));
+    assert!(started.elapsed() >= Duration::from_millis(700));
+}
+
+#[tokio::test]
+async fn unknown_message_type_follows_begin() {
+    let emu = emulator(Faults {
+        unknown_message: true,
+        ..Default::default()
+    })
+    .await;
+    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let out = stream(ws, &silence(200)).await;
+    assert!(matches!(out.messages[0], ServerMessage::Begin(_)));
+    assert!(
+        matches!(out.messages[1], ServerMessage::Unknown(_)),
+        "{:?}",
+        out.messages[1]
+    );
+    assert_eq!(out.messages[1].type_name(), Some("EmulatorUnknownMessage"));
+    // The session goes on normally.
+    assert_eq!(out.count("Termination"), 1);
+    assert_eq!(out.close_code(), Some(1000));
+}
+
+#[tokio::test]
+async fn error_then_close_sends_the_chosen_error_and_code() {
+    let emu = emulator(Faults {
+        error_then_close: Some((3005, "Session Cancelled: An error occurred".into())),
+        ..Default::default()
+    })
+    .await;
+    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let out = run(
+        ws,
+        &[],
+        Plan {
+            timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(out.count("Begin"), 1);
+    assert_eq!(
+        out.error_frame(),
+        Some((
+            Some(3005),
+            "Session Cancelled: An error occurred".to_string()
+        ))
+    );
+    assert_eq!(
+        out.close,
+        Some((3005, "Session Cancelled: An error occurred".to_string()))
+    );
+}
+
+#[tokio::test]
+async fn malformed_frame_is_sent_once_and_the_session_goes_on() {
+    let emu = emulator(Faults {
+        malformed_frame: true,
+        ..Default::default()
+    })
+    .await;
+    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let out = stream(ws, &silence(200)).await;
+    assert_eq!(out.undecodable.len(), 1, "{out:?}");
+    assert!(serde_json::from_str::<serde_json::Value>(&out.undecodable[0]).is_err());
+    assert_eq!(out.count("Termination"), 1);
+}
+
+#[tokio::test]
+async fn slow_messages_delay_every_message() {
+    let emu = emulator(Faults {
+        slow_messages: Some(Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .await;
+    let started = Instant::now();
+    let mut ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let first = ws.next().await.unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("Begin"));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let t = Instant::now();
+    ws.send(Message::text(r#"{"type":"Terminate"}"#))
+        .await
+        .unwrap();
+    let next = ws.next().await.unwrap().unwrap();
+    assert!(next.to_text().unwrap().contains("Termination"));
+    assert!(t.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn send_time_stamps_are_opt_in() {
+    let emu = Emulator::builder()
+        .stamp_send_time(true)
+        .start()
+        .await
+        .unwrap();
+    let mut ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let first = ws.next().await.unwrap().unwrap();
+    let v: serde_json::Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    let sent = v[SENT_AT_FIELD].as_u64().expect("stamp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    assert!(now >= sent && now - sent < 5_000_000_000);
+
+    let plain = Emulator::builder().start().await.unwrap();
+    let mut ws = connect(&plain.ws_url(), Q, Auth::Header(plain.api_key())).await;
+    let first = ws.next().await.unwrap().unwrap();
+    assert!(!first.to_text().unwrap().contains(SENT_AT_FIELD));
+}

@@ -1,0 +1,264 @@
+//! Shared helpers of the emulator tests: speech audio made with espeak-ng + sox, and a raw
+//! tokio-tungstenite client that streams at real-time pace.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use assemblyai_streaming::protocol::{ServerMessage, Turn};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// 16 kHz mono s16le speech of `text`, or `None` (with a notice) when espeak-ng or sox is
+/// missing. Under `CI=true` a missing tool fails the test instead.
+pub fn speech(text: &str) -> Option<Vec<u8>> {
+    let dir = std::env::temp_dir().join("assemblyai-emulator-tests");
+    let _ = std::fs::create_dir_all(&dir);
+    let name: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(60)
+        .collect();
+    let raw: PathBuf = dir.join(format!("{name}-{}.raw", text.len()));
+    if let Ok(bytes) = std::fs::read(&raw) {
+        if !bytes.is_empty() {
+            return Some(bytes);
+        }
+    }
+    let wav = dir.join(format!("{name}-{}-{}.wav", text.len(), std::process::id()));
+    let ok = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+        && Command::new("sox")
+            .arg(&wav)
+            .args([
+                "-r",
+                "16000",
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed-integer",
+                "-t",
+                "raw",
+            ])
+            .arg(&raw)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    let _ = std::fs::remove_file(&wav);
+    if !ok {
+        let msg = "espeak-ng and sox are needed to make speech audio for this test (apt-get install espeak-ng sox)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+        return None;
+    }
+    std::fs::read(&raw).ok()
+}
+
+/// `ms` of digital silence at 16 kHz s16le.
+pub fn silence(ms: u32) -> Vec<u8> {
+    vec![0; (ms * 32) as usize]
+}
+
+/// A quiet noise floor (about -60 dBFS), like a real microphone in a quiet room.
+pub fn noise(ms: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity((ms * 32) as usize);
+    let mut x: u32 = 12345;
+    for _ in 0..ms * 16 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let s = ((x >> 16) % 64) as i16 - 32;
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+pub enum Auth<'a> {
+    Header(&'a str),
+    None,
+}
+
+/// Opens `/v3/ws?query` on the emulator.
+pub async fn connect(base: &str, query: &str, auth: Auth<'_>) -> Ws {
+    try_connect(base, query, auth)
+        .await
+        .expect("websocket connect")
+}
+
+pub async fn try_connect(
+    base: &str,
+    query: &str,
+    auth: Auth<'_>,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let mut req = format!("{base}/v3/ws?{query}").into_client_request()?;
+    if let Auth::Header(key) = auth {
+        req.headers_mut()
+            .insert("Authorization", HeaderValue::from_str(key).unwrap());
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+    Ok(ws)
+}
+
+/// Everything the server sent, and how it closed.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub messages: Vec<ServerMessage>,
+    /// Close code and reason (`None`: the connection ended without a close frame).
+    pub close: Option<(u16, String)>,
+    /// Text frames that did not decode.
+    pub undecodable: Vec<String>,
+}
+
+impl Outcome {
+    pub fn turns(&self) -> Vec<&Turn> {
+        self.messages
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::Turn(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn finals(&self) -> Vec<&Turn> {
+        self.turns().into_iter().filter(|t| t.end_of_turn).collect()
+    }
+
+    pub fn count(&self, type_name: &str) -> usize {
+        self.messages
+            .iter()
+            .filter(|m| m.type_name() == Some(type_name))
+            .count()
+    }
+
+    pub fn close_code(&self) -> Option<u16> {
+        self.close.as_ref().map(|c| c.0)
+    }
+
+    pub fn error_frame(&self) -> Option<(Option<i64>, String)> {
+        self.messages.iter().find_map(|m| match m {
+            ServerMessage::Error(e) => Some((e.error_code, e.error.clone())),
+            _ => None,
+        })
+    }
+}
+
+/// What to do while streaming.
+#[derive(Default)]
+pub struct Plan {
+    /// Bytes per audio frame (default 1600 = 50 ms at 16 kHz s16le).
+    pub frame_bytes: usize,
+    /// Frame interval (default: real time for 16 kHz s16le frames).
+    pub interval: Option<Duration>,
+    /// Text frames to send after the given number of audio frames.
+    pub texts: Vec<(usize, String)>,
+    /// Send `Terminate` at the end (default false; `stream` sets it).
+    pub terminate: bool,
+    /// Give up reading after this long.
+    pub timeout: Option<Duration>,
+}
+
+/// Streams `audio` in real time, sends `Terminate`, and reads until the server closes.
+pub async fn stream(ws: Ws, audio: &[u8]) -> Outcome {
+    run(
+        ws,
+        audio,
+        Plan {
+            terminate: true,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Runs a plan: the writer streams at real-time pace while the reader collects every message.
+pub async fn run(ws: Ws, audio: &[u8], plan: Plan) -> Outcome {
+    let (mut sink, mut source) = ws.split();
+    let frame_bytes = if plan.frame_bytes == 0 {
+        1600
+    } else {
+        plan.frame_bytes
+    };
+    let interval = plan.interval.unwrap_or(Duration::from_micros(
+        frame_bytes as u64 * 1_000_000 / 32_000,
+    ));
+    // The last frame is padded with silence: the service refuses frames under 50 ms.
+    let frames: Vec<Vec<u8>> = audio
+        .chunks(frame_bytes)
+        .map(|c| {
+            let mut f = c.to_vec();
+            f.resize(frame_bytes, 0);
+            f
+        })
+        .collect();
+    let texts = plan.texts;
+    let terminate = plan.terminate;
+    let writer = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        for (i, frame) in frames.into_iter().enumerate() {
+            for (_, t) in texts.iter().filter(|(at, _)| *at == i) {
+                if sink.send(Message::text(t.clone())).await.is_err() {
+                    return sink;
+                }
+            }
+            tick.tick().await;
+            if sink.send(Message::binary(frame)).await.is_err() {
+                return sink;
+            }
+        }
+        let n = usize::MAX;
+        for (_, t) in texts.iter().filter(|(at, _)| *at == n) {
+            let _ = sink.send(Message::text(t.clone())).await;
+        }
+        if terminate {
+            let _ = sink
+                .send(Message::text(r#"{"type":"Terminate"}"#.to_string()))
+                .await;
+        }
+        sink
+    });
+    let mut out = Outcome::default();
+    let read = async {
+        while let Some(frame) = source.next().await {
+            match frame {
+                Ok(Message::Text(t)) => match ServerMessage::from_json(&t) {
+                    Ok(m) => out.messages.push(m),
+                    Err(_) => out.undecodable.push(t.to_string()),
+                },
+                Ok(Message::Close(c)) => {
+                    out.close = c.map(|c| (u16::from(c.code), c.reason.to_string()));
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    };
+    let limit = plan.timeout.unwrap_or(Duration::from_secs(60));
+    let _ = tokio::time::timeout(limit, read).await;
+    if let Ok(mut sink) = writer.await {
+        let _ = sink.close().await;
+    }
+    out
+}
+
+/// Concatenates audio pieces.
+pub fn concat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.iter().flat_map(|p| p.iter().copied()).collect()
+}
+
+pub const Q: &str = "speech_model=universal-streaming-english&sample_rate=16000";
