@@ -4,6 +4,8 @@
 
 pub mod audio;
 pub mod error;
+#[cfg(feature = "mic")]
+pub mod mic;
 pub mod params;
 pub mod protocol;
 
