@@ -18,7 +18,7 @@
 //! use assemblyai_streaming::mic::{MicConfig, Microphone};
 //! use futures::StreamExt;
 //!
-//! let mut mic = Microphone::open(MicConfig::default())?;
+//! let mut mic = Microphone::open_async(MicConfig::default()).await?;
 //! println!("recording from {}", mic.device_name());
 //! while let Some(chunk) = mic.next().await {
 //!     let chunk = chunk?; // 100 ms of 16 kHz mono s16le
@@ -206,6 +206,14 @@ impl Microphone {
             capture_format,
             sample_rate: config.sample_rate,
         })
+    }
+
+    /// Like [`open`](Microphone::open), without blocking the async runtime while the device
+    /// starts (some sound servers take a second for their first client).
+    pub async fn open_async(config: MicConfig) -> Result<Self> {
+        tokio::task::spawn_blocking(move || Self::open(config))
+            .await
+            .map_err(|e| Error::Audio(format!("microphone start-up failed: {e}")))?
     }
 
     /// The device's name.

@@ -232,3 +232,33 @@ fn a_file_that_is_not_wav_is_an_audio_error() {
     assert_eq!(err.kind(), "audio");
     assert!(err.to_string().contains("junk.wav"));
 }
+
+#[test]
+fn open_wav_streams_the_same_chunks_as_read_wav() {
+    let path = temp_path("stream.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    // 3 s: several of open_wav's internal read blocks.
+    let samples: Vec<i16> = (0..44_100 * 3 * 2)
+        .map(|i| ((i * 31) % 20_000 - 10_000) as i16)
+        .collect();
+    write_wav(&path, spec, &samples);
+    let (all, info) = read_wav(&path, 16_000).unwrap();
+    let streamed = assemblyai_streaming::audio::open_wav(&path, 16_000).unwrap();
+    assert_eq!(streamed.info(), info);
+    let streamed: Vec<AudioChunk> = streamed.map(|c| c.unwrap()).collect();
+    assert_eq!(streamed, all);
+    assert_eq!(all.iter().map(|c| c.len() / 2).sum::<usize>(), 48_000);
+}
+
+#[test]
+fn audio_types_can_move_across_threads_and_tasks() {
+    fn is_send<T: Send>() {}
+    is_send::<assemblyai_streaming::audio::AudioConverter>();
+    is_send::<assemblyai_streaming::audio::WavChunks>();
+    is_send::<WavRecorder>();
+}

@@ -226,6 +226,12 @@ async fn child_converted_capture() {
 }
 
 #[test]
+fn a_microphone_can_be_moved_into_a_task() {
+    fn is_send<T: Send + 'static>() {}
+    is_send::<Microphone>();
+}
+
+#[test]
 fn child_no_microphone() {
     if !is_child() {
         return;

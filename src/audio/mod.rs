@@ -6,8 +6,8 @@
 //!
 //! Audio from elsewhere (a microphone, a WAV file at 44.1 kHz stereo, ...) goes through an
 //! [`AudioConverter`]: downmix to mono, stateful anti-aliased resampling, s16le, exact chunks.
-//! With the `wav` feature (on by default), [`read_wav`] converts any WAV file that way and
-//! [`WavRecorder`] saves what a session sent.
+//! With the `wav` feature (on by default), [`read_wav`] / [`open_wav`] convert any WAV file that
+//! way and [`WavRecorder`] saves what a session sent.
 
 use bytes::Bytes;
 
@@ -23,7 +23,9 @@ pub use convert::{
 };
 pub use sample::{PcmSample, f32_to_i16};
 #[cfg(feature = "wav")]
-pub use wav::{WavInfo, WavRecorder, WavSampleFormat, read_wav, read_wav_with_chunk};
+pub use wav::{
+    WavChunks, WavInfo, WavRecorder, WavSampleFormat, open_wav, read_wav, read_wav_with_chunk,
+};
 
 /// A piece of mono audio in the session's encoding and sample rate, of any length.
 ///

@@ -55,6 +55,8 @@ fn wav_error(path: &Path, e: hound::Error) -> Error {
 /// 16-bit 100 ms chunks at `target_rate` (the same path as microphone input: downmix,
 /// anti-aliased resampling, s16le). The last chunk may be shorter.
 ///
+/// The whole file is converted into memory; for long files, iterate with [`open_wav`].
+///
 /// ```no_run
 /// # fn main() -> assemblyai_streaming::Result<()> {
 /// let (chunks, info) = assemblyai_streaming::audio::read_wav("call.wav", 16_000)?;
@@ -72,8 +74,26 @@ pub fn read_wav_with_chunk(
     target_rate: u32,
     chunk: Duration,
 ) -> Result<(Vec<AudioChunk>, WavInfo)> {
-    let path = path.as_ref();
-    let mut reader = hound::WavReader::open(path).map_err(|e| wav_error(path, e))?;
+    let chunks = open_wav(path, target_rate)?.with_chunk_duration(chunk)?;
+    let info = chunks.info();
+    Ok((chunks.collect::<Result<Vec<_>>>()?, info))
+}
+
+/// Opens a WAV file of any format for conversion chunk by chunk (see [`WavChunks`]).
+///
+/// ```no_run
+/// # fn main() -> assemblyai_streaming::Result<()> {
+/// let chunks = assemblyai_streaming::audio::open_wav("long-call.wav", 16_000)?;
+/// println!("{:?} of audio", chunks.info().duration());
+/// for chunk in chunks {
+///     let chunk = chunk?; // 100 ms of 16 kHz mono s16le
+///     # let _ = chunk;
+/// }
+/// # Ok(()) }
+/// ```
+pub fn open_wav(path: impl AsRef<Path>, target_rate: u32) -> Result<WavChunks> {
+    let path = path.as_ref().to_path_buf();
+    let reader = hound::WavReader::open(&path).map_err(|e| wav_error(&path, e))?;
     let spec = reader.spec();
     let info = WavInfo {
         sample_rate: spec.sample_rate,
@@ -85,48 +105,105 @@ pub fn read_wav_with_chunk(
         },
         frames: u64::from(reader.duration()),
     };
-    let mut conv = AudioConverter::new(spec.sample_rate, spec.channels, target_rate)
-        .and_then(|c| c.with_chunk_duration(chunk))
+    let converter = AudioConverter::new(spec.sample_rate, spec.channels, target_rate)
         .map_err(|e| Error::Audio(format!("{}: {e}", path.display())))?;
+    Ok(WavChunks {
+        reader,
+        converter,
+        info,
+        path,
+        ready: std::collections::VecDeque::new(),
+        buf: Vec::new(),
+        finished: false,
+    })
+}
 
-    let mut chunks = Vec::new();
-    // Convert in blocks so a long file never needs a second full-size float copy.
-    let block = 8192 * usize::from(spec.channels.max(1));
-    let mut buf: Vec<f32> = Vec::with_capacity(block);
-    let flush = |buf: &mut Vec<f32>, conv: &mut AudioConverter, chunks: &mut Vec<AudioChunk>| {
-        let mut out = conv.push_interleaved_f32(buf);
-        let err = out.error();
-        chunks.extend(&mut out);
-        buf.clear();
-        err.map_or(Ok(()), Err)
-    };
-    match spec.sample_format {
-        hound::SampleFormat::Float => {
-            for s in reader.samples::<f32>() {
-                buf.push(s.map_err(|e| wav_error(path, e))?);
-                if buf.len() == block {
-                    flush(&mut buf, &mut conv, &mut chunks)?;
+/// A WAV file being converted, as an iterator of chunks (mono s16le at the target rate, 100 ms
+/// by default; the last one may be shorter). Reads the file block by block, so memory use does
+/// not depend on its length. Made by [`open_wav`].
+pub struct WavChunks {
+    reader: hound::WavReader<std::io::BufReader<std::fs::File>>,
+    converter: AudioConverter,
+    info: WavInfo,
+    path: PathBuf,
+    ready: std::collections::VecDeque<AudioChunk>,
+    buf: Vec<f32>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for WavChunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WavChunks")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WavChunks {
+    /// What the file holds.
+    pub fn info(&self) -> WavInfo {
+        self.info
+    }
+
+    /// Sets the chunk duration (50 ms to 1 s); call before iterating.
+    pub fn with_chunk_duration(mut self, chunk: Duration) -> Result<Self> {
+        self.converter = self.converter.with_chunk_duration(chunk)?;
+        Ok(self)
+    }
+
+    /// Reads and converts the next block of the file into `ready`.
+    fn refill(&mut self) -> Result<()> {
+        // About 8192 frames per read: large enough to be cheap, small enough to stream.
+        let block = 8192 * usize::from(self.info.channels.max(1));
+        self.buf.clear();
+        let path = &self.path;
+        match self.info.sample_format {
+            WavSampleFormat::Float => {
+                for s in self.reader.samples::<f32>().take(block) {
+                    self.buf.push(s.map_err(|e| wav_error(path, e))?);
+                }
+            }
+            WavSampleFormat::Int => {
+                // hound yields 8-bit samples (unsigned in the file) already centred on zero.
+                let bits = self.info.bits_per_sample.clamp(1, 32);
+                let scale = 1.0 / f64::from(1u32 << (bits - 1));
+                for s in self.reader.samples::<i32>().take(block) {
+                    let s = s.map_err(|e| wav_error(path, e))?;
+                    self.buf.push((f64::from(s) * scale) as f32);
                 }
             }
         }
-        hound::SampleFormat::Int => {
-            // hound yields 8-bit (unsigned in the file) already centred on zero.
-            let scale =
-                1.0 / f64::from(1u32 << spec.bits_per_sample.clamp(1, 32).saturating_sub(1));
-            for s in reader.samples::<i32>() {
-                let s = s.map_err(|e| wav_error(path, e))?;
-                buf.push((f64::from(s) * scale) as f32);
-                if buf.len() == block {
-                    flush(&mut buf, &mut conv, &mut chunks)?;
-                }
+        let mut out = if self.buf.is_empty() {
+            self.finished = true;
+            self.converter.finish()
+        } else {
+            self.converter.push_interleaved_f32(&self.buf)
+        };
+        let err = out.error();
+        self.ready.extend(&mut out);
+        err.map_or(Ok(()), Err)
+    }
+}
+
+impl Iterator for WavChunks {
+    type Item = Result<AudioChunk>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(chunk) = self.ready.pop_front() {
+                return Some(Ok(chunk));
+            }
+            if self.finished {
+                return None;
+            }
+            if let Err(e) = self.refill() {
+                // A broken file ends the iteration after reporting it once.
+                self.finished = true;
+                return Some(Err(e));
             }
         }
     }
-    flush(&mut buf, &mut conv, &mut chunks)?;
-    let mut tail = conv.finish();
-    let err = tail.error();
-    chunks.extend(&mut tail);
-    err.map_or(Ok((chunks, info)), Err)
 }
 
 /// Counters shared between a [`WavRecorder`] and its writer thread.
