@@ -7,7 +7,8 @@
 //!
 //! * the **cpal callback** only copies the samples (as `f32`) into a recycled buffer and hands
 //!   it over with a non-blocking `try_send` on a bounded queue; when the queue is full the block
-//!   is dropped and counted ([`Microphone::dropped_frames`], plus a `tracing` warning);
+//!   is dropped and counted ([`Microphone::dropped_frames`]; the capture thread logs a `tracing`
+//!   warning at most once a second);
 //! * a **capture thread** owns the cpal `Stream` (which is not `Send`), converts the blocks and
 //!   passes chunks to the async side;
 //! * the [`Microphone`] is a `futures::Stream<Item = Result<AudioChunk>>`. A device error or a
@@ -42,6 +43,9 @@ use crate::error::{Error, Result};
 
 /// How long the capture thread waits for audio before checking for a stop request.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Dropped audio is reported at most this often.
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Which format to ask the device for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -384,7 +388,20 @@ fn capture_thread(
         tx.blocking_send(Ok(chunk)).is_ok()
     };
 
+    let mut reported_drops = 0;
+    let mut last_report: Option<std::time::Instant> = None;
     loop {
+        let dropped = shared.dropped_frames.load(Ordering::Relaxed);
+        if dropped != reported_drops
+            && last_report.is_none_or(|t| t.elapsed() >= DROP_REPORT_INTERVAL)
+        {
+            tracing::warn!(
+                dropped_frames = dropped,
+                "microphone audio dropped: conversion or the consumer is not keeping up"
+            );
+            reported_drops = dropped;
+            last_report = Some(std::time::Instant::now());
+        }
         if let Ok(e) = err_rx.try_recv() {
             if is_fatal(&e) {
                 tracing::warn!(error = %e, "microphone failed");
@@ -470,18 +487,11 @@ impl Callback {
         if let Err(mpsc::TrySendError::Full(_) | mpsc::TrySendError::Disconnected(_)) =
             self.blocks.try_send(buf)
         {
+            // Counted here, reported by the capture thread: logging could block this thread.
             let frames = (data.len() / self.channels) as u64;
-            let before = self
-                .shared
+            self.shared
                 .dropped_frames
                 .fetch_add(frames, Ordering::Relaxed);
-            // Warn on the first drop and then about once per million frames, not per callback.
-            if before == 0 || before / 1_000_000 != (before + frames) / 1_000_000 {
-                tracing::warn!(
-                    dropped_frames = before + frames,
-                    "microphone audio dropped: conversion is not keeping up"
-                );
-            }
         }
     }
 }

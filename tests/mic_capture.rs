@@ -226,6 +226,30 @@ async fn child_converted_capture() {
 }
 
 #[test]
+fn overflow_is_counted_not_hidden() {
+    run_child("child_overflow", "fakemic.conf");
+}
+
+#[test]
+fn child_overflow() {
+    if !is_child() {
+        return;
+    }
+    // Nobody reads the stream and the queue is tiny, while the unpaced device keeps
+    // delivering: blocks must be dropped, and counted.
+    let config = MicConfig {
+        queue_blocks: 2,
+        ..MicConfig::default()
+    };
+    let mic = Microphone::open(config).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while mic.dropped_frames() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(mic.dropped_frames() > 0, "overflow was not counted");
+}
+
+#[test]
 fn a_microphone_can_be_moved_into_a_task() {
     fn is_send<T: Send + 'static>() {}
     is_send::<Microphone>();
