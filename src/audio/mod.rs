@@ -6,8 +6,8 @@
 //!
 //! Audio from elsewhere (a microphone, a WAV file at 44.1 kHz stereo, ...) goes through an
 //! [`AudioConverter`]: downmix to mono, stateful anti-aliased resampling, s16le, exact chunks.
-//! With the `wav` feature (on by default), [`read_wav`] / [`open_wav`] convert any WAV file that
-//! way and [`WavRecorder`] saves what a session sent.
+//! With the `wav` feature (on by default), `read_wav` / `open_wav` convert any WAV file that
+//! way and `WavRecorder` saves what a session sent.
 
 use bytes::Bytes;
 
