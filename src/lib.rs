@@ -9,6 +9,8 @@ pub mod emulator;
 pub mod error;
 mod handshake;
 pub mod lemur;
+#[cfg(feature = "mic")]
+pub mod mic;
 pub mod params;
 pub mod protocol;
 mod session;

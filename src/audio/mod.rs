@@ -3,8 +3,29 @@
 //! The service takes mono audio in the session's encoding and sample rate: 16-bit little-endian
 //! PCM (`pcm_s16le`, the default) or 8-bit μ-law (`pcm_mulaw`). An [`AudioChunk`] is any amount of
 //! such audio; the session's sink re-cuts chunks into frames the service accepts (50–1000 ms).
+//!
+//! Audio from elsewhere (a microphone, a WAV file at 44.1 kHz stereo, ...) goes through an
+//! [`AudioConverter`]: downmix to mono, stateful anti-aliased resampling, s16le, exact chunks.
+//! With the `wav` feature (on by default), `read_wav` / `open_wav` convert any WAV file that
+//! way and `WavRecorder` saves what a session sent.
 
 use bytes::Bytes;
+
+mod convert;
+mod resample;
+mod sample;
+#[cfg(feature = "wav")]
+mod wav;
+
+pub use convert::{
+    AudioConverter, Chunks, DEFAULT_CHUNK_DURATION, MAX_CHUNK_DURATION, MIN_CHUNK_DURATION,
+    rms_level,
+};
+pub use sample::{PcmSample, f32_to_i16};
+#[cfg(feature = "wav")]
+pub use wav::{
+    WavChunks, WavInfo, WavRecorder, WavSampleFormat, open_wav, read_wav, read_wav_with_chunk,
+};
 
 /// A piece of mono audio in the session's encoding and sample rate, of any length.
 ///
