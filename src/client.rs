@@ -16,6 +16,9 @@ use crate::session::{self, StreamingSession, Ws};
 /// Environment variable read for the API key when none is given.
 pub const API_KEY_ENV: &str = "ASSEMBLYAI_API_KEY";
 
+/// Read buffer of a session's websocket (see where it is used).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 const USER_AGENT: &str = concat!(
     "assemblyai-streaming/",
     env!("CARGO_PKG_VERSION"),
@@ -397,7 +400,12 @@ impl StreamingClient {
             authority: endpoint.authority.clone(),
             path_and_query,
         };
+        // tungstenite zero-fills the free part of its read buffer before every read, and
+        // touches all of it: its 128 KiB default cost a 128 KiB memset per server message and
+        // 128 KiB of RSS per session. Server messages are a few KiB at most; bigger frames grow
+        // the buffer as needed.
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_BYTES)
             .max_message_size(Some(crate::protocol::MAX_SERVER_FRAME_BYTES))
             .max_frame_size(Some(crate::protocol::MAX_SERVER_FRAME_BYTES));
         let timeout = self.inner.options.connect_timeout;

@@ -1,0 +1,521 @@
+//! Load tool: many concurrent real-time sessions against the emulator (or any URL).
+//!
+//! ```text
+//! cargo run --release --example load -- [--url URL] --sessions N --seconds S [--json FILE]
+//!     [--threads T] [--ramp-ms MS] [--emulator-pid PID]
+//! ```
+//!
+//! Without `--url` it starts the emulator as a separate process (this same binary, with
+//! send-time stamping on) and stops it at the end. Each session streams the bundled speech at
+//! real-time pace in 50 ms chunks (sent as 50 ms frames) for S seconds and reads every event.
+//! Printed (and written as JSON with `--json`): sessions requested / connected / completed,
+//! errors by kind, events, this process's CPU seconds per session-minute of audio, peak RSS and
+//! RSS per session, connect time p50/p99, and client-added latency p50/p99/max (server write →
+//! consumer), from the emulator's send-time stamps on `Turn` messages. Failures are counted,
+//! never fatal.
+//!
+//! `--threads 1` runs the sessions on a current-thread tokio runtime, `--threads T` on a
+//! multi-thread runtime with T workers; the default is tokio's multi-thread default (one worker
+//! per core). `--emulator-pid` reports the CPU of an emulator started elsewhere (with `--url`).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use assemblyai_streaming::audio::read_wav_with_chunk;
+use assemblyai_streaming::emulator::{Emulator, Script};
+use assemblyai_streaming::{AudioChunk, ConnectionParams, StreamingClient, TurnEvent};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+
+const KEY: &str = "load-test-key";
+const CHUNK_MS: u64 = 50;
+const WAV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/assets/sample.wav");
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/assets/sample.script.json"
+);
+
+struct Args {
+    url: Option<String>,
+    sessions: usize,
+    seconds: u64,
+    json: Option<String>,
+    ramp: Duration,
+    threads: usize,
+    emulator_pid: Option<String>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: load [--url URL] --sessions N --seconds S [--json FILE] [--threads T] \
+         [--ramp-ms MS] [--emulator-pid PID]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Args {
+    let mut out = Args {
+        url: None,
+        sessions: 0,
+        seconds: 0,
+        json: None,
+        ramp: Duration::from_millis(2000),
+        threads: 0,
+        emulator_pid: None,
+    };
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--url" => out.url = Some(value()),
+            "--sessions" => out.sessions = value().parse().unwrap_or_else(|_| usage()),
+            "--seconds" => out.seconds = value().parse().unwrap_or_else(|_| usage()),
+            "--json" => out.json = Some(value()),
+            "--threads" => out.threads = value().parse().unwrap_or_else(|_| usage()),
+            "--emulator-pid" => out.emulator_pid = Some(value()),
+            "--ramp-ms" => {
+                out.ramp = Duration::from_millis(value().parse().unwrap_or_else(|_| usage()))
+            }
+            _ => usage(),
+        }
+    }
+    if out.sessions == 0 || out.seconds == 0 {
+        usage()
+    }
+    out
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("--serve-emulator") {
+        args.next();
+        serve_emulator(args.next().and_then(|n| n.parse().ok()).unwrap_or(10_000));
+        return;
+    }
+    let args = parse_args(args);
+    let runtime = match args.threads {
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+    .unwrap_or_else(|e| {
+        eprintln!("cannot start the tokio runtime: {e}");
+        std::process::exit(1)
+    });
+    runtime.block_on(run(args));
+}
+
+/// The emulator half: serve until stdin closes (the parent ended).
+fn serve_emulator(max_sessions: usize) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        // The bundled speech's script, so Turns carry real words of realistic length.
+        let script = Script::from_json_file(SCRIPT).unwrap_or_else(|e| {
+            eprintln!("cannot read {SCRIPT}: {e}");
+            std::process::exit(1)
+        });
+        let emulator = Emulator::builder()
+            .api_key(KEY)
+            .script(script)
+            .stamp_send_time(true)
+            .max_concurrent_sessions(max_sessions)
+            .start()
+            .await
+            .expect("start emulator");
+        println!("{}", emulator.ws_url());
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            while std::io::stdin()
+                .read_line(&mut sink)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {}
+        })
+        .await;
+        emulator.shutdown().await;
+    });
+}
+
+fn spawn_emulator(max_sessions: usize) -> std::io::Result<(Child, String)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["--serve-emulator", &max_sessions.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdout"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    if !line.starts_with("ws://") {
+        let _ = child.kill();
+        return Err(std::io::Error::other("the emulator did not start"));
+    }
+    Ok((child, line.trim().to_string()))
+}
+
+/// (user + system) CPU seconds of a process and all its threads, from /proc (10 ms ticks).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th
+    // fields of the line, the 12th and 13th after the name.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    Some((ticks(11)? + ticks(12)?) / 100.0) // USER_HZ is 100 on Linux
+}
+
+fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The 1-minute load average: the machine is shared, so every report says how busy it was.
+fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Speech to stream: the bundled sample, as 50 ms chunks, looped by the sessions.
+fn load_audio() -> Vec<AudioChunk> {
+    match read_wav_with_chunk(WAV, 16_000, Duration::from_millis(CHUNK_MS)) {
+        // The last chunk may be short; a frame under 50 ms is a protocol violation.
+        Ok((chunks, _)) => chunks
+            .into_iter()
+            .filter(|c| c.len() == 32 * CHUNK_MS as usize)
+            .collect(),
+        Err(e) => {
+            eprintln!("cannot read {WAV}: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Latency histogram: 1 µs buckets below 10 ms, 100 µs buckets up to 10 s, then overflow.
+struct Histogram {
+    counts: Vec<AtomicU64>,
+    max_ns: AtomicU64,
+}
+
+const FINE_US: u64 = 10_000;
+const COARSE_US: u64 = 100;
+const COARSE_BUCKETS: u64 = 99_900;
+
+impl Histogram {
+    fn new() -> Self {
+        let n = (FINE_US + COARSE_BUCKETS + 1) as usize;
+        Self {
+            counts: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            max_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, ns: u64) {
+        let us = ns / 1000;
+        let bucket = if us < FINE_US {
+            us
+        } else {
+            FINE_US + ((us - FINE_US) / COARSE_US).min(COARSE_BUCKETS)
+        };
+        self.counts[bucket as usize].fetch_add(1, Ordering::Relaxed);
+        self.max_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    fn count(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The upper bound of the bucket holding the p-th value, in ms.
+    fn percentile_ms(&self, p: f64) -> Option<f64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let target = ((total as f64) * p).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (b, c) in self.counts.iter().enumerate() {
+            seen += c.load(Ordering::Relaxed);
+            if seen >= target {
+                let b = b as u64;
+                let upper_us = if b < FINE_US {
+                    b + 1
+                } else {
+                    FINE_US + (b - FINE_US + 1) * COARSE_US
+                };
+                return Some(upper_us as f64 / 1000.0);
+            }
+        }
+        None
+    }
+
+    fn max_ms(&self) -> Option<f64> {
+        let ns = self.max_ns.load(Ordering::Relaxed);
+        (self.count() > 0).then(|| ns as f64 / 1e6)
+    }
+}
+
+struct Stats {
+    connected: AtomicU64,
+    completed: AtomicU64,
+    events: AtomicU64,
+    latency: Histogram,
+    errors: Mutex<BTreeMap<String, u64>>,
+    connect_ms: Mutex<Vec<f64>>,
+}
+
+impl Stats {
+    fn error(&self, kind: &str) {
+        if let Ok(mut errors) = self.errors.lock() {
+            *errors.entry(kind.to_string()).or_default() += 1;
+        }
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+async fn one_session(
+    client: StreamingClient,
+    audio: Arc<Vec<AudioChunk>>,
+    seconds: u64,
+    stats: Arc<Stats>,
+) {
+    let started = Instant::now();
+    let session = match client.connect(ConnectionParams::new()).await {
+        Ok(s) => s,
+        Err(e) => {
+            stats.error(e.kind());
+            return;
+        }
+    };
+    if let Ok(mut c) = stats.connect_ms.lock() {
+        c.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    stats.connected.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut events) = session.split();
+    let chunks = (seconds * 1000 / CHUNK_MS) as usize;
+    // Audio at real-time pace: one chunk per tick, on the wall clock of the first one.
+    let sender = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(CHUNK_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        for i in 0..chunks {
+            tick.tick().await;
+            if sink.send(audio[i % audio.len()].clone()).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let mut terminated = false;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(event) => {
+                stats.events.fetch_add(1, Ordering::Relaxed);
+                if let Some(sent) = event.turn().and_then(|t| t.emulator_sent_at_ns) {
+                    stats.latency.record(now_ns().saturating_sub(sent));
+                }
+                terminated |= matches!(event, TurnEvent::Termination(_));
+            }
+            Err(e) => stats.error(e.kind()),
+        }
+    }
+    if sender.await.is_err() {
+        stats.error("sender_panicked");
+    }
+    if terminated {
+        stats.completed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    Some(sorted[i])
+}
+
+async fn run(args: Args) {
+    let audio = Arc::new(load_audio());
+    let (mut child, url) = match &args.url {
+        Some(url) => (None, url.clone()),
+        None => match spawn_emulator(args.sessions + 16) {
+            Ok((child, url)) => (Some(child), url),
+            Err(e) => {
+                eprintln!("cannot start the emulator: {e}");
+                std::process::exit(1)
+            }
+        },
+    };
+    let emulator_pid = child
+        .as_ref()
+        .map(|c| c.id().to_string())
+        .or(args.emulator_pid.clone());
+    // Our own emulator accepts our fixed key; another server gets the environment's key.
+    let key = match (&args.url, std::env::var("ASSEMBLYAI_API_KEY")) {
+        (Some(_), Ok(k)) if !k.is_empty() => k,
+        _ => KEY.to_string(),
+    };
+    let client = StreamingClient::builder()
+        .api_key(key)
+        .base_url(&url)
+        .frame_duration(Duration::from_millis(CHUNK_MS))
+        .connect_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(2)
+        });
+    let stats = Arc::new(Stats {
+        connected: AtomicU64::new(0),
+        completed: AtomicU64::new(0),
+        events: AtomicU64::new(0),
+        latency: Histogram::new(),
+        errors: Mutex::new(BTreeMap::new()),
+        connect_ms: Mutex::new(Vec::with_capacity(args.sessions)),
+    });
+
+    let load_before = loadavg();
+    let rss_before_kb = status_kb("VmRSS:");
+    let cpu_before = cpu_seconds("self");
+    let emu_cpu_before = emulator_pid.as_deref().and_then(cpu_seconds);
+    let wall = Instant::now();
+    let mut tasks = Vec::with_capacity(args.sessions);
+    for i in 0..args.sessions {
+        // Spread connects over the ramp so the handshakes do not all land in one instant.
+        let at = args.ramp.mul_f64(i as f64 / args.sessions as f64);
+        let (client, audio, stats) = (client.clone(), audio.clone(), stats.clone());
+        let seconds = args.seconds;
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(at).await;
+            one_session(client, audio, seconds, stats).await;
+        }));
+    }
+    for t in tasks {
+        if t.await.is_err() {
+            stats.error("task_panicked");
+        }
+    }
+    let wall_s = wall.elapsed().as_secs_f64();
+    let cpu = cpu_seconds("self")
+        .zip(cpu_before)
+        .map(|(a, b)| a - b)
+        .unwrap_or(f64::NAN);
+    let emu_cpu = emulator_pid
+        .as_deref()
+        .and_then(cpu_seconds)
+        .zip(emu_cpu_before)
+        .map(|(a, b)| a - b);
+    let peak_rss_kb = status_kb("VmHWM:");
+    let load_after = loadavg();
+    if let Some(child) = child.as_mut() {
+        drop(child.stdin.take());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    let session_minutes = args.sessions as f64 * args.seconds as f64 / 60.0;
+    let mut connect = stats
+        .connect_ms
+        .lock()
+        .map(|c| c.clone())
+        .unwrap_or_default();
+    connect.sort_by(f64::total_cmp);
+    let errors = stats.errors.lock().map(|e| e.clone()).unwrap_or_default();
+    let report: Vec<(&str, Value)> = vec![
+        ("client", json!("assemblyai-streaming (rust)")),
+        ("sessions_requested", json!(args.sessions)),
+        (
+            "sessions_connected",
+            json!(stats.connected.load(Ordering::Relaxed)),
+        ),
+        (
+            "sessions_completed",
+            json!(stats.completed.load(Ordering::Relaxed)),
+        ),
+        ("errors", json!(errors)),
+        (
+            "events_received",
+            json!(stats.events.load(Ordering::Relaxed)),
+        ),
+        ("latency_samples", json!(stats.latency.count())),
+        ("audio_seconds_per_session", json!(args.seconds)),
+        ("wall_seconds", json!(wall_s)),
+        (
+            "runtime",
+            json!(match args.threads {
+                0 => "multi-thread (default workers)".to_string(),
+                1 => "current-thread".to_string(),
+                n => format!("multi-thread ({n} workers)"),
+            }),
+        ),
+        ("client_cpu_seconds", json!(cpu)),
+        (
+            "client_cpu_seconds_per_session_minute",
+            json!(cpu / session_minutes),
+        ),
+        (
+            "client_cpu_percent_of_one_core",
+            json!(100.0 * cpu / wall_s),
+        ),
+        ("emulator_cpu_seconds", json!(emu_cpu)),
+        (
+            "emulator_cpu_percent_of_one_core",
+            json!(emu_cpu.map(|c| 100.0 * c / wall_s)),
+        ),
+        ("peak_rss_kb", json!(peak_rss_kb)),
+        (
+            "rss_per_session_kb",
+            json!(peak_rss_kb.saturating_sub(rss_before_kb) as f64 / args.sessions as f64),
+        ),
+        ("connect_ms_p50", json!(percentile(&connect, 0.50))),
+        ("connect_ms_p99", json!(percentile(&connect, 0.99))),
+        ("latency_ms_p50", json!(stats.latency.percentile_ms(0.50))),
+        ("latency_ms_p99", json!(stats.latency.percentile_ms(0.99))),
+        ("latency_ms_max", json!(stats.latency.max_ms())),
+        ("loadavg_1min_before", json!(load_before)),
+        ("loadavg_1min_after", json!(load_after)),
+    ];
+    for (k, v) in &report {
+        println!("{k:40} {v}");
+    }
+    if let Some(path) = &args.json {
+        // Written by hand to keep the order above (serde_json's map would sort the keys).
+        let body: Vec<String> = report
+            .iter()
+            .map(|(k, v)| format!("  {}: {v}", json!(k)))
+            .collect();
+        if let Err(e) = std::fs::write(path, format!("{{\n{}\n}}\n", body.join(",\n"))) {
+            eprintln!("cannot write {path}: {e}");
+        }
+    }
+}
