@@ -46,6 +46,26 @@ class _StampingJson:
 sdk_client.json = _StampingJson()
 
 
+def _vm_rss_kb():
+    """Resident set size now, in KiB (Linux), to subtract the interpreter's own footprint."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError):
+        return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
@@ -105,6 +125,8 @@ def main():
             client.stream(chunks[i % len(chunks)])
         client.disconnect(terminate=True)
 
+    load_before = _loadavg()
+    rss_before_kb = _vm_rss_kb()
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     wall0 = time.monotonic()
     threads = [threading.Thread(target=session, args=(i,)) for i in range(args.sessions)]
@@ -130,14 +152,18 @@ def main():
         "sessions_completed": stats["completed"],
         "errors": stats["errors"],
         "events_received": stats["events"],
+        "latency_samples": len(latencies_ms),
         "wall_seconds": wall,
         "client_cpu_seconds": cpu,
         "client_cpu_seconds_per_session_minute": cpu / session_minutes,
         "client_cpu_percent_of_one_core": 100 * cpu / wall,
         "peak_rss_kb": usage.ru_maxrss,
+        "rss_per_session_kb": max(0, usage.ru_maxrss - rss_before_kb) / args.sessions,
         "latency_ms_p50": pct(0.50),
         "latency_ms_p99": pct(0.99),
         "latency_ms_max": latencies_ms[-1] if latencies_ms else None,
+        "loadavg_1min_before": load_before,
+        "loadavg_1min_after": _loadavg(),
     }))
 
 

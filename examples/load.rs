@@ -310,7 +310,10 @@ async fn one_session(
     stats: Arc<Stats>,
 ) {
     let started = Instant::now();
-    let session = match client.connect(ConnectionParams::new()).await {
+    let session = match client
+        .connect(ConnectionParams::new().format_turns(true))
+        .await
+    {
         Ok(s) => s,
         Err(e) => {
             stats.error(e.kind());

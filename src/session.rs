@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::channel::{mpsc, oneshot};
-use futures::{Sink, SinkExt, Stream, StreamExt};
+use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -599,6 +599,11 @@ impl FinalTracker {
     }
 }
 
+/// A deadline that never comes, for timers with nothing to wait for.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
 /// How the session ended, for the task's final bookkeeping.
 #[derive(Debug)]
 enum End {
@@ -628,6 +633,15 @@ struct Worker {
     error_deadline: Option<Instant>,
     write_failed: bool,
     end: Option<End>,
+    /// Resolves when the event stream is dropped. Kept across loop turns: a fresh
+    /// `Sender::closed()` per turn registered and unregistered a waiter under a lock each time.
+    events_closed: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// One timer for the error, terminate and format deadlines, re-armed only when the earliest
+    /// of them changes (a fresh `sleep_until` per deadline per loop turn was measurable churn).
+    deadline_timer: Pin<Box<tokio::time::Sleep>>,
+    deadline_armed: Option<Instant>,
+    keep_alive_timer: Pin<Box<tokio::time::Sleep>>,
+    keep_alive_armed: Option<Instant>,
 }
 
 impl Worker {
@@ -639,6 +653,7 @@ impl Worker {
         params: &ConnectionParams,
         options: &SessionOptions,
     ) -> Self {
+        let events_tx = event_tx.clone();
         Self {
             ws,
             cmd_rx,
@@ -663,20 +678,84 @@ impl Worker {
             error_deadline: None,
             write_failed: false,
             end: None,
+            events_closed: Box::pin(async move { events_tx.closed().await }),
+            deadline_timer: Box::pin(tokio::time::sleep_until(far_future())),
+            deadline_armed: None,
+            keep_alive_timer: Box::pin(tokio::time::sleep_until(far_future())),
+            keep_alive_armed: None,
+        }
+    }
+
+    /// Hands queued events to the consumer while its buffer has room, without a turn of the
+    /// select loop per event. A full or closed channel is left to the loop's branches.
+    fn deliver_ready(&mut self) {
+        while self.events_open && !self.outbox.is_empty() {
+            let Ok(permit) = self.event_tx.try_reserve() else {
+                return;
+            };
+            if let Some(event) = self.outbox.pop_front() {
+                permit.send(event);
+            }
+        }
+    }
+
+    /// Points the shared deadline timer at the earliest pending deadline, if it changed.
+    fn arm_timers(&mut self) {
+        let next = [
+            self.error_deadline,
+            self.terminate_deadline,
+            self.tracker.deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if next != self.deadline_armed {
+            if let Some(at) = next {
+                self.deadline_timer.as_mut().reset(at);
+            }
+            self.deadline_armed = next;
+        }
+        let keep_alive_at = match (self.keep_alive, self.terminate_deadline) {
+            (Some(every), None) => Some(self.last_sent + every),
+            _ => None,
+        };
+        if keep_alive_at != self.keep_alive_armed {
+            if let Some(at) = keep_alive_at {
+                self.keep_alive_timer.as_mut().reset(at);
+            }
+            self.keep_alive_armed = keep_alive_at;
+        }
+    }
+
+    /// The deadline timer fired: act on the expired deadline of highest priority (error, then
+    /// terminate, then format wait), as separate timers polled in that order would.
+    fn on_deadline(&mut self) {
+        // Re-armed on the next turn, for whatever deadline is still pending.
+        self.deadline_armed = None;
+        let now = Instant::now();
+        let expired = |d: Option<Instant>| d.is_some_and(|d| d <= now);
+        if expired(self.error_deadline) {
+            let frame = self.error_frame.take();
+            self.finish_with(server_error(None, frame));
+        } else if expired(self.terminate_deadline) {
+            tracing::warn!(timeout = ?self.terminate_timeout, "no Termination in time");
+            self.end = Some(End::Error(Error::Timeout {
+                kind: TimeoutKind::Termination,
+                after: self.terminate_timeout,
+            }));
+        } else if expired(self.tracker.deadline) {
+            self.tracker.flush(&mut self.outbox);
         }
     }
 
     async fn run(mut self) {
-        let far = || Instant::now() + Duration::from_secs(86_400 * 365);
         while self.end.is_none() {
-            let keep_alive_at = match (self.keep_alive, self.terminate_deadline) {
-                (Some(every), None) => Some(self.last_sent + every),
-                _ => None,
-            };
+            self.deliver_ready();
+            self.arm_timers();
             let can_read = self.outbox.is_empty() || !self.events_open;
             tokio::select! {
                 biased;
-                _ = self.event_tx.closed(), if self.events_open => {
+                _ = self.events_closed.as_mut(), if self.events_open => {
                     tracing::debug!("event stream dropped; discarding events");
                     self.events_open = false;
                     self.outbox.clear();
@@ -684,27 +763,17 @@ impl Worker {
                         self.end = Some(End::Quiet);
                     }
                 }
-                permit = self.event_tx.clone().reserve_owned(), if self.events_open && !self.outbox.is_empty() => {
-                    match (permit, self.outbox.pop_front()) {
-                        (Ok(permit), Some(event)) => { permit.send(event); }
-                        _ => self.events_open = false,
+                // The consumer's buffer was full: wait for room (a permit borrowing the sender
+                // cannot outlive the select, so it is released and taken again at once; the
+                // task is the only sender, so the room is still there).
+                room = self.event_tx.reserve().map(|r| r.map(drop)), if self.events_open && !self.outbox.is_empty() => {
+                    match room {
+                        Ok(()) => self.deliver_ready(),
+                        Err(_) => self.events_open = false,
                     }
                 }
                 frame = self.ws.next(), if can_read => self.on_frame(frame).await,
-                _ = tokio::time::sleep_until(self.error_deadline.unwrap_or_else(far)), if self.error_deadline.is_some() => {
-                    let frame = self.error_frame.take();
-                    self.finish_with(server_error(None, frame));
-                }
-                _ = tokio::time::sleep_until(self.terminate_deadline.unwrap_or_else(far)), if self.terminate_deadline.is_some() => {
-                    tracing::warn!(timeout = ?self.terminate_timeout, "no Termination in time");
-                    self.end = Some(End::Error(Error::Timeout {
-                        kind: TimeoutKind::Termination,
-                        after: self.terminate_timeout,
-                    }));
-                }
-                _ = tokio::time::sleep_until(self.tracker.deadline.unwrap_or_else(far)), if self.tracker.deadline.is_some() => {
-                    self.tracker.flush(&mut self.outbox);
-                }
+                _ = self.deadline_timer.as_mut(), if self.deadline_armed.is_some() => self.on_deadline(),
                 command = self.cmd_rx.next(), if self.cmds_open && !self.write_failed => match command {
                     Some(command) => self.on_command(command).await,
                     None => {
@@ -717,7 +786,8 @@ impl Worker {
                         }
                     }
                 },
-                _ = tokio::time::sleep_until(keep_alive_at.unwrap_or_else(far)), if keep_alive_at.is_some() => {
+                _ = self.keep_alive_timer.as_mut(), if self.keep_alive_armed.is_some() => {
+                    self.keep_alive_armed = None;
                     self.send_json(&ClientMessage::KeepAlive).await;
                 }
             }
