@@ -308,7 +308,20 @@ impl ServerMessage {
         if text.len() > MAX_SERVER_FRAME_BYTES {
             return Err(DecodeError::TooLarge(text.len()));
         }
-        // A cheap first pass reads only the tag, so the typed pass can go straight into the right
+        // Fast path: the tag is the first member (the emulator, most servers' `Begin`) or the
+        // last one (the service's `Turn`s), so it can be read off the edge of the text and the
+        // typed parse can go straight into the right struct, in one pass. Anything else, and
+        // any frame the typed parse rejects, takes the general path below, so errors are the
+        // same either way.
+        if let Some(Ok(message)) = type_at_edge(text).and_then(|kind| Self::typed(kind, text)) {
+            return Ok(message);
+        }
+        Self::from_json_general(text)
+    }
+
+    /// Decodes any frame: the tag first, then the typed parse.
+    fn from_json_general(text: &str) -> Result<Self, DecodeError> {
+        // A first pass reads only the tag, so the typed pass can go straight into the right
         // struct instead of buffering the whole document (serde's internally-tagged path).
         let peek: Peek<'_> = match serde_json::from_str(text) {
             Ok(p) => p,
@@ -330,19 +343,34 @@ impl ServerMessage {
             }
             return Err(DecodeError::NotAMessage);
         };
-        Ok(match kind.as_ref() {
-            "Begin" => ServerMessage::Begin(serde_json::from_str(text)?),
-            "Turn" => ServerMessage::Turn(serde_json::from_str(text)?),
-            "SpeechStarted" => ServerMessage::SpeechStarted(serde_json::from_str(text)?),
-            "Termination" => ServerMessage::Termination(serde_json::from_str(text)?),
-            "Error" => ServerMessage::Error(serde_json::from_str(text)?),
-            "Warning" => ServerMessage::Warning(serde_json::from_str(text)?),
-            "Heartbeat" => ServerMessage::Heartbeat(serde_json::from_str(text)?),
-            "Silence" => ServerMessage::Silence(serde_json::from_str(text)?),
-            "SpeakerRevision" => ServerMessage::SpeakerRevision(serde_json::from_str(text)?),
-            "LLMGatewayResponse" => ServerMessage::LlmGatewayResponse(serde_json::from_str(text)?),
-            _ => ServerMessage::Unknown(serde_json::from_str(text)?),
-        })
+        match Self::typed(kind.as_ref(), text) {
+            Some(result) => Ok(result?),
+            None => Ok(ServerMessage::Unknown(serde_json::from_str(text)?)),
+        }
+    }
+
+    /// Parses `text` as the known message type `kind`; `None` for a type this crate does not
+    /// know.
+    fn typed(kind: &str, text: &str) -> Option<Result<Self, serde_json::Error>> {
+        fn parse<'a, T: Deserialize<'a>>(
+            text: &'a str,
+            wrap: fn(T) -> ServerMessage,
+        ) -> Option<Result<ServerMessage, serde_json::Error>> {
+            Some(serde_json::from_str(text).map(wrap))
+        }
+        match kind {
+            "Begin" => parse(text, ServerMessage::Begin),
+            "Turn" => parse(text, ServerMessage::Turn),
+            "SpeechStarted" => parse(text, ServerMessage::SpeechStarted),
+            "Termination" => parse(text, ServerMessage::Termination),
+            "Error" => parse(text, ServerMessage::Error),
+            "Warning" => parse(text, ServerMessage::Warning),
+            "Heartbeat" => parse(text, ServerMessage::Heartbeat),
+            "Silence" => parse(text, ServerMessage::Silence),
+            "SpeakerRevision" => parse(text, ServerMessage::SpeakerRevision),
+            "LLMGatewayResponse" => parse(text, ServerMessage::LlmGatewayResponse),
+            _ => None,
+        }
     }
 
     /// Encodes the message as the server sends it.
@@ -369,6 +397,85 @@ impl ServerMessage {
             ServerMessage::Unknown(v) => return v.get("type").and_then(|t| t.as_str()),
         })
     }
+}
+
+/// The value of a top-level `"type"` member that is the first or the last member of the
+/// object, read without parsing: `{ "type" : "Name" , …` or `… , "type" : "Name" }`, with any
+/// JSON whitespace between tokens and `Name` made of ASCII letters, digits and `_`.
+///
+/// For valid JSON the answer is exact: an unescaped `"` is always a string delimiter, so the
+/// tokens matched are whole strings, and a member right after the opening `{` or right before
+/// the closing `}` belongs to the top-level object; and when the text holds `"type"` and
+/// `"error"` at most once, the general path's first pass cannot reject the frame either. Invalid JSON may get an answer, but the typed parse that
+/// follows rejects it.
+fn type_at_edge(text: &str) -> Option<&str> {
+    let b = text.as_bytes();
+    let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+    let name_byte = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    // Whether the byte at `i` is preceded by an odd number of backslashes (escaped).
+    let escaped = |i: usize| b[..i].iter().rev().take_while(|c| **c == b'\\').count() % 2 == 1;
+
+    // Last member.
+    let tail = || -> Option<&str> {
+        let mut i = b.len();
+        let back = |mut i: usize| {
+            while i > 0 && ws(b[i - 1]) {
+                i -= 1;
+            }
+            i
+        };
+        i = back(i);
+        (i > 0 && b[i - 1] == b'}').then_some(())?;
+        i = back(i - 1);
+        (i > 0 && b[i - 1] == b'"').then_some(())?;
+        let end = i - 1;
+        let mut start = end;
+        while start > 0 && name_byte(b[start - 1]) {
+            start -= 1;
+        }
+        (start < end && start > 0 && b[start - 1] == b'"' && !escaped(start - 1)).then_some(())?;
+        i = back(start - 1);
+        (i > 0 && b[i - 1] == b':').then_some(())?;
+        i = back(i - 1);
+        (i >= 6 && &b[i - 6..i] == b"\"type\"" && !escaped(i - 6)).then_some(())?;
+        text.get(start..end)
+    };
+    // First member.
+    let head = || -> Option<&str> {
+        let fwd = |mut i: usize| {
+            while i < b.len() && ws(b[i]) {
+                i += 1;
+            }
+            i
+        };
+        let mut i = fwd(0);
+        (b.get(i) == Some(&b'{')).then_some(())?;
+        i = fwd(i + 1);
+        (b.get(i..i + 6) == Some(b"\"type\"")).then_some(())?;
+        i = fwd(i + 6);
+        (b.get(i) == Some(&b':')).then_some(())?;
+        i = fwd(i + 1);
+        (b.get(i) == Some(&b'"')).then_some(())?;
+        let start = i + 1;
+        let mut end = start;
+        while end < b.len() && name_byte(b[end]) {
+            end += 1;
+        }
+        (end > start && b.get(end) == Some(&b'"')).then_some(())?;
+        i = fwd(end + 1);
+        matches!(b.get(i), Some(b',' | b'}')).then_some(())?;
+        text.get(start..end)
+    };
+    // A second `"type"` or `"error"` token anywhere (a duplicate member, or just a word) sends
+    // the frame to the general path, whose first pass rejects duplicates of those two members.
+    let twice = |token: &str| {
+        text.find(token)
+            .is_some_and(|first| text[first + 1..].contains(token))
+    };
+    if twice("\"type\"") || twice("\"error\"") {
+        return None;
+    }
+    tail().or_else(head)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -460,6 +567,121 @@ impl ClientMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The one-pass fast path gives exactly what the general path gives.
+    fn same_as_general(text: &str) {
+        let fast = ServerMessage::from_json(text);
+        let general = ServerMessage::from_json_general(text);
+        assert_eq!(
+            format!("{fast:?}"),
+            format!("{general:?}"),
+            "fast and general paths differ on {text}"
+        );
+    }
+
+    #[test]
+    fn the_type_is_read_off_either_edge_of_the_object() {
+        // The service's order (type last) and the emulator's (type first), any whitespace.
+        for (text, kind) in [
+            (
+                r#"{"turn_order":0,"transcript":"","type":"Turn"}"#,
+                Some("Turn"),
+            ),
+            ("{\"a\":1 ,\n\t\"type\" :\r \"Turn\" \n} \n", Some("Turn")),
+            (r#"{"type":"Begin","id":"x","expires_at":5}"#, Some("Begin")),
+            (r#" { "type" : "Begin" } "#, Some("Begin")),
+            // Not at an edge, or not a plain top-level member: the general path decides.
+            (r#"{"a":1,"type":"Turn","b":2}"#, None),
+            (r#"{"data":{"type":"Turn"}}"#, None),
+            (r#"{"data":[{"type":"Turn"}],"x":{"type":"Turn"}}"#, None),
+            (r#"{"a":"x \"type\": \"Turn"}"#, None),
+            (r#"{"a":"x \\\"type\": \"Turn"}"#, None),
+            (r#"{"type":"Tu\u0072n","a":1}"#, None),
+            (r#"{"type":7}"#, None),
+            (r#"["type","Turn"]"#, None),
+            ("", None),
+            ("}", None),
+            (r#""type":"Turn"}"#, Some("Turn")),
+            // A second "type" token, member or not.
+            (r#"{"type":0,"type":"Termination"}"#, None),
+            (r#"{"words":[{"text":"type"}],"type":"Turn"}"#, None),
+        ] {
+            assert_eq!(type_at_edge(text), kind, "{text}");
+        }
+        // An escaped backslash before a quote leaves the quote a real delimiter; an escaped
+        // quote is string content.
+        assert_eq!(type_at_edge(r#"{"a":"\\","type":"Turn"}"#), Some("Turn"));
+        assert_eq!(type_at_edge(r#"{"a":"\"type":"Turn"}"#), None);
+    }
+
+    #[test]
+    fn fast_and_general_paths_agree() {
+        for text in [
+            r#"{"turn_order": 0, "turn_is_formatted": false, "end_of_turn": false, "transcript": "", "end_of_turn_confidence": 0.017454, "words": [{"start": 1920, "end": 2000, "text": "hi", "confidence": 0.874618, "word_is_final": false}], "utterance": "", "type": "Turn"}"#,
+            r#"{"type":"Turn","turn_order":1,"turn_is_formatted":true,"end_of_turn":true,"transcript":"Hi.","words":[],"_emulator_sent_at_ns":17}"#,
+            r#"{"type": "Begin", "id": "de5d9927", "expires_at": 1759796682}"#,
+            r#"{"type":"Termination"}"#,
+            r#"{"type":"Error","error_code":3007,"error":"x"}"#,
+            r#"{"type":"SomethingNew","payload":{"type":"Turn"}}"#,
+            r#"{"payload":1,"type":"SomethingNew"}"#,
+            r#"{"error":"legacy"}"#,
+            // Malformed: the typed parse fails and the general path reports why.
+            r#"{"turn_order":"zero","type":"Turn"}"#,
+            r#"{"type":"Turn"}"#,
+            r#"{"type":"Turn","turn_order":0"#,
+            r#"{"a":1 "type":"Turn"}"#,
+            r#"{"type":"Turn","turn_order":0,"turn_is_formatted":false,"end_of_turn":false,"transcript":""} trailing"#,
+            r#"{"a":"\u0000", "type":"Begin","id":"x","expires_at":5}"#,
+        ] {
+            same_as_general(text);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Objects with arbitrary members and the tag first or last decode the same both ways.
+        #[test]
+        fn fast_path_matches_the_general_path(
+            members in prop::collection::vec(
+                (
+                    prop_oneof![
+                        Just("turn_order".to_string()),
+                        Just("transcript".to_string()),
+                        Just("id".to_string()),
+                        Just("error".to_string()),
+                        Just("type".to_string()),
+                        "[a-z_\"\\\\ ]{1,8}",
+                    ],
+                    prop_oneof![
+                        Just(serde_json::json!(0)),
+                        Just(serde_json::json!(false)),
+                        Just(serde_json::json!([])),
+                        Just(serde_json::json!({"type": "Turn"})),
+                        "[a-zA-Z\"\\\\:,{} ]{0,10}".prop_map(serde_json::Value::String),
+                    ],
+                ),
+                0..6,
+            ),
+            kind in prop_oneof![
+                Just("Turn"),
+                Just("Begin"),
+                Just("Termination"),
+                Just("Error"),
+                Just("Other"),
+            ],
+            tag_first in any::<bool>(),
+        ) {
+            let mut parts: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}:{}", serde_json::json!(k), v))
+                .collect();
+            let tag = format!(r#""type":"{kind}""#);
+            if tag_first { parts.insert(0, tag) } else { parts.push(tag) }
+            same_as_general(&format!("{{{}}}", parts.join(",")));
+        }
+    }
 
     #[test]
     fn begin_with_and_without_configuration() {
