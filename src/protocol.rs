@@ -468,11 +468,17 @@ fn type_at_edge(text: &str) -> Option<&str> {
     };
     // A second `"type"` or `"error"` token anywhere (a duplicate member, or just a word) sends
     // the frame to the general path, whose first pass rejects duplicates of those two members.
-    let twice = |token: &str| {
-        text.find(token)
-            .is_some_and(|first| text[first + 1..].contains(token))
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Built once: a searcher's setup costs more than searching a short frame.
+    static TYPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"type\""));
+    static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
+    let twice = |token: &Finder<'_>| {
+        token
+            .find(b)
+            .is_some_and(|first| token.find(&b[first + 1..]).is_some())
     };
-    if twice("\"type\"") || twice("\"error\"") {
+    if twice(&TYPE) || twice(&ERROR) {
         return None;
     }
     tail().or_else(head)
