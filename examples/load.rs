@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example load -- [--url URL] --sessions N --seconds S [--json FILE]
-//!     [--threads T] [--ramp-ms MS] [--emulator-pid PID]
+//!     [--threads T] [--ramp-ms MS] [--frame-ms MS] [--emulator-pid PID]
 //! ```
 //!
 //! Without `--url` it starts the emulator as a separate process (this same binary, with
@@ -16,7 +16,9 @@
 //!
 //! `--threads 1` runs the sessions on a current-thread tokio runtime, `--threads T` on a
 //! multi-thread runtime with T workers; the default is tokio's multi-thread default (one worker
-//! per core). `--emulator-pid` reports the CPU of an emulator started elsewhere (with `--url`).
+//! per core). `--frame-ms` sets the client's frame duration (default 50: each 50 ms chunk is
+//! one websocket frame; the crate's own default is 100). `--emulator-pid` reports the CPU of an
+//! emulator started elsewhere (with `--url`).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -46,13 +48,14 @@ struct Args {
     json: Option<String>,
     ramp: Duration,
     threads: usize,
+    frame_ms: u64,
     emulator_pid: Option<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: load [--url URL] --sessions N --seconds S [--json FILE] [--threads T] \
-         [--ramp-ms MS] [--emulator-pid PID]"
+         [--ramp-ms MS] [--frame-ms MS] [--emulator-pid PID]"
     );
     std::process::exit(2)
 }
@@ -65,6 +68,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Args {
         json: None,
         ramp: Duration::from_millis(2000),
         threads: 0,
+        frame_ms: CHUNK_MS,
         emulator_pid: None,
     };
     while let Some(a) = args.next() {
@@ -75,6 +79,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Args {
             "--seconds" => out.seconds = value().parse().unwrap_or_else(|_| usage()),
             "--json" => out.json = Some(value()),
             "--threads" => out.threads = value().parse().unwrap_or_else(|_| usage()),
+            "--frame-ms" => out.frame_ms = value().parse().unwrap_or_else(|_| usage()),
             "--emulator-pid" => out.emulator_pid = Some(value()),
             "--ramp-ms" => {
                 out.ramp = Duration::from_millis(value().parse().unwrap_or_else(|_| usage()))
@@ -391,7 +396,7 @@ async fn run(args: Args) {
     let client = StreamingClient::builder()
         .api_key(key)
         .base_url(&url)
-        .frame_duration(Duration::from_millis(CHUNK_MS))
+        .frame_duration(Duration::from_millis(args.frame_ms))
         .connect_timeout(Duration::from_secs(20))
         .build()
         .unwrap_or_else(|e| {
@@ -472,6 +477,7 @@ async fn run(args: Args) {
         ),
         ("latency_samples", json!(stats.latency.count())),
         ("audio_seconds_per_session", json!(args.seconds)),
+        ("frame_ms", json!(args.frame_ms)),
         ("wall_seconds", json!(wall_s)),
         (
             "runtime",
