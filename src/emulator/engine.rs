@@ -24,7 +24,7 @@ use super::script::{PLACEHOLDER_WORD_MS, PreparedTurn};
 use super::vad::{Vad, WINDOW_MS, mulaw_to_linear};
 use crate::Encoding;
 use crate::protocol::{
-    Heartbeat, LlmGatewayResponse, ServerMessage, Silence, SpeechStarted, Turn,
+    Heartbeat, LlmGatewayResponse, ServerMessage, Silence, SpeakerRevision, SpeechStarted, Turn,
     UpdateConfiguration, Word,
 };
 
@@ -402,6 +402,17 @@ impl Engine {
             } else {
                 self.turn = None;
             }
+        }
+    }
+
+    /// What the session sends between its last turn and `Termination`: a final
+    /// `SpeakerRevision` with diarization on (the emulator never changes its speaker labels, so
+    /// it revises nothing: unchanged turns are omitted).
+    pub(crate) fn closing_messages(&self, out: &mut Vec<ServerMessage>) {
+        if self.speaker_labels {
+            out.push(ServerMessage::SpeakerRevision(SpeakerRevision {
+                revisions: Vec::new(),
+            }));
         }
     }
 

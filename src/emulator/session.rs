@@ -357,6 +357,7 @@ async fn run_session<S>(
                         }
                         Ok(ClientMessage::Terminate) => {
                             engine.flush(&mut out);
+                            engine.closing_messages(&mut out);
                             if !conn.send_all(&mut out).await {
                                 return;
                             }
