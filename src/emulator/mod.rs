@@ -27,6 +27,29 @@
 //! # fn main() {}
 //! ```
 //!
+//! What a client sees, with a bare websocket client:
+//!
+//! ```
+//! use assemblyai_streaming::emulator::Emulator;
+//! use assemblyai_streaming::protocol::ServerMessage;
+//! use futures::StreamExt;
+//! use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let emulator = Emulator::builder().start().await.unwrap();
+//! let url = format!("{}/v3/ws?speech_model=universal-streaming-english", emulator.ws_url());
+//! let mut request = url.into_client_request().unwrap();
+//! request
+//!     .headers_mut()
+//!     .insert("Authorization", emulator.api_key().parse().unwrap());
+//! let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+//! let first = ws.next().await.unwrap().unwrap();
+//! let begin = ServerMessage::from_json(first.to_text().unwrap()).unwrap();
+//! assert!(matches!(begin, ServerMessage::Begin(_)));
+//! # }
+//! ```
+//!
 //! Standalone: `cargo run --example emulator -- --port 8080 [--api-key KEY] [--script FILE.json]`
 //! prints `ws://127.0.0.1:8080` and serves until Ctrl+C (`--help` lists the flags, faults
 //! included). The official Python SDK connects to it with
