@@ -27,8 +27,37 @@
 //! # fn main() {}
 //! ```
 //!
+//! What a client sees, with a bare websocket client:
+//!
+//! ```
+//! use assemblyai_streaming::emulator::Emulator;
+//! use assemblyai_streaming::protocol::ServerMessage;
+//! use futures::StreamExt;
+//! use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let emulator = Emulator::builder().start().await.unwrap();
+//! let url = format!("{}/v3/ws?speech_model=universal-streaming-english", emulator.ws_url());
+//! let mut request = url.into_client_request().unwrap();
+//! request
+//!     .headers_mut()
+//!     .insert("Authorization", emulator.api_key().parse().unwrap());
+//! let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+//! let first = ws.next().await.unwrap().unwrap();
+//! let begin = ServerMessage::from_json(first.to_text().unwrap()).unwrap();
+//! assert!(matches!(begin, ServerMessage::Begin(_)));
+//! # }
+//! ```
+//!
 //! Standalone: `cargo run --example emulator -- --port 8080 [--api-key KEY] [--script FILE.json]`
-//! prints `ws://127.0.0.1:8080` and serves until Ctrl+C.
+//! prints `ws://127.0.0.1:8080` and serves until Ctrl+C (`--help` lists the flags, faults
+//! included). The official Python SDK connects to it with
+//! `StreamingClientOptions(api_key=KEY, api_host="ws://127.0.0.1:8080")`.
+//!
+//! A script file looks like
+//! `{"turns":[{"text":"Hello, world.","translations":{"es":"Hola, mundo."}}]}`; see [`ScriptTurn`]
+//! for the optional language, speaker and word timings.
 //!
 //! # What it enforces (like the service)
 //!
@@ -38,7 +67,7 @@
 //! | `speech_model` missing, or an invalid parameter value | 3006 | `Invalid Parameter: …` (the service's text is undocumented) |
 //! | a text frame that is not JSON / an unknown `type` / a bad message | 3006 | `Invalid JSON: …` / `Invalid Message Type: …` / `Invalid Message: …` |
 //! | an audio frame shorter than 50 ms or longer than 1000 ms | 3007 | `Input duration violation: <n> ms. Expected between 50 and 1000 ms` |
-//! | audio ahead of the wall clock (since `Begin`) by more than the tolerance (default 1 s, [`EmulatorBuilder::realtime_tolerance`]) | 3007 | `Audio Transmission Rate Exceeded: Received <x> sec. audio in <y> sec` |
+//! | audio ahead of the wall clock (since the upgrade) by more than the tolerance (default 1 s, [`EmulatorBuilder::realtime_tolerance`]) | 3007 | `Audio Transmission Rate Exceeded: Received <x> sec. audio in <y> sec` |
 //! | session older than 3 h, or the token's `max_session_duration_seconds` ([`EmulatorBuilder::max_session_duration`]) | 3008 | `Session Expired: Maximum session duration exceeded` |
 //! | more sessions than [`EmulatorBuilder::max_concurrent_sessions`] | 3009 | `Unauthorized Connection: Too many concurrent sessions` |
 //! | `inactivity_timeout` seconds without audio or any message | 3005 ([`INACTIVITY_CLOSE_CODE`]; undocumented for v3) | `Session Cancelled: No audio or message received for <n> seconds (inactivity_timeout)` |
@@ -52,7 +81,10 @@
 //! Energy VAD over 20 ms windows (threshold from `vad_threshold`). A turn starts with speech and
 //! ends after `min_turn_silence` of silence once every word of its script turn has been revealed
 //! (the model is "confident"), or after `max_turn_silence` in any case; at least 80 ms of speech is
-//! needed. Universal-Streaming models send one `Turn` per audio frame while a turn is open, words
+//! needed. Each detected turn takes the next script turn (placeholders once the script is used
+//! up), and its final always carries the whole script turn, even when the speech ended (or
+//! `ForceEndpoint`/`Terminate` came) before every word was revealed; a speech blip too short to be
+//! a turn uses up nothing. Universal-Streaming models send one `Turn` per audio frame while a turn is open, words
 //! moving from `word_is_final:false` to `true`; Universal-3 models send `SpeechStarted`, sparse
 //! partials ending in "—", and a formatted final. [`Formatting`] picks how `format_turns` behaves.
 //! `language_detection`, `speaker_labels`, `session_heartbeat`, `acknowledge_silence` and
