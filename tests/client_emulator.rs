@@ -70,9 +70,17 @@ async fn spoken_sample_yields_one_formatted_final_per_scripted_turn() {
             .collect();
         assert_eq!(finals, expected, "{formatting:?}");
         assert!(matches!(events.first(), Some(TurnEvent::Begin(_))));
-        assert!(matches!(events.last(), Some(TurnEvent::Termination(t)) if t.audio_duration_seconds == Some(12.0)));
-        let partials = events.iter().filter(|e| matches!(e, TurnEvent::Partial(_))).count();
-        assert!(partials > 20, "a partial per frame while speaking, got {partials}");
+        assert!(
+            matches!(events.last(), Some(TurnEvent::Termination(t)) if t.audio_duration_seconds == Some(12.0))
+        );
+        let partials = events
+            .iter()
+            .filter(|e| matches!(e, TurnEvent::Partial(_)))
+            .count();
+        assert!(
+            partials > 20,
+            "a partial per frame while speaking, got {partials}"
+        );
     }
 }
 
@@ -88,7 +96,10 @@ async fn without_formatting_finals_are_unformatted_end_of_turns() {
         .collect();
     assert_eq!(finals.len(), script.turns.len());
     assert!(finals.iter().all(|t| t.end_of_turn && !t.turn_is_formatted));
-    assert_eq!(finals[0].transcript, "hello and welcome to the live translation demo");
+    assert_eq!(
+        finals[0].transcript,
+        "hello and welcome to the live translation demo"
+    );
 }
 
 #[tokio::test]
@@ -126,14 +137,26 @@ async fn temporary_tokens_are_minted_used_once_and_validated() {
     session.send(chunks[0].clone()).await.unwrap();
     session.terminate().await.unwrap();
 
-    let reused = with_token.connect(ConnectionParams::new()).await.unwrap_err();
+    let reused = with_token
+        .connect(ConnectionParams::new())
+        .await
+        .unwrap_err();
     assert_eq!(reused.code(), Some(1008), "{reused:?}");
 
-    let err = client(&emu).create_temporary_token(0, None).await.unwrap_err();
+    let err = client(&emu)
+        .create_temporary_token(0, None)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), "config");
-    let err = client(&emu).create_temporary_token(60, Some(30)).await.unwrap_err();
+    let err = client(&emu)
+        .create_temporary_token(60, Some(30))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), "config");
-    let err = with_token.create_temporary_token(60, None).await.unwrap_err();
+    let err = with_token
+        .create_temporary_token(60, None)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), "config", "a token cannot mint tokens");
 }
 
@@ -157,5 +180,8 @@ async fn audio_faster_than_real_time_is_closed_with_3007() {
     }
     let err = last.unwrap().unwrap_err();
     assert_eq!(err.code(), Some(3007), "{err:?}");
-    assert!(err.to_string().contains("Audio Transmission Rate Exceeded"), "{err}");
+    assert!(
+        err.to_string().contains("Audio Transmission Rate Exceeded"),
+        "{err}"
+    );
 }
