@@ -272,6 +272,10 @@ impl ConnectionParams {
         acknowledge_silence: bool => |v| v.to_string();
         /// `speaker_labels_revision_interval_ms` (0 = revise at end of stream only).
         speaker_labels_revision_interval_ms: u32 => |v| v.to_string();
+        /// `language` (`en` or `multi`): deprecated by the service in favour of `speech_model`.
+        language: impl Into<String> => |v| v.into();
+        /// `language_code`: deprecated by the service in favour of `language_codes`.
+        language_code: impl Into<String> => |v| v.into();
     }
 
     /// `keyterms_prompt`: up to 100 terms of at most 50 characters, sent as a JSON list.
