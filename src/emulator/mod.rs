@@ -10,6 +10,7 @@
 //!
 //! ```no_run
 //! use assemblyai_streaming::emulator::{Emulator, Script};
+//! use assemblyai_streaming::{ConnectionParams, StreamingClient};
 //!
 //! #[tokio::test]
 //! async fn my_service_transcribes() {
@@ -18,36 +19,17 @@
 //!         .start()
 //!         .await
 //!         .unwrap();
-//!     // Point your client at the emulator:
-//!     //   websocket: format!("{}/v3/ws?speech_model=universal-streaming-english", emulator.ws_url())
-//!     //   header:    Authorization: emulator.api_key()
-//!     // then stream speech at real-time pace in 50 ms chunks.
-//!     let _ = (emulator.ws_url(), emulator.api_key());
+//!     let client = StreamingClient::builder()
+//!         .api_key(emulator.api_key())
+//!         .base_url(emulator.ws_url())
+//!         .build()
+//!         .unwrap();
+//!     let session = client.connect(ConnectionParams::new()).await.unwrap();
+//!     // Stream speech at real-time pace (see `audio::paced`); turns end where the audio
+//!     // pauses, and their words come from the script. Any other client works too: connect to
+//!     // `{ws_url}/v3/ws?speech_model=...` with `Authorization: {api_key}`.
+//!     drop(session);
 //! }
-//! # fn main() {}
-//! ```
-//!
-//! What a client sees, with a bare websocket client:
-//!
-//! ```
-//! use assemblyai_streaming::emulator::Emulator;
-//! use assemblyai_streaming::protocol::ServerMessage;
-//! use futures::StreamExt;
-//! use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let emulator = Emulator::builder().start().await.unwrap();
-//! let url = format!("{}/v3/ws?speech_model=universal-streaming-english", emulator.ws_url());
-//! let mut request = url.into_client_request().unwrap();
-//! request
-//!     .headers_mut()
-//!     .insert("Authorization", emulator.api_key().parse().unwrap());
-//! let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-//! let first = ws.next().await.unwrap().unwrap();
-//! let begin = ServerMessage::from_json(first.to_text().unwrap()).unwrap();
-//! assert!(matches!(begin, ServerMessage::Begin(_)));
-//! # }
 //! ```
 //!
 //! Standalone: `cargo run --example emulator -- --port 8080 [--api-key KEY] [--script FILE.json]`
