@@ -627,6 +627,8 @@ struct Worker {
     error_frame: Option<(Option<i64>, String)>,
     error_deadline: Option<Instant>,
     write_failed: bool,
+    /// Why the first failed write failed, reported if the read side never says more.
+    write_error: Option<String>,
     end: Option<End>,
 }
 
@@ -662,6 +664,7 @@ impl Worker {
             error_frame: None,
             error_deadline: None,
             write_failed: false,
+            write_error: None,
             end: None,
         }
     }
@@ -691,9 +694,13 @@ impl Worker {
                     }
                 }
                 frame = self.ws.next(), if can_read => self.on_frame(frame).await,
-                _ = tokio::time::sleep_until(self.error_deadline.unwrap_or_else(far)), if self.error_deadline.is_some() => {
+                // Only while reading is possible: frames still queued behind a slow consumer
+                // (the rest of the turns, the close code) come first.
+                _ = tokio::time::sleep_until(self.error_deadline.unwrap_or_else(far)), if self.error_deadline.is_some() && can_read => {
                     let frame = self.error_frame.take();
-                    self.finish_with(server_error(None, frame));
+                    let error = server_error(None, frame)
+                        .or_else(|| self.write_error.take().map(Error::ConnectionLost));
+                    self.finish_with(error);
                 }
                 _ = tokio::time::sleep_until(self.terminate_deadline.unwrap_or_else(far)), if self.terminate_deadline.is_some() => {
                     tracing::warn!(timeout = ?self.terminate_timeout, "no Termination in time");
@@ -929,6 +936,7 @@ impl Worker {
                 // The read side reports why (close code or drop); stop writing meanwhile.
                 tracing::debug!(error = %e, "write failed");
                 self.write_failed = true;
+                self.write_error = Some(format!("sending failed: {e}"));
                 if self.error_deadline.is_none() {
                     self.error_deadline = Some(Instant::now() + ERROR_CLOSE_GRACE);
                 }
