@@ -69,7 +69,18 @@ async fn tcp_drop_is_connection_lost_and_ends_the_stream() {
     let (_sink, events) = session.split();
     let mut ended = drain(events, LIMIT).await;
     let err = ended.error.take().expect("an error ends the stream");
-    assert!(matches!(&err, Error::ConnectionLost(_)), "{err:?}");
+    // EOF after the drop, or a reset when the emulator dropped unread audio.
+    let Error::ConnectionLost(message) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        [
+            "WebSocket protocol error: Connection reset without closing handshake",
+            "IO error: Connection reset by peer (os error 104)"
+        ]
+        .contains(&message.as_str()),
+        "{message}"
+    );
     assert_eq!(err.kind(), "connection_lost");
     assert_eq!(err.code(), None);
     assert!(err.is_retryable());
