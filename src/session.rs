@@ -45,6 +45,15 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// How long to wait for the close frame that follows an `Error` frame, to learn its code.
 const ERROR_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// "Never" for deadlines: far enough, and small enough to add to any `Instant`.
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// `at + d`, capped at a year from `at`: a setting of `Duration::MAX` ("no limit") must not
+/// overflow the `Instant` (which panics).
+fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d.min(FAR)).unwrap_or(at)
+}
+
 /// An event of a streaming session.
 ///
 /// Turns arrive as [`Partial`](TurnEvent::Partial) while they grow, and exactly once as
@@ -583,7 +592,7 @@ impl FinalTracker {
             out.push_back(Ok(TurnEvent::Partial(turn)));
         } else if turn.end_of_turn && self.expect_formatted && !turn.turn_is_formatted {
             self.pending = Some(turn);
-            self.deadline = Some(Instant::now() + self.wait);
+            self.deadline = Some(later(Instant::now(), self.wait));
         } else if turn.end_of_turn {
             self.emit_final(turn, out);
         } else {
@@ -670,10 +679,10 @@ impl Worker {
     }
 
     async fn run(mut self) {
-        let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+        let far = || later(Instant::now(), FAR);
         while self.end.is_none() {
             let keep_alive_at = match (self.keep_alive, self.terminate_deadline) {
-                (Some(every), None) => Some(self.last_sent + every),
+                (Some(every), None) => Some(later(self.last_sent, every)),
                 _ => None,
             };
             let can_read = self.outbox.is_empty() || !self.events_open;
@@ -913,7 +922,7 @@ impl Worker {
                 }
                 self.send_json(&ClientMessage::Terminate).await;
                 self.ended.store(true, Ordering::Release);
-                self.terminate_deadline = Some(Instant::now() + self.terminate_timeout);
+                self.terminate_deadline = Some(later(Instant::now(), self.terminate_timeout));
                 tracing::debug!("Terminate sent");
             }
         }

@@ -54,3 +54,61 @@ async fn a_drop_noticed_by_a_failed_write_while_the_consumer_is_behind_is_still_
     assert!(matches!(err, Error::ConnectionLost(_)), "{err:?}");
     assert_eq!(ended.finals().len(), 20);
 }
+
+#[tokio::test]
+async fn wait_forever_settings_do_not_panic() {
+    // `Duration::MAX` is a natural way to say "no limit"; no deadline computed from a setting
+    // may overflow.
+    let server = serve(
+        |_| None,
+        |mut ws, _| async move {
+            ws.send(begin()).await.unwrap();
+            // Legacy formatting: an unformatted end-of-turn makes the client wait `format_wait`.
+            ws.send(turn(0, true, false, "held")).await.unwrap();
+            read_until_terminate(&mut ws).await;
+            ws.send(turn(0, true, true, "Held.")).await.unwrap();
+            ws.send(termination()).await.unwrap();
+            close(&mut ws, 1000, "").await;
+        },
+    )
+    .await;
+    let mut session = StreamingClient::builder()
+        .api_key(KEY)
+        .base_url(&server.url)
+        .connect_timeout(Duration::MAX)
+        .terminate_timeout(Duration::MAX)
+        .keep_alive_interval(Some(Duration::MAX))
+        .format_wait(Duration::MAX)
+        .retries(3, Duration::MAX)
+        .build()
+        .unwrap()
+        .connect(ConnectionParams::new().format_turns(true))
+        .await
+        .unwrap();
+    session
+        .send(AudioChunk::from_pcm16(&[0; 1600]))
+        .await
+        .unwrap();
+    session.terminate().await.unwrap();
+    let ended = drain(session, Duration::from_secs(10)).await;
+    assert!(ended.terminated(), "{ended:?}");
+    assert_eq!(ended.finals(), [(0, "Held.".to_string())]);
+}
+
+#[tokio::test]
+async fn minting_a_token_with_an_unbounded_connect_timeout_does_not_panic() {
+    let emu = assemblyai_streaming::emulator::Emulator::builder()
+        .start()
+        .await
+        .unwrap();
+    let token = StreamingClient::builder()
+        .api_key(emu.api_key())
+        .base_url(emu.ws_url())
+        .connect_timeout(Duration::MAX)
+        .build()
+        .unwrap()
+        .create_temporary_token(60, None)
+        .await
+        .unwrap();
+    assert!(!token.is_empty());
+}
