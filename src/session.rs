@@ -490,7 +490,9 @@ struct Rechunker {
 impl Rechunker {
     fn new(sample_rate: u32, encoding: Encoding, frame: Duration) -> Self {
         let sample_bytes = encoding.bytes_per_sample();
-        let samples = |ms: u128| (sample_rate as u128 * ms / 1000).max(1) as usize;
+        // Rounded up: at rates like 22 050 Hz, 50 ms is 1102.5 samples, and a frame of 1102
+        // would be under the service's 50 ms minimum (close 3007).
+        let samples = |ms: u128| (sample_rate as u128 * ms).div_ceil(1000).max(1) as usize;
         Self {
             frame_bytes: samples(frame.as_millis()) * sample_bytes,
             min_bytes: samples(50) * sample_bytes,

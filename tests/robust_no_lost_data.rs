@@ -72,14 +72,17 @@ proptest! {
         max_chunk in prop_oneof![Just(1usize), Just(7), Just(333), Just(3200), Just(40_000)],
         frame_ms in prop_oneof![Just(50u64), Just(100), Just(1000)],
         mulaw in any::<bool>(),
+        odd_rate in any::<bool>(),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
             let (server, received) = recording_server().await;
-            let (encoding, rate, sample_bytes, silence) = if mulaw {
-                (Encoding::PcmMulaw, 8_000usize, 1usize, 0xFFu8)
-            } else {
-                (Encoding::PcmS16le, 16_000, 2, 0)
+            // 11 025 and 22 050 Hz make 50 ms a fractional number of samples.
+            let (encoding, rate, sample_bytes, silence) = match (mulaw, odd_rate) {
+                (true, false) => (Encoding::PcmMulaw, 8_000usize, 1usize, 0xFFu8),
+                (true, true) => (Encoding::PcmMulaw, 11_025, 1, 0xFF),
+                (false, false) => (Encoding::PcmS16le, 16_000, 2, 0),
+                (false, true) => (Encoding::PcmS16le, 22_050, 2, 0),
             };
             let mut session = StreamingClient::builder()
                 .api_key(KEY)
@@ -104,8 +107,9 @@ proptest! {
             // Exactly the audio, then silence completing the last sample and padding the tail
             // to 50 ms.
             assert_eq!(&got[..total], &data[..], "audio differs");
-            let frame = rate * frame_ms as usize / 1000 * sample_bytes;
-            let min = rate * 50 / 1000 * sample_bytes;
+            // Frames and the 50 ms minimum are whole samples, rounded up.
+            let frame = (rate * frame_ms as usize).div_ceil(1000) * sample_bytes;
+            let min = (rate * 50).div_ceil(1000) * sample_bytes;
             let tail = total % frame;
             let expected_len = if tail == 0 {
                 total

@@ -112,3 +112,33 @@ async fn minting_a_token_with_an_unbounded_connect_timeout_does_not_panic() {
         .unwrap();
     assert!(!token.is_empty());
 }
+
+#[tokio::test]
+async fn frames_are_never_shorter_than_50_ms_at_any_sample_rate() {
+    // At 22 050 Hz or 11 025 Hz, 50 ms is a fractional number of samples; rounding down made
+    // the client's shortest frames 49.98 ms, which the service's 50–1000 ms rule rejects.
+    let emu = assemblyai_streaming::emulator::Emulator::builder()
+        .realtime_tolerance(Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap();
+    for rate in [11_025u32, 22_050, 44_100, 8_000, 16_000] {
+        let mut session = StreamingClient::builder()
+            .api_key(emu.api_key())
+            .base_url(emu.ws_url())
+            .frame_duration(Duration::from_millis(50))
+            .build()
+            .unwrap()
+            .connect(ConnectionParams::new().with_sample_rate(rate))
+            .await
+            .unwrap();
+        // Two and a half frames: whole frames, then a padded tail.
+        let samples = (rate as usize * 125).div_ceil(1000);
+        session
+            .send(AudioChunk::from_pcm16(&vec![0; samples]))
+            .await
+            .unwrap();
+        let result = session.terminate().await;
+        assert!(result.is_ok(), "{rate} Hz: {result:?}");
+    }
+}
