@@ -142,3 +142,111 @@ async fn frames_are_never_shorter_than_50_ms_at_any_sample_rate() {
         assert!(result.is_ok(), "{rate} Hz: {result:?}");
     }
 }
+
+#[tokio::test]
+async fn a_server_frame_over_16_mib_ends_the_session_with_an_error() {
+    let server = serve(
+        |_| None,
+        |mut ws, _| async move {
+            ws.send(begin()).await.unwrap();
+            ws.send(turn(0, true, false, "before")).await.unwrap();
+            let huge = format!(
+                r#"{{"type":"Warning","warning":"{}"}}"#,
+                "x".repeat(17 << 20)
+            );
+            let _ = ws
+                .send(tokio_tungstenite::tungstenite::Message::text(huge))
+                .await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        },
+    )
+    .await;
+    let session = StreamingClient::builder()
+        .api_key(KEY)
+        .base_url(&server.url)
+        .build()
+        .unwrap()
+        .connect(ConnectionParams::new())
+        .await
+        .unwrap();
+    let mut ended = drain(session, Duration::from_secs(10)).await;
+    assert_eq!(ended.finals(), [(0, "before".to_string())]);
+    let err = ended.error.take().expect("an error ends the stream");
+    let Error::ConnectionLost(message) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        message.starts_with("Space limit exceeded: Message too long"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn termination_without_a_close_ends_the_stream_promptly() {
+    let server = serve(
+        |_| None,
+        |mut ws, _| async move {
+            ws.send(begin()).await.unwrap();
+            read_until_terminate(&mut ws).await;
+            ws.send(termination()).await.unwrap();
+            // Never closes and never answers the client's close.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        },
+    )
+    .await;
+    let mut session = StreamingClient::builder()
+        .api_key(KEY)
+        .base_url(&server.url)
+        .build()
+        .unwrap()
+        .connect(ConnectionParams::new())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    session.terminate().await.unwrap();
+    let ended = drain(session, Duration::from_secs(5)).await;
+    assert!(ended.terminated() && ended.error.is_none());
+    // Bounded by the 1 s wait for the close handshake.
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_error_frame_without_a_close_ends_the_stream_after_a_second() {
+    let server = serve(
+        |_| None,
+        |mut ws, _| async move {
+            ws.send(begin()).await.unwrap();
+            ws.send(tokio_tungstenite::tungstenite::Message::text(
+                r#"{"type":"Error","error_code":3005,"error":"internal hiccup"}"#,
+            ))
+            .await
+            .unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        },
+    )
+    .await;
+    let session = StreamingClient::builder()
+        .api_key(KEY)
+        .base_url(&server.url)
+        .build()
+        .unwrap()
+        .connect(ConnectionParams::new())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut ended = drain(session, Duration::from_secs(5)).await;
+    let err = ended.error.take().expect("an error ends the stream");
+    assert!(
+        matches!(&err, Error::Closed { code: 3005, reason, .. } if reason == "internal hiccup"),
+        "{err:?}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(3000),
+        "{took:?}"
+    );
+}
