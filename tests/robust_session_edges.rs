@@ -250,3 +250,30 @@ async fn an_error_frame_without_a_close_ends_the_stream_after_a_second() {
         "{took:?}"
     );
 }
+
+#[tokio::test]
+async fn a_held_end_of_turn_is_delivered_as_final_before_the_error() {
+    // Older formatting: the unformatted end-of-turn is held for its formatted twin. If the
+    // session fails first, the held turn is still the Final, ahead of the error.
+    let server = serve(
+        |_| None,
+        |mut ws, _| async move {
+            ws.send(begin()).await.unwrap();
+            ws.send(turn(0, true, false, "held turn")).await.unwrap();
+            close(&mut ws, 3005, "Server error").await;
+        },
+    )
+    .await;
+    let session = StreamingClient::builder()
+        .api_key(KEY)
+        .base_url(&server.url)
+        .format_wait(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .connect(ConnectionParams::new().format_turns(true))
+        .await
+        .unwrap();
+    let ended = drain(session, Duration::from_secs(5)).await;
+    assert_eq!(ended.finals(), [(0, "held turn".to_string())]);
+    assert_eq!(ended.error.as_ref().and_then(Error::code), Some(3005));
+}
