@@ -45,6 +45,15 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// How long to wait for the close frame that follows an `Error` frame, to learn its code.
 const ERROR_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// "Never" for deadlines: far enough, and small enough to add to any `Instant`.
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// `at + d`, capped at a year from `at`: a setting of `Duration::MAX` ("no limit") must not
+/// overflow the `Instant` (which panics).
+fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d.min(FAR)).unwrap_or(at)
+}
+
 /// An event of a streaming session.
 ///
 /// Turns arrive as [`Partial`](TurnEvent::Partial) while they grow, and exactly once as
@@ -481,7 +490,9 @@ struct Rechunker {
 impl Rechunker {
     fn new(sample_rate: u32, encoding: Encoding, frame: Duration) -> Self {
         let sample_bytes = encoding.bytes_per_sample();
-        let samples = |ms: u128| (sample_rate as u128 * ms / 1000).max(1) as usize;
+        // Rounded up: at rates like 22 050 Hz, 50 ms is 1102.5 samples, and a frame of 1102
+        // would be under the service's 50 ms minimum (close 3007).
+        let samples = |ms: u128| (sample_rate as u128 * ms).div_ceil(1000).max(1) as usize;
         Self {
             frame_bytes: samples(frame.as_millis()) * sample_bytes,
             min_bytes: samples(50) * sample_bytes,
@@ -583,7 +594,7 @@ impl FinalTracker {
             out.push_back(Ok(TurnEvent::Partial(turn)));
         } else if turn.end_of_turn && self.expect_formatted && !turn.turn_is_formatted {
             self.pending = Some(turn);
-            self.deadline = Some(Instant::now() + self.wait);
+            self.deadline = Some(later(Instant::now(), self.wait));
         } else if turn.end_of_turn {
             self.emit_final(turn, out);
         } else {
@@ -627,6 +638,8 @@ struct Worker {
     error_frame: Option<(Option<i64>, String)>,
     error_deadline: Option<Instant>,
     write_failed: bool,
+    /// Why the first failed write failed, reported if the read side never says more.
+    write_error: Option<String>,
     end: Option<End>,
 }
 
@@ -662,15 +675,16 @@ impl Worker {
             error_frame: None,
             error_deadline: None,
             write_failed: false,
+            write_error: None,
             end: None,
         }
     }
 
     async fn run(mut self) {
-        let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+        let far = || later(Instant::now(), FAR);
         while self.end.is_none() {
             let keep_alive_at = match (self.keep_alive, self.terminate_deadline) {
-                (Some(every), None) => Some(self.last_sent + every),
+                (Some(every), None) => Some(later(self.last_sent, every)),
                 _ => None,
             };
             let can_read = self.outbox.is_empty() || !self.events_open;
@@ -691,9 +705,13 @@ impl Worker {
                     }
                 }
                 frame = self.ws.next(), if can_read => self.on_frame(frame).await,
-                _ = tokio::time::sleep_until(self.error_deadline.unwrap_or_else(far)), if self.error_deadline.is_some() => {
+                // Only while reading is possible: frames still queued behind a slow consumer
+                // (the rest of the turns, the close code) come first.
+                _ = tokio::time::sleep_until(self.error_deadline.unwrap_or_else(far)), if self.error_deadline.is_some() && can_read => {
                     let frame = self.error_frame.take();
-                    self.finish_with(server_error(None, frame));
+                    let error = server_error(None, frame)
+                        .or_else(|| self.write_error.take().map(Error::ConnectionLost));
+                    self.finish_with(error);
                 }
                 _ = tokio::time::sleep_until(self.terminate_deadline.unwrap_or_else(far)), if self.terminate_deadline.is_some() => {
                     tracing::warn!(timeout = ?self.terminate_timeout, "no Termination in time");
@@ -906,7 +924,7 @@ impl Worker {
                 }
                 self.send_json(&ClientMessage::Terminate).await;
                 self.ended.store(true, Ordering::Release);
-                self.terminate_deadline = Some(Instant::now() + self.terminate_timeout);
+                self.terminate_deadline = Some(later(Instant::now(), self.terminate_timeout));
                 tracing::debug!("Terminate sent");
             }
         }
@@ -929,6 +947,7 @@ impl Worker {
                 // The read side reports why (close code or drop); stop writing meanwhile.
                 tracing::debug!(error = %e, "write failed");
                 self.write_failed = true;
+                self.write_error = Some(format!("sending failed: {e}"));
                 if self.error_deadline.is_none() {
                     self.error_deadline = Some(Instant::now() + ERROR_CLOSE_GRACE);
                 }
