@@ -325,10 +325,27 @@ impl ConnectionParams {
                 let model = SpeechModel::from_name(&value.into());
                 self.speech_model(model)
             }
-            "sample_rate" => match value.into().parse::<u32>() {
-                Ok(hz) => self.with_sample_rate(hz),
-                Err(_) => self,
-            },
+            "sample_rate" => {
+                let value = value.into();
+                // "16000.0" is an integer to the service (pydantic), so it is one here too.
+                let hz = value.trim().parse::<u32>().ok().or_else(|| {
+                    value
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|f| f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(f))
+                        .map(|f| f as u32)
+                });
+                match hz {
+                    Some(hz) => {
+                        let mut p = self.with_sample_rate(hz);
+                        p.fields.retain(|(k, _)| k != "sample_rate");
+                        p
+                    }
+                    // Not a number: sent as given, for the service to judge.
+                    None => self.set("sample_rate", value),
+                }
+            }
             "encoding" => {
                 let value = value.into();
                 match Encoding::from_name(&value) {
@@ -352,8 +369,10 @@ impl ConnectionParams {
             encode_component(&mut out, v);
         };
         push("speech_model", self.speech_model.as_str());
-        push("sample_rate", &self.sample_rate().to_string());
-        // A raw `encoding` passed through `extra` overrides the typed one.
+        // A raw `sample_rate` or `encoding` passed through `extra` overrides the typed one.
+        if !self.fields.iter().any(|(k, _)| k == "sample_rate") {
+            push("sample_rate", &self.sample_rate().to_string());
+        }
         if !self.fields.iter().any(|(k, _)| k == "encoding") {
             push("encoding", self.encoding.as_str());
         }
@@ -444,6 +463,19 @@ mod tests {
             .extra("sample_rate", "48000");
         assert_eq!(p.model(), &SpeechModel::UniversalStreamingMultilingual);
         assert_eq!(p.sample_rate(), 48000);
+        assert_eq!(
+            ConnectionParams::new()
+                .extra("sample_rate", "8000.0")
+                .sample_rate(),
+            8000
+        );
+        let raw = ConnectionParams::new().extra("sample_rate", "fast");
+        assert!(
+            raw.to_query().ends_with("&sample_rate=fast"),
+            "{}",
+            raw.to_query()
+        );
+        assert_eq!(raw.to_query().matches("sample_rate").count(), 1);
     }
 
     #[test]

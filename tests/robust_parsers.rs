@@ -492,10 +492,6 @@ fn out_of_range_numbers_are_3006_with_the_parameter_named() {
 
 /// Found by `cargo fuzz run -s none query` (fuzz/README.md) in its first minute.
 #[test]
-#[ignore = "emulator bug, src/emulator/query.rs (owned by the emulator branch): the emulator \
-            accepts sample_rate=8000.0 (pydantic-style) and streams at 8000 Hz, but the \
-            ConnectionParams that parse_query returns keep the previous/default rate because \
-            ConnectionParams::extra ignores a sample_rate that is not a u32"]
 fn parse_query_reports_the_sample_rate_the_emulator_uses() {
     let p = parse_query("speech_model=u3-rt-pro&sample_rate=8000.0").unwrap();
     assert_eq!(p.sample_rate(), 8000);
