@@ -177,12 +177,14 @@ impl ConnectionParams {
     /// Sets `sample_rate` in Hz.
     pub fn with_sample_rate(mut self, hz: u32) -> Self {
         self.sample_rate = Some(hz);
+        self.fields.retain(|(k, _)| k != "sample_rate");
         self
     }
 
     /// `encoding` (default `pcm_s16le`).
     pub fn encoding(mut self, encoding: Encoding) -> Self {
         self.encoding = encoding;
+        self.fields.retain(|(k, _)| k != "encoding");
         self
     }
 
@@ -337,11 +339,7 @@ impl ConnectionParams {
                         .map(|f| f as u32)
                 });
                 match hz {
-                    Some(hz) => {
-                        let mut p = self.with_sample_rate(hz);
-                        p.fields.retain(|(k, _)| k != "sample_rate");
-                        p
-                    }
+                    Some(hz) => self.with_sample_rate(hz),
                     // Not a number: sent as given, for the service to judge.
                     None => self.set("sample_rate", value),
                 }
@@ -476,6 +474,15 @@ mod tests {
             raw.to_query()
         );
         assert_eq!(raw.to_query().matches("sample_rate").count(), 1);
+        // The last value wins, typed or raw (found by the round-trip property test).
+        let p = ConnectionParams::new()
+            .extra("encoding", "")
+            .extra("encoding", "pcm_mulaw");
+        assert!(
+            p.to_query().ends_with("&encoding=pcm_mulaw"),
+            "{}",
+            p.to_query()
+        );
     }
 
     #[test]
