@@ -3,8 +3,12 @@
 //! ```text
 //! cargo run --example emulator -- [--port 8080] [--host 127.0.0.1] [--api-key KEY]
 //!     [--script FILE.json] [--legacy-formatting] [--stamp-send-time]
-//!     [--max-sessions N] [--http-401]
+//!     [--max-sessions N] [--http-401] [--max-session-seconds N] [--realtime-tolerance-ms N]
+//!     [--drop-after-ms N] [--no-termination] [--delay-begin-ms N] [--unknown-message]
+//!     [--error-then-close CODE:REASON] [--malformed-frame] [--slow-ms N]
 //! ```
+//!
+//! The last seven flags inject the faults of `emulator::Faults` into every session.
 //!
 //! The first line of output is the base URL to give a client (`ws://127.0.0.1:8080`); `--port 0`
 //! picks a free port. The accepted key is `--api-key`, else `ASSEMBLYAI_API_KEY`, else the fixed
@@ -13,14 +17,24 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
-use assemblyai_streaming::emulator::{DEV_API_KEY, Emulator, Formatting, Script};
+use std::time::Duration;
+
+use assemblyai_streaming::emulator::{DEV_API_KEY, Emulator, Faults, Formatting, Script};
 
 const USAGE: &str = "usage: emulator [--port N] [--host IP] [--api-key KEY] [--script FILE.json] \
-[--legacy-formatting] [--stamp-send-time] [--max-sessions N] [--http-401]";
+[--legacy-formatting] [--stamp-send-time] [--max-sessions N] [--http-401] [--max-session-seconds N] \
+[--realtime-tolerance-ms N] [--drop-after-ms N] [--no-termination] [--delay-begin-ms N] \
+[--unknown-message] [--error-then-close CODE:REASON] [--malformed-frame] [--slow-ms N]";
 
 fn fail(msg: &str) -> ! {
     eprintln!("emulator: {msg}\n{USAGE}");
     std::process::exit(2);
+}
+
+fn number(value: &mut impl FnMut(&str) -> String, name: &str) -> u64 {
+    value(name)
+        .parse()
+        .unwrap_or_else(|_| fail(&format!("{name} must be a number")))
 }
 
 #[tokio::main]
@@ -33,6 +47,9 @@ async fn main() {
     let mut stamp = false;
     let mut max_sessions: Option<usize> = None;
     let mut http_401 = false;
+    let mut max_session: Option<Duration> = None;
+    let mut tolerance: Option<Duration> = None;
+    let mut faults = Faults::default();
 
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -67,6 +84,42 @@ async fn main() {
                 )
             }
             "--http-401" => http_401 = true,
+            "--max-session-seconds" => {
+                max_session = Some(Duration::from_secs(number(
+                    &mut value,
+                    "--max-session-seconds",
+                )))
+            }
+            "--realtime-tolerance-ms" => {
+                tolerance = Some(Duration::from_millis(number(
+                    &mut value,
+                    "--realtime-tolerance-ms",
+                )))
+            }
+            "--drop-after-ms" => {
+                faults.drop_after =
+                    Some(Duration::from_millis(number(&mut value, "--drop-after-ms")))
+            }
+            "--no-termination" => faults.no_termination = true,
+            "--delay-begin-ms" => {
+                faults.delay_begin = Some(Duration::from_millis(number(
+                    &mut value,
+                    "--delay-begin-ms",
+                )))
+            }
+            "--unknown-message" => faults.unknown_message = true,
+            "--error-then-close" => {
+                let v = value("--error-then-close");
+                let (code, reason) = v.split_once(':').unwrap_or((v.as_str(), ""));
+                let code = code
+                    .parse()
+                    .unwrap_or_else(|_| fail("--error-then-close needs CODE:REASON"));
+                faults.error_then_close = Some((code, reason.to_string()));
+            }
+            "--malformed-frame" => faults.malformed_frame = true,
+            "--slow-ms" => {
+                faults.slow_messages = Some(Duration::from_millis(number(&mut value, "--slow-ms")))
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return;
@@ -87,7 +140,14 @@ async fn main() {
         .api_key(api_key.clone())
         .formatting(formatting)
         .stamp_send_time(stamp)
-        .reject_bad_auth_with_http_401(http_401);
+        .reject_bad_auth_with_http_401(http_401)
+        .faults(faults.clone());
+    if let Some(d) = max_session {
+        builder = builder.max_session_duration(d);
+    }
+    if let Some(d) = tolerance {
+        builder = builder.realtime_tolerance(d);
+    }
     if let Some(s) = script {
         builder = builder.script(s);
     }
@@ -113,6 +173,9 @@ async fn main() {
         emulator.ws_url(),
         emulator.http_url()
     );
+    if faults.any() {
+        let _ = writeln!(out, "faults: {faults:?}");
+    }
     let _ = out.flush();
     drop(out);
 

@@ -14,9 +14,9 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use assemblyai_streaming::{AudioChunk, ConnectionParams, Error, StreamingClient, TurnEvent};
+use assemblyai_streaming::audio::{paced, read_wav};
+use assemblyai_streaming::{ConnectionParams, Error, StreamingClient, TurnEvent};
 use futures::{SinkExt, StreamExt};
 
 struct Args {
@@ -90,6 +90,7 @@ async fn run(args: Args) -> Result<bool, Error> {
         params = params.extra(k, v);
     }
     let sample_rate = params.sample_rate();
+    let params_encoding = params.audio_encoding();
     let (chunks, _info) = read_wav(&args.file, sample_rate)?;
 
     let mut builder = StreamingClient::builder();
@@ -99,18 +100,18 @@ async fn run(args: Args) -> Result<bool, Error> {
     let session = builder.build()?.connect(params).await?;
     let (mut sink, mut events) = session.split();
 
-    let fast = args.fast;
+    // Any WAV: other rates, channel counts and sample formats are converted (resampled with
+    // the same path as the microphone) to the session's 16-bit mono at its rate.
+    let encoding = params_encoding;
     let sender = tokio::spawn(async move {
-        let started = tokio::time::Instant::now();
-        let mut sent_samples = 0u64;
-        for chunk in chunks {
-            sent_samples += (chunk.len() / 2) as u64;
-            sink.send(chunk).await?;
-            if !fast {
-                // Real-time pace: never be ahead of the wall clock by more than this chunk.
-                let audio_time =
-                    Duration::from_micros(sent_samples * 1_000_000 / sample_rate as u64);
-                tokio::time::sleep_until(started + audio_time).await;
+        if args.fast {
+            for chunk in chunks {
+                sink.send(chunk).await?;
+            }
+        } else {
+            let mut audio = std::pin::pin!(paced(chunks, sample_rate, encoding));
+            while let Some(chunk) = audio.next().await {
+                sink.send(chunk).await?;
             }
         }
         sink.close().await
@@ -143,27 +144,4 @@ async fn run(args: Args) -> Result<bool, Error> {
     // A send error means the session ended; its cause was already printed from the stream.
     let _ = sender.await;
     Ok(terminated)
-}
-
-/// Reads a 16-bit mono WAV at the session rate into 100 ms chunks.
-fn read_wav(path: &str, sample_rate: u32) -> Result<(Vec<AudioChunk>, ()), Error> {
-    let reader = hound::WavReader::open(path).map_err(|e| Error::Audio(format!("{path}: {e}")))?;
-    let spec = reader.spec();
-    if spec.channels != 1 || spec.sample_rate != sample_rate || spec.bits_per_sample != 16 {
-        return Err(Error::Audio(format!(
-            "{path}: need 16-bit mono at {sample_rate} Hz, got {spec:?}"
-        )));
-    }
-    let samples: Vec<i16> = reader
-        .into_samples::<i16>()
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Audio(format!("{path}: {e}")))?;
-    let per_chunk = sample_rate as usize / 10;
-    Ok((
-        samples
-            .chunks(per_chunk)
-            .map(AudioChunk::from_pcm16)
-            .collect(),
-        (),
-    ))
 }

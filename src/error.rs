@@ -112,6 +112,7 @@ impl std::fmt::Display for TimeoutKind {
 }
 
 /// Every error of this crate.
+#[doc = include_str!("faults_doc.md")]
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -28,6 +28,7 @@ use futures::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::client::{Region, Secret};
 use crate::error::{Error, Result, TimeoutKind};
 use crate::translate::{Translator, translation_prompt};
 
@@ -68,30 +69,8 @@ pub enum Backend {
     LegacyLemur,
 }
 
-/// Which AssemblyAI region to use when no base URL is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Region {
-    /// United States (default).
-    #[default]
-    Us,
-    /// European Union.
-    Eu,
-}
-
-/// The API key. Never shown by `Debug`, and never put into errors.
-#[derive(Clone, Default)]
-struct ApiKey(String);
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("<unset>")
-        } else {
-            f.write_str("<redacted>")
-        }
-    }
-}
+/// The API key: never shown by `Debug`, and never put into errors.
+type ApiKey = Secret;
 
 /// Builder of [`Lemur`]; see each setter for its default.
 #[derive(Debug, Clone, Default)]
@@ -116,7 +95,7 @@ impl LemurBuilder {
     /// The API key. Default: the `ASSEMBLYAI_API_KEY` environment variable, read by
     /// [`build`](Self::build).
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(ApiKey(key.into()));
+        self.api_key = Some(Secret::new(key));
         self
     }
 
@@ -127,7 +106,8 @@ impl LemurBuilder {
     }
 
     /// The region whose AssemblyAI host is used when no [`base_url`](Self::base_url) is set.
-    /// Default [`Region::Us`].
+    /// Default [`Region::Default`], served by the US Gateway (the LLM Gateway has no
+    /// edge-routed host; [`Region::Eu`] selects the EU one).
     pub fn region(mut self, region: Region) -> Self {
         self.region = region;
         self
@@ -215,18 +195,18 @@ impl LemurBuilder {
     pub fn build(self) -> Result<Lemur> {
         let key = match self.api_key {
             Some(k) => k,
-            None => ApiKey(std::env::var(ENV_KEY).unwrap_or_default()),
+            None => Secret::new(std::env::var(ENV_KEY).unwrap_or_default()),
         };
-        let key = ApiKey(key.0.trim().to_owned());
-        if key.0.is_empty() {
+        let key = Secret::new(key.expose().trim());
+        if key.expose().is_empty() {
             return Err(Error::Config(format!(
                 "no API key: call LemurBuilder::api_key or set {ENV_KEY}"
             )));
         }
         let header = if self.bearer_auth {
-            format!("Bearer {}", key.0)
+            format!("Bearer {}", key.expose())
         } else {
-            key.0.clone()
+            key.expose().to_owned()
         };
         // The message must not echo the key.
         let mut auth = HeaderValue::from_str(&header).map_err(|_| {
@@ -236,10 +216,10 @@ impl LemurBuilder {
 
         let base = match (&self.base_url, self.backend, self.region) {
             (Some(url), _, _) => url.trim().trim_end_matches('/').to_owned(),
-            (None, Backend::LlmGateway, Region::Us) => LLM_GATEWAY_URL.to_owned(),
             (None, Backend::LlmGateway, Region::Eu) => LLM_GATEWAY_EU_URL.to_owned(),
-            (None, Backend::LegacyLemur, Region::Us) => LEMUR_URL.to_owned(),
             (None, Backend::LegacyLemur, Region::Eu) => LEMUR_EU_URL.to_owned(),
+            (None, Backend::LlmGateway, _) => LLM_GATEWAY_URL.to_owned(),
+            (None, Backend::LegacyLemur, _) => LEMUR_URL.to_owned(),
         };
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::Config(format!(
@@ -658,8 +638,8 @@ fn api_error(status: u16, headers: &HeaderMap, body: &[u8], key: &ApiKey) -> Err
             .to_owned();
     }
     // A misbehaving proxy could echo the Authorization header; never pass the key on.
-    if !key.0.is_empty() && message.contains(&key.0) {
-        message = message.replace(&key.0, "<redacted>");
+    if !key.expose().is_empty() && message.contains(key.expose()) {
+        message = message.replace(key.expose(), "<redacted>");
     }
     Error::Api {
         status,
@@ -875,7 +855,7 @@ mod tests {
     use super::*;
 
     fn key() -> ApiKey {
-        ApiKey("secret-key-123".into())
+        Secret::new("secret-key-123")
     }
 
     #[test]

@@ -249,6 +249,37 @@ impl Microphone {
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);
     }
+
+    /// A cloneable handle for stopping the capture and reading the level from other tasks,
+    /// while the stream itself is consumed elsewhere.
+    pub fn control(&self) -> MicControl {
+        MicControl {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Controls a [`Microphone`] from other tasks (see [`Microphone::control`]).
+#[derive(Debug, Clone)]
+pub struct MicControl {
+    shared: Arc<Shared>,
+}
+
+impl MicControl {
+    /// Stops capturing; the microphone's stream then yields the remaining audio and ends.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// RMS level of the last chunk, 0.0 (silence) to 1.0, for a level meter.
+    pub fn input_level(&self) -> f32 {
+        f32::from_bits(self.shared.level.load(Ordering::Relaxed))
+    }
+
+    /// Input frames dropped because conversion fell behind the device.
+    pub fn dropped_frames(&self) -> u64 {
+        self.shared.dropped_frames.load(Ordering::Relaxed)
+    }
 }
 
 impl futures::Stream for Microphone {

@@ -177,12 +177,14 @@ impl ConnectionParams {
     /// Sets `sample_rate` in Hz.
     pub fn with_sample_rate(mut self, hz: u32) -> Self {
         self.sample_rate = Some(hz);
+        self.fields.retain(|(k, _)| k != "sample_rate");
         self
     }
 
     /// `encoding` (default `pcm_s16le`).
     pub fn encoding(mut self, encoding: Encoding) -> Self {
         self.encoding = encoding;
+        self.fields.retain(|(k, _)| k != "encoding");
         self
     }
 
@@ -272,6 +274,10 @@ impl ConnectionParams {
         acknowledge_silence: bool => |v| v.to_string();
         /// `speaker_labels_revision_interval_ms` (0 = revise at end of stream only).
         speaker_labels_revision_interval_ms: u32 => |v| v.to_string();
+        /// `language` (`en` or `multi`): deprecated by the service in favour of `speech_model`.
+        language: impl Into<String> => |v| v.into();
+        /// `language_code`: deprecated by the service in favour of `language_codes`.
+        language_code: impl Into<String> => |v| v.into();
     }
 
     /// `keyterms_prompt`: up to 100 terms of at most 50 characters, sent as a JSON list.
@@ -321,10 +327,23 @@ impl ConnectionParams {
                 let model = SpeechModel::from_name(&value.into());
                 self.speech_model(model)
             }
-            "sample_rate" => match value.into().parse::<u32>() {
-                Ok(hz) => self.with_sample_rate(hz),
-                Err(_) => self,
-            },
+            "sample_rate" => {
+                let value = value.into();
+                // "16000.0" is an integer to the service (pydantic), so it is one here too.
+                let hz = value.trim().parse::<u32>().ok().or_else(|| {
+                    value
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|f| f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(f))
+                        .map(|f| f as u32)
+                });
+                match hz {
+                    Some(hz) => self.with_sample_rate(hz),
+                    // Not a number: sent as given, for the service to judge.
+                    None => self.set("sample_rate", value),
+                }
+            }
             "encoding" => {
                 let value = value.into();
                 match Encoding::from_name(&value) {
@@ -348,8 +367,10 @@ impl ConnectionParams {
             encode_component(&mut out, v);
         };
         push("speech_model", self.speech_model.as_str());
-        push("sample_rate", &self.sample_rate().to_string());
-        // A raw `encoding` passed through `extra` overrides the typed one.
+        // A raw `sample_rate` or `encoding` passed through `extra` overrides the typed one.
+        if !self.fields.iter().any(|(k, _)| k == "sample_rate") {
+            push("sample_rate", &self.sample_rate().to_string());
+        }
         if !self.fields.iter().any(|(k, _)| k == "encoding") {
             push("encoding", self.encoding.as_str());
         }
@@ -440,6 +461,28 @@ mod tests {
             .extra("sample_rate", "48000");
         assert_eq!(p.model(), &SpeechModel::UniversalStreamingMultilingual);
         assert_eq!(p.sample_rate(), 48000);
+        assert_eq!(
+            ConnectionParams::new()
+                .extra("sample_rate", "8000.0")
+                .sample_rate(),
+            8000
+        );
+        let raw = ConnectionParams::new().extra("sample_rate", "fast");
+        assert!(
+            raw.to_query().ends_with("&sample_rate=fast"),
+            "{}",
+            raw.to_query()
+        );
+        assert_eq!(raw.to_query().matches("sample_rate").count(), 1);
+        // The last value wins, typed or raw (found by the round-trip property test).
+        let p = ConnectionParams::new()
+            .extra("encoding", "")
+            .extra("encoding", "pcm_mulaw");
+        assert!(
+            p.to_query().ends_with("&encoding=pcm_mulaw"),
+            "{}",
+            p.to_query()
+        );
     }
 
     #[test]

@@ -45,6 +45,15 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// How long to wait for the close frame that follows an `Error` frame, to learn its code.
 const ERROR_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// "Never" for deadlines: far enough, and small enough to add to any `Instant`.
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// `at + d`, capped at a year from `at`: a setting of `Duration::MAX` ("no limit") must not
+/// overflow the `Instant` (which panics).
+fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d.min(FAR)).unwrap_or(at)
+}
+
 /// An event of a streaming session.
 ///
 /// Turns arrive as [`Partial`](TurnEvent::Partial) while they grow, and exactly once as
@@ -481,7 +490,9 @@ struct Rechunker {
 impl Rechunker {
     fn new(sample_rate: u32, encoding: Encoding, frame: Duration) -> Self {
         let sample_bytes = encoding.bytes_per_sample();
-        let samples = |ms: u128| (sample_rate as u128 * ms / 1000).max(1) as usize;
+        // Rounded up: at rates like 22 050 Hz, 50 ms is 1102.5 samples, and a frame of 1102
+        // would be under the service's 50 ms minimum (close 3007).
+        let samples = |ms: u128| (sample_rate as u128 * ms).div_ceil(1000).max(1) as usize;
         Self {
             frame_bytes: samples(frame.as_millis()) * sample_bytes,
             min_bytes: samples(50) * sample_bytes,
@@ -583,7 +594,7 @@ impl FinalTracker {
             out.push_back(Ok(TurnEvent::Partial(turn)));
         } else if turn.end_of_turn && self.expect_formatted && !turn.turn_is_formatted {
             self.pending = Some(turn);
-            self.deadline = Some(Instant::now() + self.wait);
+            self.deadline = Some(later(Instant::now(), self.wait));
         } else if turn.end_of_turn {
             self.emit_final(turn, out);
         } else {
@@ -601,7 +612,7 @@ impl FinalTracker {
 
 /// A deadline that never comes, for timers with nothing to wait for.
 fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
+    later(Instant::now(), FAR)
 }
 
 /// How the session ended, for the task's final bookkeeping.
@@ -632,6 +643,8 @@ struct Worker {
     error_frame: Option<(Option<i64>, String)>,
     error_deadline: Option<Instant>,
     write_failed: bool,
+    /// Why the first failed write failed, reported if the read side never says more.
+    write_error: Option<String>,
     end: Option<End>,
     /// Resolves when the event stream is dropped. Kept across loop turns: a fresh
     /// `Sender::closed()` per turn registered and unregistered a waiter under a lock each time.
@@ -677,6 +690,7 @@ impl Worker {
             error_frame: None,
             error_deadline: None,
             write_failed: false,
+            write_error: None,
             end: None,
             events_closed: Box::pin(async move { events_tx.closed().await }),
             deadline_timer: Box::pin(tokio::time::sleep_until(far_future())),
@@ -699,10 +713,12 @@ impl Worker {
         }
     }
 
-    /// Points the shared deadline timer at the earliest pending deadline, if it changed.
-    fn arm_timers(&mut self) {
+    /// Points the shared deadline timer at the earliest pending deadline, if it changed. The
+    /// error deadline counts only while reading is possible: frames still queued behind a slow
+    /// consumer (the rest of the turns, the close code) come first.
+    fn arm_timers(&mut self, can_read: bool) {
         let next = [
-            self.error_deadline,
+            self.error_deadline.filter(|_| can_read),
             self.terminate_deadline,
             self.tracker.deadline,
         ]
@@ -716,7 +732,7 @@ impl Worker {
             self.deadline_armed = next;
         }
         let keep_alive_at = match (self.keep_alive, self.terminate_deadline) {
-            (Some(every), None) => Some(self.last_sent + every),
+            (Some(every), None) => Some(later(self.last_sent, every)),
             _ => None,
         };
         if keep_alive_at != self.keep_alive_armed {
@@ -729,14 +745,16 @@ impl Worker {
 
     /// The deadline timer fired: act on the expired deadline of highest priority (error, then
     /// terminate, then format wait), as separate timers polled in that order would.
-    fn on_deadline(&mut self) {
+    fn on_deadline(&mut self, can_read: bool) {
         // Re-armed on the next turn, for whatever deadline is still pending.
         self.deadline_armed = None;
         let now = Instant::now();
         let expired = |d: Option<Instant>| d.is_some_and(|d| d <= now);
-        if expired(self.error_deadline) {
+        if can_read && expired(self.error_deadline) {
             let frame = self.error_frame.take();
-            self.finish_with(server_error(None, frame));
+            let error = server_error(None, frame)
+                .or_else(|| self.write_error.take().map(Error::ConnectionLost));
+            self.finish_with(error);
         } else if expired(self.terminate_deadline) {
             tracing::warn!(timeout = ?self.terminate_timeout, "no Termination in time");
             self.end = Some(End::Error(Error::Timeout {
@@ -751,8 +769,8 @@ impl Worker {
     async fn run(mut self) {
         while self.end.is_none() {
             self.deliver_ready();
-            self.arm_timers();
             let can_read = self.outbox.is_empty() || !self.events_open;
+            self.arm_timers(can_read);
             tokio::select! {
                 biased;
                 _ = self.events_closed.as_mut(), if self.events_open => {
@@ -773,7 +791,7 @@ impl Worker {
                     }
                 }
                 frame = self.ws.next(), if can_read => self.on_frame(frame).await,
-                _ = self.deadline_timer.as_mut(), if self.deadline_armed.is_some() => self.on_deadline(),
+                _ = self.deadline_timer.as_mut(), if self.deadline_armed.is_some() => self.on_deadline(can_read),
                 command = self.cmd_rx.next(), if self.cmds_open && !self.write_failed => match command {
                     Some(command) => self.on_command(command).await,
                     None => {
@@ -976,7 +994,7 @@ impl Worker {
                 }
                 self.send_json(&ClientMessage::Terminate).await;
                 self.ended.store(true, Ordering::Release);
-                self.terminate_deadline = Some(Instant::now() + self.terminate_timeout);
+                self.terminate_deadline = Some(later(Instant::now(), self.terminate_timeout));
                 tracing::debug!("Terminate sent");
             }
         }
@@ -999,6 +1017,7 @@ impl Worker {
                 // The read side reports why (close code or drop); stop writing meanwhile.
                 tracing::debug!(error = %e, "write failed");
                 self.write_failed = true;
+                self.write_error = Some(format!("sending failed: {e}"));
                 if self.error_deadline.is_none() {
                     self.error_deadline = Some(Instant::now() + ERROR_CLOSE_GRACE);
                 }

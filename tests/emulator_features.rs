@@ -48,11 +48,21 @@ async fn language_and_speaker_fields_on_final_turns() {
             .iter()
             .all(|w| w.speaker.as_deref() == Some("B"))
     );
-    // Partials carry neither language nor turn-level speaker.
+    // Diarization sends a last SpeakerRevision just before Termination.
+    let n = out.messages.len();
     assert!(
-        out.turns()
+        matches!(out.messages[n - 2], ServerMessage::SpeakerRevision(_)),
+        "{:?}",
+        out.messages[n - 2]
+    );
+    assert!(matches!(out.messages[n - 1], ServerMessage::Termination(_)));
+    // Partials carry no language until the utterance is complete, and no turn-level speaker.
+    let partials: Vec<_> = out.turns().into_iter().filter(|t| !t.end_of_turn).collect();
+    assert!(partials.iter().all(|t| t.speaker_label.is_none()));
+    assert!(
+        partials
             .iter()
-            .filter(|t| !t.end_of_turn)
+            .filter(|t| t.utterance.as_deref() == Some(""))
             .all(|t| t.language_code.is_none())
     );
 }

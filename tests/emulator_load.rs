@@ -58,33 +58,48 @@ fn many_real_time_sessions() {
     else {
         return;
     };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--example",
-            "emulator",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/examples/emulator");
-    let mut child = Command::new(exe)
-        .args(["--port", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().to_string();
-    let pid = child.id();
+    // EMULATOR_LOAD_PID + EMULATOR_LOAD_URL: measure an emulator started elsewhere (e.g. under a
+    // profiler); otherwise start the release build of the example.
+    let external = std::env::var("EMULATOR_LOAD_URL").ok().zip(
+        std::env::var("EMULATOR_LOAD_PID")
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok()),
+    );
+    let mut child = None;
+    let (url, pid) = match external {
+        Some(ext) => ext,
+        None => {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "--release",
+                    "--example",
+                    "emulator",
+                    "--manifest-path",
+                ])
+                .arg(&manifest)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let exe =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/examples/emulator");
+            let mut c = Command::new(exe)
+                .args(["--port", "0"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(c.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let pid = c.id();
+            child = Some(c);
+            (line.trim().to_string(), pid)
+        }
+    };
 
     // Speech then silence, looped: turns keep coming.
     let clip = concat(&[&speech, &silence(1500)]);
@@ -164,8 +179,10 @@ fn many_real_time_sessions() {
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu_before;
     let rss = rss_kb(pid);
-    let _ = child.kill();
-    let _ = child.wait();
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
     let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     let session_minutes = sessions as f64 * seconds as f64 / 60.0;
     println!(

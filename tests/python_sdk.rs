@@ -130,12 +130,13 @@ fn start_emulator(script: &Path, key: &str) -> Result<Standalone, String> {
     Ok(Standalone { child, url })
 }
 
-fn drive(python: &Path, url: &str, key: &str, audio: &Path) -> serde_json::Value {
+fn drive(python: &Path, url: &str, key: &str, audio: &Path, extra: &[&str]) -> serde_json::Value {
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_driver.py");
     let out = Command::new(python)
         .arg(driver)
         .args([url, key])
         .arg(audio)
+        .args(extra)
         .output()
         .expect("run the SDK driver");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -184,7 +185,7 @@ fn official_python_sdk_works_against_the_emulator() {
     let key = "python-sdk-test-key";
     let emulator = start_emulator(&script, key).expect("start the standalone emulator");
 
-    let report = drive(&python, &emulator.url, key, &audio);
+    let report = drive(&python, &emulator.url, key, &audio, &[]);
     assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
     assert!(
         report["begin_id"].as_str().is_some_and(|id| id.len() == 36),
@@ -202,7 +203,13 @@ fn official_python_sdk_works_against_the_emulator() {
     );
 
     // A wrong key: the SDK reports the server's 1008.
-    let report = drive(&python, &emulator.url, "wrong-key", &audio);
+    // A temporary token, which the SDK sends in the Authorization header.
+    let report = drive(&python, &emulator.url, key, &audio, &["--temporary-token"]);
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
+    assert_eq!(report["finals"][0]["transcript"], SCRIPT_TEXT, "{report}");
+    assert!(report["termination"].is_object(), "{report}");
+
+    let report = drive(&python, &emulator.url, "wrong-key", &audio, &[]);
     let errors = report["errors"].as_array().unwrap();
     assert!(!errors.is_empty(), "{report}");
     assert_eq!(errors[0]["code"], 1008, "{report}");

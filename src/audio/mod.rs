@@ -12,6 +12,7 @@
 use bytes::Bytes;
 
 mod convert;
+mod pace;
 mod resample;
 mod sample;
 #[cfg(feature = "wav")]
@@ -21,6 +22,7 @@ pub use convert::{
     AudioConverter, Chunks, DEFAULT_CHUNK_DURATION, MAX_CHUNK_DURATION, MIN_CHUNK_DURATION,
     rms_level,
 };
+pub use pace::paced;
 pub use sample::{PcmSample, f32_to_i16};
 #[cfg(feature = "wav")]
 pub use wav::{

@@ -24,7 +24,7 @@ use super::script::{PLACEHOLDER_WORD_MS, PreparedTurn};
 use super::vad::{Vad, WINDOW_MS, mulaw_to_linear};
 use crate::Encoding;
 use crate::protocol::{
-    Heartbeat, LlmGatewayResponse, ServerMessage, Silence, SpeechStarted, Turn,
+    Heartbeat, LlmGatewayResponse, ServerMessage, Silence, SpeakerRevision, SpeechStarted, Turn,
     UpdateConfiguration, Word,
 };
 
@@ -34,6 +34,8 @@ const MIN_TURN_SPEECH_MS: u32 = 80;
 const U3_EARLY_PARTIAL_MS: u32 = 750;
 /// Confidence reported once every word of the turn is final.
 const CONFIDENT: f64 = 0.95;
+/// Silence after the last word at which a Universal-Streaming partial carries the utterance, ms.
+const UTTERANCE_PAUSE_MS: u32 = 160;
 /// Turns shorter than this get the speaker label `UNKNOWN`, ms.
 const MIN_LABELLED_TURN_MS: i64 = 1000;
 
@@ -62,6 +64,7 @@ struct ActiveTurn {
     continuous_speech_ms: u32,
     early_partial_sent: bool,
     silence_partial_sent: bool,
+    utterance_sent: bool,
 }
 
 /// Turn detection and message generation for one session.
@@ -182,13 +185,26 @@ impl Engine {
                 if !t.words.is_empty() {
                     let eot = self.eot_confidence(t);
                     let formatted = self.format_turns && self.formatting == Formatting::InModel;
-                    out.push(ServerMessage::Turn(self.turn_message(
-                        t,
-                        formatted,
-                        false,
-                        eot,
-                        Some(String::new()),
-                    )));
+                    // At the first pause after the last word, the utterance is complete: that
+                    // partial carries it (it may come before `end_of_turn`, as the spec warns).
+                    let complete = !t.utterance_sent
+                        && t.silence_ms >= UTTERANCE_PAUSE_MS
+                        && self.is_confident(t);
+                    let mut m = self.turn_message(t, formatted, false, eot, Some(String::new()));
+                    if complete {
+                        m.utterance = Some(self.utterance_text(t));
+                        if self.language_detection {
+                            m.language_code =
+                                Some(t.prep.language_code.clone().unwrap_or_else(|| "en".into()));
+                            m.language_confidence = Some(0.98);
+                        }
+                    }
+                    out.push(ServerMessage::Turn(m));
+                    if complete {
+                        if let Some(t) = self.turn.as_mut() {
+                            t.utterance_sent = true;
+                        }
+                    }
                 }
             }
         }
@@ -229,6 +245,7 @@ impl Engine {
                 continuous_speech_ms: 0,
                 early_partial_sent: false,
                 silence_partial_sent: false,
+                utterance_sent: false,
             });
             if self.u3 {
                 out.push(ServerMessage::SpeechStarted(SpeechStarted {
@@ -388,6 +405,17 @@ impl Engine {
         }
     }
 
+    /// What the session sends between its last turn and `Termination`: a final
+    /// `SpeakerRevision` with diarization on (the emulator never changes its speaker labels, so
+    /// it revises nothing: unchanged turns are omitted).
+    pub(crate) fn closing_messages(&self, out: &mut Vec<ServerMessage>) {
+        if self.speaker_labels {
+            out.push(ServerMessage::SpeakerRevision(SpeakerRevision {
+                revisions: Vec::new(),
+            }));
+        }
+    }
+
     /// A `Heartbeat` for a session that has lasted `total_duration_ms`.
     pub(crate) fn heartbeat(&mut self, total_duration_ms: i64) -> ServerMessage {
         let audio = self.audio_ms();
@@ -458,7 +486,7 @@ impl Engine {
             match self.formatting {
                 Formatting::Legacy => {
                     let mut m = self.turn_message(&t, false, true, conf, None);
-                    m.utterance = Some(capitalize_first(&m.transcript));
+                    m.utterance = Some(self.utterance_text(&t));
                     out.push(ServerMessage::Turn(m.clone()));
                     if self.format_turns {
                         let f = self.turn_message(&t, true, true, conf, Some(String::new()));
@@ -470,7 +498,7 @@ impl Engine {
                 }
                 Formatting::InModel => {
                     let mut m = self.turn_message(&t, self.format_turns, true, conf, None);
-                    m.utterance = Some(m.transcript.clone());
+                    m.utterance = Some(self.utterance_text(&t));
                     out.push(ServerMessage::Turn(m.clone()));
                     m
                 }
@@ -484,6 +512,17 @@ impl Engine {
                 transcript: final_turn.transcript.clone(),
                 data: gw.completion(&content, t.prep.len()),
             }));
+        }
+    }
+
+    /// The utterance text: formatted with in-model formatting (even when the transcript is not,
+    /// as in the service's multilingual example), else the unformatted words with a capital first
+    /// letter (as the older service sent it).
+    fn utterance_text(&self, t: &ActiveTurn) -> String {
+        if self.formatting == Formatting::InModel {
+            t.prep.formatted.join(" ")
+        } else {
+            capitalize_first(&t.prep.plain.join(" "))
         }
     }
 
@@ -666,6 +705,33 @@ mod tests {
         // The final still carries the whole script turn.
         assert_eq!(f[0].1.words.len(), 8);
         assert!(f[0].1.words.iter().all(|w| w.word_is_final));
+    }
+
+    #[test]
+    fn the_utterance_arrives_at_the_first_pause() {
+        let mut e = engine(
+            &format!("{US}&end_of_turn_confidence_threshold=1"),
+            &["One two."],
+        );
+        let msgs = feed(&mut e, &[tone(1000), silence(2000)].concat());
+        let with_utterance: Vec<&Turn> = msgs
+            .iter()
+            .filter_map(|(_, m)| match m {
+                ServerMessage::Turn(t) if t.utterance.as_deref().is_some_and(|u| !u.is_empty()) => {
+                    Some(t)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            with_utterance.len(),
+            2,
+            "one partial at the pause, then the final"
+        );
+        assert!(!with_utterance[0].end_of_turn);
+        assert_eq!(with_utterance[0].utterance.as_deref(), Some("One two."));
+        assert_eq!(with_utterance[0].transcript, "one two");
+        assert!(with_utterance[1].end_of_turn);
     }
 
     #[test]

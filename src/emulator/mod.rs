@@ -10,6 +10,7 @@
 //!
 //! ```no_run
 //! use assemblyai_streaming::emulator::{Emulator, Script};
+//! use assemblyai_streaming::{ConnectionParams, StreamingClient};
 //!
 //! #[tokio::test]
 //! async fn my_service_transcribes() {
@@ -18,17 +19,27 @@
 //!         .start()
 //!         .await
 //!         .unwrap();
-//!     // Point your client at the emulator:
-//!     //   websocket: format!("{}/v3/ws?speech_model=universal-streaming-english", emulator.ws_url())
-//!     //   header:    Authorization: emulator.api_key()
-//!     // then stream speech at real-time pace in 50 ms chunks.
-//!     let _ = (emulator.ws_url(), emulator.api_key());
+//!     let client = StreamingClient::builder()
+//!         .api_key(emulator.api_key())
+//!         .base_url(emulator.ws_url())
+//!         .build()
+//!         .unwrap();
+//!     let session = client.connect(ConnectionParams::new()).await.unwrap();
+//!     // Stream speech at real-time pace (see `audio::paced`); turns end where the audio
+//!     // pauses, and their words come from the script. Any other client works too: connect to
+//!     // `{ws_url}/v3/ws?speech_model=...` with `Authorization: {api_key}`.
+//!     drop(session);
 //! }
-//! # fn main() {}
 //! ```
 //!
 //! Standalone: `cargo run --example emulator -- --port 8080 [--api-key KEY] [--script FILE.json]`
-//! prints `ws://127.0.0.1:8080` and serves until Ctrl+C.
+//! prints `ws://127.0.0.1:8080` and serves until Ctrl+C (`--help` lists the flags, faults
+//! included). The official Python SDK connects to it with
+//! `StreamingClientOptions(api_key=KEY, api_host="ws://127.0.0.1:8080")`.
+//!
+//! A script file looks like
+//! `{"turns":[{"text":"Hello, world.","translations":{"es":"Hola, mundo."}}]}`; see [`ScriptTurn`]
+//! for the optional language, speaker and word timings.
 //!
 //! # What it enforces (like the service)
 //!
@@ -38,7 +49,7 @@
 //! | `speech_model` missing, or an invalid parameter value | 3006 | `Invalid Parameter: …` (the service's text is undocumented) |
 //! | a text frame that is not JSON / an unknown `type` / a bad message | 3006 | `Invalid JSON: …` / `Invalid Message Type: …` / `Invalid Message: …` |
 //! | an audio frame shorter than 50 ms or longer than 1000 ms | 3007 | `Input duration violation: <n> ms. Expected between 50 and 1000 ms` |
-//! | audio ahead of the wall clock (since `Begin`) by more than the tolerance (default 1 s, [`EmulatorBuilder::realtime_tolerance`]) | 3007 | `Audio Transmission Rate Exceeded: Received <x> sec. audio in <y> sec` |
+//! | audio ahead of the wall clock (since the upgrade) by more than the tolerance (default 1 s, [`EmulatorBuilder::realtime_tolerance`]) | 3007 | `Audio Transmission Rate Exceeded: Received <x> sec. audio in <y> sec` |
 //! | session older than 3 h, or the token's `max_session_duration_seconds` ([`EmulatorBuilder::max_session_duration`]) | 3008 | `Session Expired: Maximum session duration exceeded` |
 //! | more sessions than [`EmulatorBuilder::max_concurrent_sessions`] | 3009 | `Unauthorized Connection: Too many concurrent sessions` |
 //! | `inactivity_timeout` seconds without audio or any message | 3005 ([`INACTIVITY_CLOSE_CODE`]; undocumented for v3) | `Session Cancelled: No audio or message received for <n> seconds (inactivity_timeout)` |
@@ -52,7 +63,10 @@
 //! Energy VAD over 20 ms windows (threshold from `vad_threshold`). A turn starts with speech and
 //! ends after `min_turn_silence` of silence once every word of its script turn has been revealed
 //! (the model is "confident"), or after `max_turn_silence` in any case; at least 80 ms of speech is
-//! needed. Universal-Streaming models send one `Turn` per audio frame while a turn is open, words
+//! needed. Each detected turn takes the next script turn (placeholders once the script is used
+//! up), and its final always carries the whole script turn, even when the speech ended (or
+//! `ForceEndpoint`/`Terminate` came) before every word was revealed; a speech blip too short to be
+//! a turn uses up nothing. Universal-Streaming models send one `Turn` per audio frame while a turn is open, words
 //! moving from `word_is_final:false` to `true`; Universal-3 models send `SpeechStarted`, sparse
 //! partials ending in "—", and a formatted final. [`Formatting`] picks how `format_turns` behaves.
 //! `language_detection`, `speaker_labels`, `session_heartbeat`, `acknowledge_silence` and

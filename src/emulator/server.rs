@@ -271,9 +271,10 @@ fn websocket(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Full<B
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        // Small buffers: a 50 ms frame is 1.6 KB, and a thousand sessions must fit.
+        // Small buffers: a 50 ms frame is 1.6 KB, a thousand sessions must fit, and tungstenite
+        // zeroes its read buffer on every read.
         let config = WebSocketConfig::default()
-            .read_buffer_size(16 * 1024)
+            .read_buffer_size(4 * 1024)
             .write_buffer_size(16 * 1024)
             .max_message_size(Some(4 * 1024 * 1024))
             .max_frame_size(Some(4 * 1024 * 1024));

@@ -357,6 +357,7 @@ async fn run_session<S>(
                         }
                         Ok(ClientMessage::Terminate) => {
                             engine.flush(&mut out);
+                            engine.closing_messages(&mut out);
                             if !conn.send_all(&mut out).await {
                                 return;
                             }
@@ -434,3 +435,156 @@ async fn run_session<S>(
 /// uses the catch-all 3005 ("Session Cancelled"), the code every server-side close used before
 /// the 2026-02 renumbering.
 pub const INACTIVITY_CLOSE_CODE: u16 = 3005;
+
+#[cfg(test)]
+mod tests {
+    //! Long sessions in compressed time: an in-memory duplex pipe instead of a socket, so tokio's
+    //! paused clock can jump straight to the next timer.
+
+    use super::*;
+    use crate::emulator::llm::{LlmOptions, LlmState};
+    use crate::emulator::server::{Config, Shared};
+    use crate::emulator::{Faults, Formatting, Script};
+    use tokio::sync::watch;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    fn shared() -> (Arc<Shared>, watch::Sender<bool>) {
+        let (tx, rx) = watch::channel(false);
+        let config = Config {
+            api_key: "k".into(),
+            formatting: Formatting::InModel,
+            faults: Faults::default(),
+            max_sessions: None,
+            reject_with_401: false,
+            stamp_send_time: false,
+            max_session_duration: Duration::from_secs(10_800),
+            realtime_tolerance: Duration::from_secs(1),
+        };
+        let llm = LlmState::new(LlmOptions::default(), "k".into(), &Script::default());
+        (
+            Arc::new(Shared::new(config, Arc::from(Vec::new()), llm, rx)),
+            tx,
+        )
+    }
+
+    async fn open(
+        query: &str,
+    ) -> (
+        WebSocketStream<tokio::io::DuplexStream>,
+        watch::Sender<bool>,
+    ) {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let (shared, stop) = shared();
+        let setup = SessionSetup {
+            shared,
+            query: query.into(),
+            auth: Ok(None),
+            api_version: None,
+        };
+        tokio::spawn(async move {
+            let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+            run(ws, setup).await;
+        });
+        let client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        (client, stop)
+    }
+
+    async fn next_message(ws: &mut WebSocketStream<tokio::io::DuplexStream>) -> ServerMessage {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => return ServerMessage::from_json(&t).unwrap(),
+                Some(Ok(_)) => continue,
+                other => panic!("stream ended: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_is_closed_with_3008_after_three_hours() {
+        let (mut ws, _stop) = open("speech_model=universal-streaming-english").await;
+        assert!(matches!(
+            next_message(&mut ws).await,
+            ServerMessage::Begin(_)
+        ));
+        let t0 = Instant::now();
+        let ServerMessage::Error(e) = next_message(&mut ws).await else {
+            panic!()
+        };
+        assert_eq!(e.error_code, Some(3008));
+        assert_eq!(t0.elapsed().as_secs(), 10_800);
+        let Some(Ok(Message::Close(Some(c)))) = ws.next().await else {
+            panic!()
+        };
+        assert_eq!(u16::from(c.code), 3008);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keep_alive_holds_an_idle_session_open_until_the_cap() {
+        let (mut ws, _stop) =
+            open("speech_model=universal-streaming-english&inactivity_timeout=3600").await;
+        assert!(matches!(
+            next_message(&mut ws).await,
+            ServerMessage::Begin(_)
+        ));
+        let t0 = Instant::now();
+        // A KeepAlive every 50 minutes: never 3600 s without a message.
+        let keep_alive = async {
+            loop {
+                sleep(Duration::from_secs(3000)).await;
+                let msg = Message::text(r#"{"type":"KeepAlive"}"#);
+                if ws.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10_799), keep_alive).await;
+        let ServerMessage::Error(e) = next_message(&mut ws).await else {
+            panic!()
+        };
+        assert_eq!(e.error_code, Some(3008), "{e:?}");
+        assert_eq!(t0.elapsed().as_secs(), 10_800);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_keep_alive_inactivity_closes_first() {
+        let (mut ws, _stop) =
+            open("speech_model=universal-streaming-english&inactivity_timeout=3600").await;
+        assert!(matches!(
+            next_message(&mut ws).await,
+            ServerMessage::Begin(_)
+        ));
+        let t0 = Instant::now();
+        let ServerMessage::Error(e) = next_message(&mut ws).await else {
+            panic!()
+        };
+        assert_eq!(e.error_code, Some(i64::from(INACTIVITY_CLOSE_CODE)));
+        assert_eq!(t0.elapsed().as_secs(), 3600);
+    }
+
+    #[test]
+    fn client_message_parsing_never_panics_on_odd_input() {
+        for text in [
+            "",
+            "{",
+            "null",
+            "1",
+            "\"Terminate\"",
+            "{\"type\":null}",
+            "{\"type\":1}",
+            "{\"type\":\"UpdateConfiguration\",\"vad_threshold\":7}",
+            "{\"type\":\"Terminate\",\"extra\":[1,2,3]}",
+        ] {
+            let _ = parse_client_text(text);
+        }
+        let deep = "[".repeat(10_000);
+        assert!(
+            parse_client_text(&deep)
+                .unwrap_err()
+                .starts_with("Invalid JSON")
+        );
+        assert_eq!(
+            parse_client_text("{\"type\":\"Terminate\",\"extra\":1}"),
+            Ok(ClientMessage::Terminate)
+        );
+    }
+}

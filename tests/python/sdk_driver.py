@@ -1,14 +1,18 @@
 """Drives the official AssemblyAI Python SDK (assemblyai==1.8.2) against the local emulator.
 
-usage: sdk_driver.py API_HOST API_KEY AUDIO.raw
+usage: sdk_driver.py API_HOST API_KEY AUDIO.raw [--temporary-token]
 
 Streams AUDIO.raw (16 kHz mono s16le) in 50 ms chunks at real-time pace with
 format_turns=True, terminates gracefully, and prints one JSON object describing
-everything the SDK delivered to its handlers.
+everything the SDK delivered to its handlers. With --temporary-token, it first mints
+a temporary token from the emulator's GET /v3/token (plain HTTP: the SDK's own
+create_temporary_token always uses https) and connects with that token, which the
+SDK sends in the Authorization header.
 """
 
 import json
 import sys
+import urllib.request
 import threading
 import time
 
@@ -22,6 +26,7 @@ from assemblyai.streaming.v3 import (
 
 def main() -> None:
     api_host, api_key, audio_path = sys.argv[1], sys.argv[2], sys.argv[3]
+    use_token = "--temporary-token" in sys.argv[4:]
     with open(audio_path, "rb") as f:
         audio = f.read()
 
@@ -58,7 +63,18 @@ def main() -> None:
         with lock:
             report["errors"].append({"message": str(error), "code": getattr(error, "code", None)})
 
-    client = StreamingClient(StreamingClientOptions(api_key=api_key, api_host=api_host))
+    if use_token:
+        http_host = api_host.replace("ws://", "http://", 1)
+        request = urllib.request.Request(
+            f"{http_host}/v3/token?expires_in_seconds=60&max_session_duration_seconds=600",
+            headers={"Authorization": api_key},
+        )
+        with urllib.request.urlopen(request) as response:
+            token = json.load(response)["token"]
+        options = StreamingClientOptions(token=token, api_host=api_host)
+    else:
+        options = StreamingClientOptions(api_key=api_key, api_host=api_host)
+    client = StreamingClient(options)
     client.on(StreamingEvents.Begin, on_begin)
     client.on(StreamingEvents.Turn, on_turn)
     client.on(StreamingEvents.Termination, on_termination)
