@@ -731,8 +731,10 @@ impl Worker {
             }
             self.deadline_armed = next;
         }
+        // No keep-alives once a write has failed: the timer would fire again at once (its
+        // deadline is in the past) and spin until the error deadline ends the session.
         let keep_alive_at = match (self.keep_alive, self.terminate_deadline) {
-            (Some(every), None) => Some(later(self.last_sent, every)),
+            (Some(every), None) if !self.write_failed => Some(later(self.last_sent, every)),
             _ => None,
         };
         if keep_alive_at != self.keep_alive_armed {
