@@ -28,7 +28,7 @@ use futures::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::client::{Region, Secret};
+use crate::client::{API_KEY_ENV, Region, Secret};
 use crate::error::{Error, Result, TimeoutKind};
 use crate::translate::{Translator, translation_prompt};
 
@@ -52,7 +52,6 @@ pub const DEFAULT_LEGACY_MODEL: &str = "anthropic/claude-sonnet-4-20250514";
 /// Default `max_tokens` / `max_output_size` (the Gateway's own default).
 pub const DEFAULT_MAX_TOKENS: u32 = 1000;
 
-const ENV_KEY: &str = "ASSEMBLYAI_API_KEY";
 /// Longest error body kept in [`Error::Api`] messages when it is not a known JSON envelope.
 const MAX_ERROR_TEXT: usize = 512;
 
@@ -195,12 +194,12 @@ impl LemurBuilder {
     pub fn build(self) -> Result<Lemur> {
         let key = match self.api_key {
             Some(k) => k,
-            None => Secret::new(std::env::var(ENV_KEY).unwrap_or_default()),
+            None => Secret::new(std::env::var(API_KEY_ENV).unwrap_or_default()),
         };
         let key = Secret::new(key.expose().trim());
         if key.expose().is_empty() {
             return Err(Error::Config(format!(
-                "no API key: call LemurBuilder::api_key or set {ENV_KEY}"
+                "no API key: call LemurBuilder::api_key or set {API_KEY_ENV}"
             )));
         }
         let header = if self.bearer_auth {

@@ -9,27 +9,7 @@ use serde_json::{Value, json};
 
 use super::ids;
 use super::script::PreparedTurn;
-
-/// Languages recognised by name in prompts.
-const LANGUAGES: &[(&str, &str)] = &[
-    ("es", "spanish"),
-    ("fr", "french"),
-    ("de", "german"),
-    ("it", "italian"),
-    ("pt", "portuguese"),
-    ("nl", "dutch"),
-    ("ja", "japanese"),
-    ("zh", "chinese"),
-    ("ko", "korean"),
-    ("ru", "russian"),
-    ("hi", "hindi"),
-    ("ar", "arabic"),
-    ("pl", "polish"),
-    ("tr", "turkish"),
-    ("sv", "swedish"),
-    ("uk", "ukrainian"),
-    ("en", "english"),
-];
+use crate::translate::LANGUAGES;
 
 /// The `llm_gateway` connection parameter, digested.
 #[derive(Debug, Clone)]
@@ -83,7 +63,11 @@ impl GatewayRequest {
     fn named_languages(&self) -> Vec<&'static str> {
         let mut found: Vec<(usize, &'static str)> = LANGUAGES
             .iter()
-            .filter_map(|(code, name)| self.prompt_lower.find(name).map(|at| (at, *code)))
+            .filter_map(|(code, name)| {
+                // The prompt is lower-cased; the shared table's names are capitalised.
+                let name = name.to_ascii_lowercase();
+                self.prompt_lower.find(&name).map(|at| (at, *code))
+            })
             .collect();
         found.sort();
         found.into_iter().map(|(_, c)| c).collect()
