@@ -29,38 +29,49 @@ use futures::{SinkExt, Stream, StreamExt};
 
 const SAMPLE_RATE: u32 = 16_000;
 
-#[derive(Debug, Default)]
+/// Speak, and watch live partials, each final transcript and its translation.
+///
+/// Audio: the microphone (built with `--features mic` and a working input device), else
+/// `--input FILE.wav`, else the bundled spoken sample, streamed at real-time pace. Service: the
+/// real one when ASSEMBLYAI_API_KEY is set, else the built-in emulator (and it says so).
+#[derive(Debug, clap::Parser)]
+#[command(name = "mic_translate")]
 struct Args {
+    /// Language to translate finals into: an ISO 639-1 code or a name.
+    #[arg(long, value_name = "CODE|NAME", default_value = "es")]
     lang: String,
+    /// Save the audio sent as a 16 kHz mono WAV file.
+    #[arg(long, value_name = "OUT.wav")]
     wav: Option<PathBuf>,
+    /// Input device name (needs the `mic` feature).
+    #[arg(long, value_name = "NAME")]
     device: Option<String>,
+    /// Stream this WAV file (any format; resampled to 16 kHz mono) instead of the microphone.
+    #[arg(long, value_name = "FILE.wav")]
     input: Option<PathBuf>,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: mic_translate [--lang CODE|NAME] [--wav OUT.wav] [--device NAME] [--input FILE.wav]"
-    );
-    std::process::exit(2)
-}
-
-fn parse_args() -> Args {
-    let mut args = std::env::args().skip(1);
-    let mut out = Args {
-        lang: "es".into(),
-        ..Default::default()
-    };
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage());
-        match arg.as_str() {
-            "--lang" => out.lang = value(),
-            "--wav" => out.wav = Some(value().into()),
-            "--device" => out.device = Some(value()),
-            "--input" => out.input = Some(value().into()),
-            _ => usage(),
+/// Checks the files named on the command line before anything connects, so a typo fails at
+/// once and names the file.
+fn check_paths(args: &Args) -> Result<(), String> {
+    if let Some(input) = &args.input {
+        std::fs::File::open(input)
+            .map_err(|e| format!("cannot read --input {}: {e}", input.display()))?;
+    }
+    if let Some(wav) = &args.wav {
+        let dir = wav
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            return Err(format!(
+                "cannot write --wav {}: directory {} does not exist",
+                wav.display(),
+                dir.display()
+            ));
         }
     }
-    out
+    Ok(())
 }
 
 fn assets() -> PathBuf {
@@ -201,7 +212,16 @@ impl View {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = parse_args();
+    let args = <Args as clap::Parser>::parse();
+    // RUST_LOG=debug shows the session lifecycle (tracing spans of the crate).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(message) = check_paths(&args) {
+        eprintln!("error: {message}");
+        return ExitCode::FAILURE;
+    }
     match run(args).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
