@@ -89,8 +89,8 @@ async fn run(args: Args) -> Result<bool, Error> {
     for (k, v) in &args.params {
         params = params.extra(k, v);
     }
-    let sample_rate = params.sample_rate();
-    let params_encoding = params.audio_encoding();
+    let sample_rate = params.get_sample_rate();
+    let params_encoding = params.get_encoding();
     let (chunks, _info) = read_wav(&args.file, sample_rate)?;
 
     let mut builder = StreamingClient::builder();

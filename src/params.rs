@@ -4,6 +4,13 @@
 //! strings, and everything is URL-encoded. Parameters the crate does not know yet can be passed
 //! with [`ConnectionParams::extra`].
 //!
+//! Naming follows `std::process::Command`: a setter has the parameter's wire name and takes
+//! `self` (`.sample_rate(8000)`), its getter adds `get_` (`.get_sample_rate()`), and
+//! [`ConnectionParams::get`] reads any parameter as it will be sent. Credentials are not
+//! connection parameters: a temporary token is given to
+//! [`StreamingClientBuilder::token`](crate::StreamingClientBuilder::token), which sends it as
+//! the `token` query parameter.
+//!
 //! ```
 //! use assemblyai_streaming::{ConnectionParams, SpeechModel};
 //!
@@ -134,7 +141,7 @@ impl fmt::Debug for ConnectionParams {
             .collect();
         f.debug_struct("ConnectionParams")
             .field("speech_model", &self.speech_model)
-            .field("sample_rate", &self.sample_rate())
+            .field("sample_rate", &self.get_sample_rate())
             .field("encoding", &self.encoding)
             .field("fields", &redacted)
             .finish()
@@ -170,12 +177,7 @@ impl ConnectionParams {
     }
 
     /// `sample_rate` in Hz (default 16000).
-    pub fn sample_rate(&self) -> u32 {
-        self.sample_rate.unwrap_or(16_000)
-    }
-
-    /// Sets `sample_rate` in Hz.
-    pub fn with_sample_rate(mut self, hz: u32) -> Self {
+    pub fn sample_rate(mut self, hz: u32) -> Self {
         self.sample_rate = Some(hz);
         self.fields.retain(|(k, _)| k != "sample_rate");
         self
@@ -189,12 +191,17 @@ impl ConnectionParams {
     }
 
     /// The speech model that will be sent.
-    pub fn model(&self) -> &SpeechModel {
+    pub fn get_speech_model(&self) -> &SpeechModel {
         &self.speech_model
     }
 
+    /// The sample rate that will be sent, in Hz (16000 unless set).
+    pub fn get_sample_rate(&self) -> u32 {
+        self.sample_rate.unwrap_or(16_000)
+    }
+
     /// The encoding that will be sent.
-    pub fn audio_encoding(&self) -> Encoding {
+    pub fn get_encoding(&self) -> Encoding {
         self.encoding
     }
 
@@ -213,7 +220,7 @@ impl ConnectionParams {
     }
 
     /// Whether `format_turns` is on (it is off unless set).
-    pub fn formats_turns(&self) -> bool {
+    pub fn get_format_turns(&self) -> bool {
         self.get("format_turns") == Some("true")
     }
 
@@ -314,11 +321,6 @@ impl ConnectionParams {
         self.set("llm_gateway", config.to_string())
     }
 
-    /// `token`: a temporary token.
-    pub fn token(self, token: impl Into<String>) -> Self {
-        self.set("token", token.into())
-    }
-
     /// Any parameter, sent as given (URL-encoded). For parameters newer than this crate.
     pub fn extra(self, key: impl Into<String>, value: impl Into<String>) -> Self {
         let key = key.into();
@@ -339,7 +341,7 @@ impl ConnectionParams {
                         .map(|f| f as u32)
                 });
                 match hz {
-                    Some(hz) => self.with_sample_rate(hz),
+                    Some(hz) => self.sample_rate(hz),
                     // Not a number: sent as given, for the service to judge.
                     None => self.set("sample_rate", value),
                 }
@@ -369,7 +371,7 @@ impl ConnectionParams {
         push("speech_model", self.speech_model.as_str());
         // A raw `sample_rate` or `encoding` passed through `extra` overrides the typed one.
         if !self.fields.iter().any(|(k, _)| k == "sample_rate") {
-            push("sample_rate", &self.sample_rate().to_string());
+            push("sample_rate", &self.get_sample_rate().to_string());
         }
         if !self.fields.iter().any(|(k, _)| k == "encoding") {
             push("encoding", self.encoding.as_str());
@@ -423,7 +425,7 @@ mod tests {
     fn every_kind_of_value_is_encoded_as_the_service_expects() {
         let q = ConnectionParams::new()
             .speech_model(SpeechModel::U3RtPro)
-            .with_sample_rate(8000)
+            .sample_rate(8000)
             .encoding(Encoding::PcmMulaw)
             .format_turns(false)
             .end_of_turn_confidence_threshold(0.7)
@@ -451,7 +453,7 @@ mod tests {
             .format_turns(true)
             .format_turns(false);
         assert_eq!(p.get("format_turns"), Some("false"));
-        assert!(!p.formats_turns());
+        assert!(!p.get_format_turns());
     }
 
     #[test]
@@ -459,12 +461,15 @@ mod tests {
         let p = ConnectionParams::new()
             .extra("speech_model", "universal-streaming-multilingual")
             .extra("sample_rate", "48000");
-        assert_eq!(p.model(), &SpeechModel::UniversalStreamingMultilingual);
-        assert_eq!(p.sample_rate(), 48000);
+        assert_eq!(
+            p.get_speech_model(),
+            &SpeechModel::UniversalStreamingMultilingual
+        );
+        assert_eq!(p.get_sample_rate(), 48000);
         assert_eq!(
             ConnectionParams::new()
                 .extra("sample_rate", "8000.0")
-                .sample_rate(),
+                .get_sample_rate(),
             8000
         );
         let raw = ConnectionParams::new().extra("sample_rate", "fast");
@@ -487,7 +492,7 @@ mod tests {
 
     #[test]
     fn debug_redacts_tokens() {
-        let p = ConnectionParams::new().token("secret-token-123");
+        let p = ConnectionParams::new().extra("token", "secret-token-123");
         assert!(!format!("{p:?}").contains("secret-token-123"));
         assert!(p.to_query().contains("token=secret-token-123"));
     }

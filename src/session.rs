@@ -449,8 +449,8 @@ pub(crate) fn start(
     let ended = Arc::new(AtomicBool::new(false));
     let info = Arc::new(SessionInfo {
         begin: begin.clone(),
-        sample_rate: params.sample_rate(),
-        encoding: params.audio_encoding(),
+        sample_rate: params.get_sample_rate(),
+        encoding: params.get_encoding(),
     });
     let span = tracing::info_span!("assemblyai.session", session_id = %begin.id);
     span.in_scope(|| tracing::info!(expires_at = begin.expires_at, "session began"));
@@ -555,9 +555,12 @@ impl FinalTracker {
     fn new(params: &ConnectionParams, wait: Duration) -> Self {
         // Only Universal-Streaming English ever sent the separate formatted Turn; other models
         // format in-model (or never), so waiting for them would only add delay.
-        let legacy_capable = matches!(params.model(), SpeechModel::UniversalStreamingEnglish);
+        let legacy_capable = matches!(
+            params.get_speech_model(),
+            SpeechModel::UniversalStreamingEnglish
+        );
         Self {
-            expect_formatted: legacy_capable && params.formats_turns(),
+            expect_formatted: legacy_capable && params.get_format_turns(),
             legacy_capable,
             pending: None,
             deadline: None,
@@ -676,8 +679,8 @@ impl Worker {
             ended,
             outbox: VecDeque::new(),
             rechunker: Rechunker::new(
-                params.sample_rate(),
-                params.audio_encoding(),
+                params.get_sample_rate(),
+                params.get_encoding(),
                 options.frame_duration,
             ),
             frames: Vec::new(),
@@ -1087,7 +1090,7 @@ mod tests {
             ConnectionParams::new().format_turns(true),
             ConnectionParams::new(),
         ] {
-            let formatted = params.formats_turns();
+            let formatted = params.get_format_turns();
             let mut t = FinalTracker::new(&params, Duration::from_secs(1));
             let mut out = VecDeque::new();
             t.on_turn(turn(0, false, formatted, "Hi"), &mut out);

@@ -41,7 +41,7 @@ async fn three_hours_of_real_time_audio_run_into_the_3008_cap() {
             // μ-law at 8 kHz: 8 KB per second of audio keeps 3 hours at ~86 MB of socket traffic.
             ConnectionParams::new()
                 .encoding(Encoding::PcmMulaw)
-                .with_sample_rate(8_000),
+                .sample_rate(8_000),
         )
         .await
         .unwrap();

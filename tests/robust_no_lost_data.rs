@@ -91,7 +91,7 @@ proptest! {
                 .audio_buffer(2)
                 .build()
                 .unwrap()
-                .connect(ConnectionParams::new().encoding(encoding).with_sample_rate(rate as u32))
+                .connect(ConnectionParams::new().encoding(encoding).sample_rate(rate as u32))
                 .await
                 .unwrap();
             // Deterministic, position-dependent content, so a reordering or a lost chunk shows.

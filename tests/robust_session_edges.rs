@@ -129,7 +129,7 @@ async fn frames_are_never_shorter_than_50_ms_at_any_sample_rate() {
             .frame_duration(Duration::from_millis(50))
             .build()
             .unwrap()
-            .connect(ConnectionParams::new().with_sample_rate(rate))
+            .connect(ConnectionParams::new().sample_rate(rate))
             .await
             .unwrap();
         // Two and a half frames: whole frames, then a padded tail.

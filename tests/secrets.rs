@@ -39,7 +39,9 @@ async fn keys_and_tokens_never_appear_in_debug_or_trace_logs() {
 
     // Debug of every public type that holds a secret.
     let builder = StreamingClient::builder().api_key(SECRET_KEY);
-    let params = ConnectionParams::new().token(SECRET_TOKEN);
+    let params = ConnectionParams::new()
+        .extra("token", SECRET_TOKEN)
+        .webhook_auth_header_value(SECRET_KEY);
     let debug = format!(
         "{builder:?} {:?} {:?} {params:?} {:?}",
         builder.clone().build().unwrap(),
