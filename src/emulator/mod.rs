@@ -85,6 +85,7 @@ mod query;
 mod script;
 mod server;
 mod session;
+mod state;
 mod vad;
 
 use std::net::SocketAddr;
@@ -252,7 +253,7 @@ impl EmulatorBuilder {
             .collect();
         let llm = llm::LlmState::new(self.llm, api_key.clone(), &self.script);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let config = server::Config {
+        let config = state::Config {
             api_key: api_key.clone(),
             formatting: self.formatting,
             faults: self.faults,
@@ -264,7 +265,7 @@ impl EmulatorBuilder {
                 .unwrap_or(Duration::from_secs(10_800)),
             realtime_tolerance: self.realtime_tolerance.unwrap_or(Duration::from_secs(1)),
         };
-        let shared = Arc::new(server::Shared::new(config, script, llm, stop_rx));
+        let shared = Arc::new(state::Shared::new(config, script, llm, stop_rx));
         let task = tokio::spawn(server::serve(listener, shared));
         Ok(EmulatorHandle {
             local_addr,

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use super::engine::Engine;
 use super::ids;
 use super::query::SessionParams;
-use super::server::Shared;
+use super::state::Shared;
 use crate::Error;
 use crate::protocol::{
     Begin, BeginConfiguration, ClientMessage, ErrorFrame, SENT_AT_FIELD, ServerMessage,
@@ -443,7 +443,7 @@ mod tests {
 
     use super::*;
     use crate::emulator::llm::{LlmOptions, LlmState};
-    use crate::emulator::server::{Config, Shared};
+    use crate::emulator::state::{Config, Shared};
     use crate::emulator::{Faults, Formatting, Script};
     use tokio::sync::watch;
     use tokio_tungstenite::tungstenite::protocol::Role;
