@@ -60,18 +60,31 @@
 //!
 //! # Turns
 //!
-//! Energy VAD over 20 ms windows (threshold from `vad_threshold`). A turn starts with speech and
-//! ends after `min_turn_silence` of silence once every word of its script turn has been revealed
-//! (the model is "confident"), or after `max_turn_silence` in any case; at least 80 ms of speech is
-//! needed. Each detected turn takes the next script turn (placeholders once the script is used
-//! up), and its final always carries the whole script turn, even when the speech ended (or
-//! `ForceEndpoint`/`Terminate` came) before every word was revealed; a speech blip too short to be
-//! a turn uses up nothing. Universal-Streaming models send one `Turn` per audio frame while a turn is open, words
-//! moving from `word_is_final:false` to `true`; Universal-3 models send `SpeechStarted`, sparse
-//! partials ending in "—", and a formatted final. [`Formatting`] picks how `format_turns` behaves.
-//! `language_detection`, `speaker_labels`, `session_heartbeat`, `acknowledge_silence` and
-//! `llm_gateway` add their fields and messages.
+//! Energy VAD over 20 ms windows (threshold from `vad_threshold`). The script is one stream of
+//! sentences; each turn takes the words heard during its speech, in order, so no scripted word
+//! is lost or repeated. A turn ends after `min_turn_silence` of silence once its last word ends a
+//! sentence (Universal-3: with terminal punctuation) and every word is final, or after
+//! `max_turn_silence` in any case; at least 80 ms of speech is needed (spec §3). At a pause, a
+//! sentence whose speech covered at least half its estimated time counts as fully heard.
+//! `ForceEndpoint` (and `Terminate`) end the turn with what was heard so far; the rest of the
+//! sentence opens the next turn. A pause shorter than the silence needed merges sentences into
+//! one turn. A speech blip too short to be a turn uses up nothing (placeholder words `[word1]`…
+//! once the script is used up).
 //!
+//! Universal-Streaming models send one `Turn` per audio frame while a turn is open, words moving
+//! from `word_is_final:false` to `true`; the `utterance` comes once, on the partial at the first
+//! pause of a complete turn, or on the end-of-turn `Turn` when no partial carried it (then that
+//! `Turn` has `""`, as in the fixtures). Universal-3 models send `SpeechStarted`, sparse partials
+//! ending in "—", and a formatted final. [`Formatting`] picks how `format_turns` behaves.
+//! `language_detection`, `speaker_labels`, `session_heartbeat`, `acknowledge_silence` and
+//! `llm_gateway` add their fields and messages. With `speaker_labels`, turns under 1 s are
+//! labelled `UNKNOWN` live, and the `SpeakerRevision` sent before `Termination` gives the
+//! script's speakers for those turns and for turns that span several speakers' sentences.
+//!
+//! `Warning` frames: key terms longer than 50 characters are ignored with a warning
+//! ([`WARNING_KEYTERMS_IGNORED`]), and a minute before the session cap a "session ending soon"
+//! warning comes ([`WARNING_SESSION_ENDING`]); both codes are undocumented for the service.
+
 //! # Faults
 //!
 //! See [`Faults`] for the table of injectable faults and what a client sees for each.
@@ -100,7 +113,9 @@ pub use faults::Faults;
 pub use llm::{LegacyLemur, LlmOptions};
 pub use query::parse_query;
 pub use script::{Script, ScriptTurn, ScriptWord};
-pub use session::{INACTIVITY_CLOSE_CODE, parse_client_message};
+pub use session::{
+    INACTIVITY_CLOSE_CODE, WARNING_KEYTERMS_IGNORED, WARNING_SESSION_ENDING, parse_client_message,
+};
 
 /// The API key the emulator accepts unless told otherwise.
 pub const DEV_API_KEY: &str = "emulator-dev-key";

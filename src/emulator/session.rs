@@ -15,12 +15,38 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::engine::Engine;
 use super::ids;
-use super::query::SessionParams;
+use super::query::{MAX_KEYTERM_CHARS, SessionParams, check_update};
 use super::state::Shared;
 use crate::Error;
 use crate::protocol::{
-    Begin, BeginConfiguration, ClientMessage, ErrorFrame, SENT_AT_FIELD, ServerMessage,
+    Begin, BeginConfiguration, ClientMessage, ErrorFrame, SENT_AT_FIELD, ServerMessage, Warning,
 };
+
+/// `Warning` code when key terms longer than 50 characters are ignored (spec §1.2 says they
+/// are ignored; the service's warning code is undocumented, the emulator uses the
+/// input-validation number).
+pub const WARNING_KEYTERMS_IGNORED: i64 = 3006;
+/// `Warning` code a minute before the session cap closes the session with 3008 (text as in the
+/// fixtures, line 51: "session ending soon"; the code is undocumented, the emulator uses 3008's).
+pub const WARNING_SESSION_ENDING: i64 = 3008;
+/// How long before the session cap the "session ending soon" `Warning` comes.
+const SESSION_ENDING_NOTICE: Duration = Duration::from_secs(60);
+
+/// The `Warning` for key terms that are too long, if any.
+fn keyterms_warning(terms: &[String]) -> Option<ServerMessage> {
+    let long = terms
+        .iter()
+        .filter(|t| t.chars().count() > MAX_KEYTERM_CHARS)
+        .count();
+    (long > 0).then(|| {
+        ServerMessage::Warning(Warning {
+            warning_code: WARNING_KEYTERMS_IGNORED,
+            warning: format!(
+                "keyterms_prompt: {long} term(s) longer than {MAX_KEYTERM_CHARS} characters ignored"
+            ),
+        })
+    })
+}
 
 /// How long the emulator waits for the client's half of the closing handshake.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -65,22 +91,7 @@ fn parse_client_text(text: &str) -> Result<ClientMessage, String> {
     let msg: ClientMessage = serde_json::from_value(value)
         .map_err(|e| format!("Invalid Message: {}", clip(&e.to_string(), 200)))?;
     if let ClientMessage::UpdateConfiguration(u) = &msg {
-        for (name, v) in [
-            (
-                "end_of_turn_confidence_threshold",
-                u.end_of_turn_confidence_threshold,
-            ),
-            ("vad_threshold", u.vad_threshold),
-        ] {
-            if let Some(v) = v {
-                if !(0.0..=1.0).contains(&v) {
-                    return Err(format!("Invalid Message: {name} must be between 0 and 1"));
-                }
-            }
-        }
-        if u.keyterms_prompt.as_ref().is_some_and(|k| k.len() > 100) {
-            return Err("Invalid Message: keyterms_prompt allows at most 100 terms".into());
-        }
+        check_update(u)?;
     }
     Ok(msg)
 }
@@ -305,6 +316,25 @@ async fn run_session<S>(
         conn.fail(*code, reason).await;
         return;
     }
+    if faults.untyped_error {
+        // The catch-all server error in its untyped form (fixtures line 50), then 3005.
+        let reason = "Session Cancelled: An error occurred";
+        if conn.feed_text(json!({ "error": reason }).to_string()).await
+            && conn.ws.flush().await.is_ok()
+        {
+            conn.close(3005, reason).await;
+        }
+        return;
+    }
+    if let Some(w) = keyterms_warning(&params.keyterms_prompt) {
+        if !conn.send(w).await {
+            return;
+        }
+    }
+    let ending_notice = expires
+        .checked_sub(SESSION_ENDING_NOTICE)
+        .filter(|at| *at > started);
+    let mut ending_warned = ending_notice.is_none();
 
     let mut engine = Engine::new(&params, config.formatting, shared.script.clone());
     let mut out: Vec<ServerMessage> = Vec::with_capacity(4);
@@ -387,6 +417,11 @@ async fn run_session<S>(
                         Ok(ClientMessage::KeepAlive) => {}
                         Ok(ClientMessage::UpdateConfiguration(u)) => {
                             engine.update(&u);
+                            if let Some(w) = u.keyterms_prompt.as_deref().and_then(keyterms_warning) {
+                                if !conn.send(w).await {
+                                    return;
+                                }
+                            }
                             match u.session_heartbeat {
                                 Some(true) if heartbeat.is_none() => heartbeat = Some(heartbeat_interval()),
                                 Some(false) => heartbeat = None,
@@ -406,6 +441,19 @@ async fn run_session<S>(
                         return;
                     }
                     Message::Pong(_) | Message::Frame(_) => {}
+                }
+            }
+            _ = async { match ending_notice { Some(at) if !ending_warned => sleep_until(at).await, _ => std::future::pending().await } } => {
+                ending_warned = true;
+                let w = ServerMessage::Warning(Warning {
+                    warning_code: WARNING_SESSION_ENDING,
+                    warning: format!(
+                        "session ending soon: the maximum session duration is reached in {} seconds",
+                        SESSION_ENDING_NOTICE.as_secs()
+                    ),
+                });
+                if !conn.send(w).await {
+                    return;
                 }
             }
             _ = sleep_until(expires) => {
@@ -500,13 +548,19 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_session_is_closed_with_3008_after_three_hours() {
+    async fn a_session_is_warned_a_minute_before_and_closed_with_3008_after_three_hours() {
         let (mut ws, _stop) = open("speech_model=universal-streaming-english").await;
         assert!(matches!(
             next_message(&mut ws).await,
             ServerMessage::Begin(_)
         ));
         let t0 = Instant::now();
+        let ServerMessage::Warning(w) = next_message(&mut ws).await else {
+            panic!()
+        };
+        assert_eq!(w.warning_code, WARNING_SESSION_ENDING);
+        assert!(w.warning.starts_with("session ending soon"), "{w:?}");
+        assert_eq!(t0.elapsed().as_secs(), 10_800 - 60);
         let ServerMessage::Error(e) = next_message(&mut ws).await else {
             panic!()
         };
@@ -538,7 +592,11 @@ mod tests {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(10_799), keep_alive).await;
-        let ServerMessage::Error(e) = next_message(&mut ws).await else {
+        let mut msg = next_message(&mut ws).await;
+        if let ServerMessage::Warning(_) = msg {
+            msg = next_message(&mut ws).await;
+        }
+        let ServerMessage::Error(e) = msg else {
             panic!()
         };
         assert_eq!(e.error_code, Some(3008), "{e:?}");
@@ -559,6 +617,58 @@ mod tests {
         };
         assert_eq!(e.error_code, Some(i64::from(INACTIVITY_CLOSE_CODE)));
         assert_eq!(t0.elapsed().as_secs(), 3600);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn too_long_key_terms_are_ignored_with_a_warning() {
+        let long = "x".repeat(51);
+        let query = format!(
+            "speech_model=universal-streaming-english&keyterms_prompt=%5B%22ok%22%2C%22{long}%22%5D"
+        );
+        let (mut ws, _stop) = open(&query).await;
+        assert!(matches!(
+            next_message(&mut ws).await,
+            ServerMessage::Begin(_)
+        ));
+        let ServerMessage::Warning(w) = next_message(&mut ws).await else {
+            panic!()
+        };
+        assert_eq!(w.warning_code, WARNING_KEYTERMS_IGNORED);
+        assert!(w.warning.contains("1 term(s) longer than 50"), "{w:?}");
+        // The same through UpdateConfiguration.
+        let update =
+            format!(r#"{{"type":"UpdateConfiguration","keyterms_prompt":["{long}","{long}"]}}"#);
+        ws.send(Message::text(update)).await.unwrap();
+        let ServerMessage::Warning(w) = next_message(&mut ws).await else {
+            panic!()
+        };
+        assert!(w.warning.contains("2 term(s)"), "{w:?}");
+    }
+
+    #[test]
+    fn update_configuration_has_the_query_bounds() {
+        for (field, bad, good) in [
+            ("max_turn_silence", "4294967295", "60000"),
+            ("max_turn_silence", "60001", "0"),
+            ("min_turn_silence", "60001", "1280"),
+            ("min_end_of_turn_silence_when_confident", "100000", "160"),
+            ("end_of_turn_confidence_threshold", "1.5", "1"),
+            ("vad_threshold", "-0.1", "0"),
+        ] {
+            let msg = |v: &str| format!(r#"{{"type":"UpdateConfiguration","{field}":{v}}}"#);
+            let err = parse_client_text(&msg(bad)).unwrap_err();
+            assert!(err.starts_with("Invalid Message"), "{field}={bad}: {err}");
+            assert!(
+                SessionParams::from_query(&format!("speech_model=u3-rt-pro&{field}={bad}"))
+                    .is_err(),
+                "the query parser rejects {field}={bad} too"
+            );
+            assert!(parse_client_text(&msg(good)).is_ok(), "{field}={good}");
+        }
+        let many: Vec<String> = (0..101).map(|i| format!("t{i}")).collect();
+        let msg =
+            serde_json::json!({"type":"UpdateConfiguration","keyterms_prompt":many}).to_string();
+        assert!(parse_client_text(&msg).is_err());
     }
 
     #[test]
