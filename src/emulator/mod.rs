@@ -117,6 +117,9 @@ pub use session::{
     INACTIVITY_CLOSE_CODE, WARNING_KEYTERMS_IGNORED, WARNING_SESSION_ENDING, parse_client_message,
 };
 
+/// Default write limit and request-head limit.
+const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The API key the emulator accepts unless told otherwise.
 pub const DEV_API_KEY: &str = "emulator-dev-key";
 
@@ -147,7 +150,7 @@ impl Emulator {
 /// Defaults: key [`DEV_API_KEY`], no script (placeholder words), [`Formatting::InModel`], no
 /// faults, no session limit, bad credentials get an `Error` frame and close 1008, no send-time
 /// stamps, default [`LlmOptions`], bound to `127.0.0.1:0`, 3-hour session cap, 1 s real-time
-/// tolerance.
+/// tolerance, 10 s write limit, 10 s request-head limit.
 #[derive(Clone, Default)]
 pub struct EmulatorBuilder {
     api_key: Option<String>,
@@ -161,6 +164,8 @@ pub struct EmulatorBuilder {
     bind: Option<SocketAddr>,
     max_session_duration: Option<Duration>,
     realtime_tolerance: Option<Duration>,
+    write_timeout: Option<Duration>,
+    header_read_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for EmulatorBuilder {
@@ -177,6 +182,8 @@ impl std::fmt::Debug for EmulatorBuilder {
             .field("bind", &self.bind)
             .field("max_session_duration", &self.max_session_duration)
             .field("realtime_tolerance", &self.realtime_tolerance)
+            .field("write_timeout", &self.write_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
             .finish()
     }
 }
@@ -252,6 +259,23 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Longest time one write to a client may take (default 10 s). A client that stops reading
+    /// its socket fills the TCP window; its session then ends when a write hits this limit, so
+    /// it cannot hold a `max_concurrent_sessions` slot past the session cap or
+    /// `inactivity_timeout`.
+    pub fn write_timeout(mut self, d: Duration) -> Self {
+        self.write_timeout = Some(d);
+        self
+    }
+
+    /// Longest time a connection may take to send a complete HTTP request head (default 10 s);
+    /// a connection that does not is closed, so idle TCP connections cannot exhaust file
+    /// descriptors.
+    pub fn header_read_timeout(mut self, d: Duration) -> Self {
+        self.header_read_timeout = Some(d);
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     pub async fn start(self) -> std::io::Result<EmulatorHandle> {
         let addr = self
@@ -279,6 +303,8 @@ impl EmulatorBuilder {
                 .max_session_duration
                 .unwrap_or(Duration::from_secs(10_800)),
             realtime_tolerance: self.realtime_tolerance.unwrap_or(Duration::from_secs(1)),
+            write_timeout: self.write_timeout.unwrap_or(DEFAULT_IO_TIMEOUT),
+            header_read_timeout: self.header_read_timeout.unwrap_or(DEFAULT_IO_TIMEOUT),
         };
         let shared = Arc::new(state::Shared::new(config, script, llm, stop_rx));
         let task = tokio::spawn(server::serve(listener, shared));

@@ -12,7 +12,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -192,10 +192,15 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let shared_timeout = shared.config.header_read_timeout;
         tokio::spawn(async move {
             let mut shutdown = shared.shutdown.clone();
             let service = service_fn(move |req| route(shared.clone(), req));
+            // A request head must arrive in time (hyper's timer-driven header read timeout), or
+            // the connection is closed.
             let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(shared_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             tokio::select! {

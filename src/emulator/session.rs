@@ -104,11 +104,14 @@ fn clip(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// The writing half, with the send-time stamp and the slow-message fault.
+/// The writing half, with the send-time stamp and the slow-message fault. Every write is
+/// bounded (by `write_timeout`, and never past the session cap plus that), so a client that
+/// stops reading cannot hold its session open: the write fails and the session ends.
 struct Conn<S> {
     ws: WebSocketStream<S>,
     stamp: bool,
     slow: Option<Duration>,
+    write_timeout: Duration,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -125,7 +128,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             use std::fmt::Write;
             let _ = write!(text, ",\"{SENT_AT_FIELD}\":{ns}}}");
         }
-        self.ws.feed(Message::text(text)).await.is_ok()
+        let limit = self.write_timeout;
+        matches!(
+            tokio::time::timeout(limit, self.ws.feed(Message::text(text))).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Flushes what was fed, within the write limit; `false` when the client is gone or not
+    /// reading.
+    async fn flush(&mut self) -> bool {
+        let limit = self.write_timeout;
+        matches!(
+            tokio::time::timeout(limit, self.ws.flush()).await,
+            Ok(Ok(()))
+        )
     }
 
     /// Sends messages and flushes; `false` when the client is gone.
@@ -138,7 +155,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 return false;
             }
         }
-        self.ws.flush().await.is_ok()
+        self.flush().await
     }
 
     async fn send(&mut self, msg: ServerMessage) -> bool {
@@ -162,7 +179,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             // A close reason is limited to 123 bytes by RFC 6455.
             reason: clip(reason, 123).to_string().into(),
         };
-        if self.ws.close(Some(frame)).await.is_err() {
+        let limit = self.write_timeout;
+        if !matches!(
+            tokio::time::timeout(limit, self.ws.close(Some(frame))).await,
+            Ok(Ok(()))
+        ) {
             return;
         }
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
@@ -218,6 +239,7 @@ where
         ws,
         stamp: shared.config.stamp_send_time,
         slow: faults.slow_messages,
+        write_timeout: shared.config.write_timeout,
     };
     let mut shutdown = shared.shutdown.clone();
     let drop_at = faults.drop_after.map(|d| opened + d);
@@ -302,13 +324,13 @@ async fn run_session<S>(
     }
     if faults.unknown_message {
         let text = json!({"type": "EmulatorUnknownMessage", "detail": "injected by Faults::unknown_message"}).to_string();
-        if !conn.feed_text(text).await || conn.ws.flush().await.is_err() {
+        if !conn.feed_text(text).await || !conn.flush().await {
             return;
         }
     }
     if faults.malformed_frame {
         let text = r#"{"type":"Turn","turn_order":"#.to_string();
-        if !conn.feed_text(text).await || conn.ws.flush().await.is_err() {
+        if !conn.feed_text(text).await || !conn.flush().await {
             return;
         }
     }
@@ -319,9 +341,7 @@ async fn run_session<S>(
     if faults.untyped_error {
         // The catch-all server error in its untyped form (fixtures line 50), then 3005.
         let reason = "Session Cancelled: An error occurred";
-        if conn.feed_text(json!({ "error": reason }).to_string()).await
-            && conn.ws.flush().await.is_ok()
-        {
+        if conn.feed_text(json!({ "error": reason }).to_string()).await && conn.flush().await {
             conn.close(3005, reason).await;
         }
         return;
@@ -403,7 +423,7 @@ async fn run_session<S>(
                                 "audio_duration_seconds": audio.round() as i64,
                                 "session_duration_seconds": session.round() as i64,
                             }).to_string();
-                            if conn.feed_text(text).await && conn.ws.flush().await.is_ok() {
+                            if conn.feed_text(text).await && conn.flush().await {
                                 conn.close(1000, "").await;
                             }
                             return;
@@ -431,7 +451,7 @@ async fn run_session<S>(
                     },
                     Message::Ping(_) => {
                         // tungstenite queued the pong; push it out.
-                        if conn.ws.flush().await.is_err() {
+                        if !conn.flush().await {
                             return;
                         }
                     }
@@ -507,6 +527,8 @@ mod tests {
             stamp_send_time: false,
             max_session_duration: Duration::from_secs(10_800),
             realtime_tolerance: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
         };
         let llm = LlmState::new(LlmOptions::default(), "k".into(), &Script::default());
         (
@@ -643,6 +665,43 @@ mod tests {
             panic!()
         };
         assert!(w.warning.contains("2 term(s)"), "{w:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_reads_loses_its_slot_at_the_write_limit() {
+        // A 4 KB pipe: the server's partials fill it within seconds once the client stops
+        // reading, and every server write then blocks.
+        let (client_io, server_io) = tokio::io::duplex(4 * 1024);
+        let (shared, _stop) = shared();
+        let setup = SessionSetup {
+            shared: shared.clone(),
+            query: "speech_model=universal-streaming-english&inactivity_timeout=5".into(),
+            auth: Ok(None),
+            api_version: None,
+        };
+        let server = tokio::spawn(async move {
+            let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+            run(ws, setup).await;
+        });
+        let mut ws = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let tone: Vec<u8> = (0..800)
+            .flat_map(|i| ((((i as f64) * 0.17).sin() * 8000.0) as i16).to_le_bytes())
+            .collect();
+        let t0 = Instant::now();
+        // Audio every 50 ms (so inactivity_timeout never fires), never a read.
+        let sender = async {
+            loop {
+                sleep(Duration::from_millis(50)).await;
+                if ws.send(Message::binary(tone.clone())).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(60), sender).await;
+        assert!(server.is_finished(), "the session still runs after 60 s");
+        // Ended by the 10 s write limit, not by anything the client did.
+        assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+        assert_eq!(shared.active.load(Ordering::Acquire), 0);
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub(crate) struct Config {
     pub stamp_send_time: bool,
     pub max_session_duration: Duration,
     pub realtime_tolerance: Duration,
+    /// Longest time one write to a client may take.
+    pub write_timeout: Duration,
+    /// Longest time a connection may take to send a complete request head.
+    pub header_read_timeout: Duration,
 }
 
 #[derive(Debug)]
