@@ -99,6 +99,7 @@ mod script;
 mod server;
 mod session;
 mod state;
+mod tls;
 mod vad;
 
 use std::net::SocketAddr;
@@ -116,6 +117,7 @@ pub use script::{Script, ScriptTurn, ScriptWord};
 pub use session::{
     INACTIVITY_CLOSE_CODE, WARNING_KEYTERMS_IGNORED, WARNING_SESSION_ENDING, parse_client_message,
 };
+pub use tls::TlsCertificate;
 
 /// Default write limit and request-head limit.
 const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -166,6 +168,7 @@ pub struct EmulatorBuilder {
     realtime_tolerance: Option<Duration>,
     write_timeout: Option<Duration>,
     header_read_timeout: Option<Duration>,
+    tls: Option<TlsCertificate>,
 }
 
 impl std::fmt::Debug for EmulatorBuilder {
@@ -184,6 +187,7 @@ impl std::fmt::Debug for EmulatorBuilder {
             .field("realtime_tolerance", &self.realtime_tolerance)
             .field("write_timeout", &self.write_timeout)
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -276,8 +280,24 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Binds and starts serving on the current tokio runtime.
+    /// Serve `wss://` and `https://` too, on the same port (default: plain only). With
+    /// [`TlsCertificate::SelfSigned`] a private CA and a certificate for `localhost`,
+    /// `127.0.0.1` and `::1` are made at start-up; clients trust
+    /// [`EmulatorHandle::ca_certificate_pem`]. Plain `ws://`/`http://` keep working.
+    pub fn tls(mut self, certificate: TlsCertificate) -> Self {
+        self.tls = Some(certificate);
+        self
+    }
+
+    /// Binds and starts serving on the current tokio runtime. Fails with `InvalidInput` when a
+    /// given TLS certificate or key cannot be used.
     pub async fn start(self) -> std::io::Result<EmulatorHandle> {
+        let tls = match &self.tls {
+            Some(cert) => Some(tls::Tls::new(cert).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+            })?),
+            None => None,
+        };
         let addr = self
             .bind
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -307,10 +327,14 @@ impl EmulatorBuilder {
             header_read_timeout: self.header_read_timeout.unwrap_or(DEFAULT_IO_TIMEOUT),
         };
         let shared = Arc::new(state::Shared::new(config, script, llm, stop_rx));
-        let task = tokio::spawn(server::serve(listener, shared));
+        let ca_pem = tls.as_ref().and_then(|t| t.ca_pem.clone());
+        let tls_on = tls.is_some();
+        let task = tokio::spawn(server::serve(listener, shared, tls.map(|t| t.acceptor)));
         Ok(EmulatorHandle {
             local_addr,
             api_key,
+            tls: tls_on,
+            ca_pem,
             stop: stop_tx,
             task: Some(task),
         })
@@ -321,6 +345,8 @@ impl EmulatorBuilder {
 pub struct EmulatorHandle {
     local_addr: SocketAddr,
     api_key: String,
+    tls: bool,
+    ca_pem: Option<String>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -344,6 +370,23 @@ impl EmulatorHandle {
     /// `/lemur/v3/generate/task`).
     pub fn http_url(&self) -> String {
         format!("http://{}", self.local_addr)
+    }
+
+    /// Base secure websocket URL, e.g. `wss://127.0.0.1:8080`, when TLS is on
+    /// ([`EmulatorBuilder::tls`]); the generated certificate holds that IP address.
+    pub fn wss_url(&self) -> Option<String> {
+        self.tls.then(|| format!("wss://{}", self.local_addr))
+    }
+
+    /// Base HTTPS URL, e.g. `https://127.0.0.1:8080`, when TLS is on.
+    pub fn https_url(&self) -> Option<String> {
+        self.tls.then(|| format!("https://{}", self.local_addr))
+    }
+
+    /// PEM of the CA that clients must trust for `wss://`/`https://`: the generated CA with
+    /// [`TlsCertificate::SelfSigned`], the given `ca_pem` otherwise; `None` without TLS.
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The address the emulator listens on.

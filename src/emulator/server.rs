@@ -14,6 +14,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -173,8 +174,9 @@ fn websocket(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Full<B
     resp
 }
 
-/// Accepts connections until shutdown.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections until shutdown. With `tls`, a connection whose first byte is a TLS
+/// handshake record is served over TLS, any other as plain HTTP.
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
     let mut shutdown = shared.shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -192,21 +194,51 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let shared_timeout = shared.config.header_read_timeout;
+        let tls = tls.clone();
         tokio::spawn(async move {
             let mut shutdown = shared.shutdown.clone();
-            let service = service_fn(move |req| route(shared.clone(), req));
-            // A request head must arrive in time (hyper's timer-driven header read timeout), or
-            // the connection is closed.
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(shared_timeout)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
+            let limit = shared.config.header_read_timeout;
+            let connection = async {
+                let Some(tls) = tls else {
+                    return serve_connection(stream, shared).await;
+                };
+                // The TLS handshake counts against the same limit as a request head.
+                let mut first = [0u8; 1];
+                let is_tls = matches!(
+                    tokio::time::timeout(limit, stream.peek(&mut first)).await,
+                    Ok(Ok(1)) if first[0] == 0x16
+                );
+                if is_tls {
+                    if let Ok(Ok(tls_stream)) =
+                        tokio::time::timeout(limit, tls.accept(stream)).await
+                    {
+                        serve_connection(tls_stream, shared).await;
+                    }
+                } else {
+                    serve_connection(stream, shared).await;
+                }
+            };
             tokio::select! {
-                _ = conn => {}
+                _ = connection => {}
                 _ = shutdown.wait_for(|stop| *stop) => {}
             }
         });
     }
+}
+
+/// Serves HTTP/1.1 (with upgrades) on one connection, plain or TLS.
+async fn serve_connection<I>(io: I, shared: Arc<Shared>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limit = shared.config.header_read_timeout;
+    let service = service_fn(move |req| route(shared.clone(), req));
+    // A request head must arrive in time (hyper's timer-driven header read timeout), or the
+    // connection is closed.
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limit)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
 }
