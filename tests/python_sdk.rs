@@ -2,10 +2,12 @@
 //!
 //! Creates a throwaway virtual environment, installs the SDK from PyPI, starts the standalone
 //! emulator (the `emulator` example binary) and drives the SDK's `StreamingClient` against it with
-//! speech made by espeak-ng. Run alone with `cargo test --test python_sdk`.
+//! speech made by espeak-ng, then its `LLMGateway` client (chat, stream, model list).
 //!
-//! Needs python3 (with venv), network access to PyPI, espeak-ng and sox. When one is missing the
-//! test says why and is skipped, except under `CI=true`, where it fails.
+//! Needs python3 (with venv), network access to PyPI, espeak-ng and sox, so it is `#[ignore]`d:
+//! the plain `cargo test` stays offline. `.ci/run` runs it with
+//! `cargo test --test python_sdk -- --ignored`. When a tool is missing the test says why and is
+//! skipped, except under `CI=true`, where it fails.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -154,6 +156,7 @@ fn drive(python: &Path, url: &str, key: &str, audio: &Path, extra: &[&str]) -> s
 }
 
 #[test]
+#[ignore = "needs PyPI, python3, espeak-ng and sox; run by .ci/run with --ignored"]
 fn official_python_sdk_works_against_the_emulator() {
     for tool in ["python3", "espeak-ng", "sox"] {
         if Command::new("sh")
@@ -214,6 +217,37 @@ fn official_python_sdk_works_against_the_emulator() {
     assert!(!errors.is_empty(), "{report}");
     assert_eq!(errors[0]["code"], 1008, "{report}");
     assert!(report["begin_id"].is_null(), "{report}");
+
+    // The LLMGateway client: its pydantic models validate usage, SSE chunks and the model list.
+    let http_url = emulator.url.replacen("ws://", "http://", 1);
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/gateway_driver.py");
+    let out = Command::new(&python)
+        .arg(driver)
+        .args([http_url.as_str(), key])
+        .output()
+        .expect("run the gateway driver");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "gateway driver failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("gateway driver JSON");
+    let chat = &report["chat"];
+    assert!(chat["prompt_tokens"].as_u64().unwrap() > 0, "{report}");
+    assert!(chat["completion_tokens"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["stream"]["text"], chat["content"], "{report}");
+    assert!(report["stream"]["chunks"].as_u64().unwrap() > 3, "{report}");
+    assert_eq!(report["stream"]["finish"], "stop", "{report}");
+    assert!(
+        report["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "gpt-5"),
+        "{report}"
+    );
 }
 
 /// Removes the work directory (venv, audio) even when an assertion fails.
