@@ -132,10 +132,13 @@ impl GatewayRequest {
                 "finish_reason": "stop"
             }],
             "request": {"model": self.model, "max_tokens": self.max_tokens},
+            // The shape of the service's example (fixtures line 46).
             "usage": {
                 "input_tokens": input_tokens,
                 "output_tokens": output_tokens,
-                "total_tokens": input_tokens + output_tokens
+                "total_tokens": input_tokens + output_tokens,
+                "prompt_tokens_details": {},
+                "completion_tokens_details": {}
             },
             "http_status_code": 200,
             "response_time": 1_000_000,

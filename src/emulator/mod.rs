@@ -2,7 +2,9 @@
 //!
 //! It speaks the Universal Streaming v3 protocol on `ws://127.0.0.1:PORT/v3/ws`, mints temporary
 //! tokens on `GET /v3/token`, and serves the LLM Gateway and LeMUR routes on the same port — close
-//! enough to the real service that the official Python SDK works against it unchanged. Nothing is
+//! enough to the real service that the official Python (1.8.2) and Node (4.41.5) SDKs work
+//! against it unchanged. With [`EmulatorBuilder::tls`] the same port also serves `wss://` and
+//! `https://` (the Node SDK accepts nothing else). Nothing is
 //! recognised: a voice activity detector finds speech and pauses in the audio you stream, and the
 //! words come from a [`Script`] of what is "said" (or are placeholders such as `[word1]`).
 //!
@@ -34,8 +36,10 @@
 //!
 //! Standalone: `cargo run --example emulator -- --port 8080 [--api-key KEY] [--script FILE.json]`
 //! prints `ws://127.0.0.1:8080` and serves until Ctrl+C (`--help` lists the flags, faults
-//! included). The official Python SDK connects to it with
-//! `StreamingClientOptions(api_key=KEY, api_host="ws://127.0.0.1:8080")`.
+//! included; `--tls` adds `wss://`/`https://` and prints the CA file on a `tls:` line after the
+//! others). The official Python SDK connects to it with
+//! `StreamingClientOptions(api_key=KEY, api_host="ws://127.0.0.1:8080")`; the Node SDK with
+//! `websocketBaseUrl: "wss://127.0.0.1:8080/v3/ws"` and `NODE_EXTRA_CA_CERTS` set to that file.
 //!
 //! A script file looks like
 //! `{"turns":[{"text":"Hello, world.","translations":{"es":"Hola, mundo."}}]}`; see [`ScriptTurn`]
@@ -85,6 +89,52 @@
 //! ([`WARNING_KEYTERMS_IGNORED`]), and a minute before the session cap a "session ending soon"
 //! warning comes ([`WARNING_SESSION_ENDING`]); both codes are undocumented for the service.
 
+//! # TLS
+//!
+//! [`TlsCertificate::SelfSigned`] makes a private CA and a server certificate for `localhost`,
+//! `127.0.0.1` and `::1` at start-up (rcgen); [`TlsCertificate::Pem`] uses yours. Clients trust
+//! [`EmulatorHandle::ca_certificate_pem`] and connect to [`EmulatorHandle::wss_url`] /
+//! [`EmulatorHandle::https_url`]; plain `ws://`/`http://` keep working on the same port (the
+//! first byte of a connection tells TLS from HTTP). Node: `NODE_EXTRA_CA_CERTS=ca.pem`; Python:
+//! `SSL_CERT_FILE=ca.pem`.
+//!
+//! # LLM Gateway
+//!
+//! `POST /v1/chat/completions` validates the request and answers with `usage` in the service's
+//! shape (`prompt_tokens`/`completion_tokens`, `input_tokens`/`output_tokens`, `total_tokens`
+//! and the `*_tokens_details` objects); with `"stream": true` it answers with Server-Sent Events
+//! of OpenAI `chat.completion.chunk` objects (role, one word per `delta`, `finish_reason`, a
+//! usage chunk) ending with `data: [DONE]`. `GET /v1/models` lists the accepted models with the
+//! fields of spec §5.2 (prices and limits are placeholders). `POST /v1/understanding` answers
+//! 404 in the business-error envelope, since the emulator keeps no transcripts. The completion
+//! text is a scripted translation or the input visibly marked (see [`LlmOptions`]).
+//!
+//! # Hardening
+//!
+//! A connection must send its request head (and finish a TLS handshake) within
+//! [`EmulatorBuilder::header_read_timeout`] (10 s); every websocket write must finish within
+//! [`EmulatorBuilder::write_timeout`] (10 s), so a client that stops reading loses its session
+//! instead of holding a slot past the session cap or `inactivity_timeout`.
+//! `UpdateConfiguration` values have the query parser's bounds (`min_turn_silence` and
+//! `max_turn_silence` 0–60000 ms, thresholds 0–1, at most 100 key terms), else close 3006.
+//!
+//! # What it does not emulate
+//!
+//! - **Compressed audio** (`encoding=opus`, `ogg_opus`, `aac`): refused with 3006. Accepting them
+//!   faithfully means decoding them (for the voice activity detection that drives turns, and for
+//!   the 50–1000 ms chunk rule, which is measured in audio time); that needs an Opus/Ogg/AAC
+//!   decoder, a large native or unsafe dependency for a test tool, so it is left out.
+//! - **Recognition**: words come from the [`Script`] or are placeholders; `keyterms_prompt`,
+//!   `prompt`, `filter_profanity`, PII redaction, `domain` and `language_codes` are accepted and
+//!   have no effect on the words.
+//! - **Webhooks** (`webhook_url`): accepted, never called.
+//! - **Periodic speaker reclustering**: `SpeakerRevision` comes once, before `Termination`
+//!   (as with `speaker_labels_revision_interval_ms=0`).
+//! - **Dual-channel audio**, the v2 realtime API, and the rate-limit auto-scaling of
+//!   new-sessions-per-minute (`max_concurrent_sessions` is a plain concurrency cap).
+//! - **Undocumented codes**: the inactivity close code and the `Warning` codes are the
+//!   emulator's choices, marked where they are defined.
+//!
 //! # Faults
 //!
 //! See [`Faults`] for the table of injectable faults and what a client sees for each.
