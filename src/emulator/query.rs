@@ -174,8 +174,9 @@ pub(crate) fn check_update(u: &crate::protocol::UpdateConfiguration) -> Result<(
         ),
         ("vad_threshold", u.vad_threshold),
     ] {
-        if let Some(v) = v {
-            parse_unit(name, &v.to_string()).map_err(invalid)?;
+        if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+            // Same bound as the query's, in the text clients already match on.
+            return Err(format!("Invalid Message: {name} must be between 0 and 1"));
         }
     }
     for (name, v) in [
