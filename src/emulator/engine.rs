@@ -7,7 +7,8 @@
 //!   time passes: a word appears (`word_is_final:false`) when its estimated start is reached and
 //!   becomes final when its estimated end is reached (explicit script timings replace the
 //!   estimates). Without a script, or past its end, words are placeholders `[word1]`, `[word2]`….
-//! - A sentence's words never run into the next sentence without a pause. At a pause (100 ms of
+//! - A sentence's words run into the next sentence only after a pause, or after unbroken speech
+//!   well past the sentence's estimated end (its estimated length again, at least 600 ms). At a pause (100 ms of
 //!   silence, or `min_turn_silence` if shorter) the word in progress is final, and a sentence
 //!   whose speech covered at least half its estimated time is complete: its remaining words were
 //!   heard (estimates run long or short against real speech).
@@ -51,6 +52,9 @@ const MIN_LABELLED_TURN_MS: i64 = 1000;
 const SENTENCE_DONE_PERCENT: u32 = 50;
 /// Silence that counts as a pause between sentences, ms (never more than `min_turn_silence`).
 const SENTENCE_PAUSE_MS: u32 = 100;
+/// Least speech without a pause after a sentence's estimated end before the next sentence
+/// starts anyway (a speaker who runs sentences together), ms.
+const RUN_ON_MS: u32 = 600;
 /// Most speaker revisions kept for the closing `SpeakerRevision` (a bound on memory).
 const MAX_REVISIONS: usize = 1000;
 
@@ -104,6 +108,10 @@ struct Cursor {
     spoken_ms: u32,
     /// The previous sentence is fully out; the next one starts after a pause.
     wait_for_pause: bool,
+    /// Turn speech time at which a speaker who runs on without that pause starts the next
+    /// sentence anyway: the sentence's estimated end plus its estimated length (at least
+    /// [`RUN_ON_MS`]).
+    run_on_at: u32,
 }
 
 /// Turn detection and message generation for one session.
@@ -298,6 +306,10 @@ impl Engine {
         t.silence_partial_sent = false;
         t.pause_handled = false;
         t.last_speech_end_ms = now;
+        if self.cursor.wait_for_pause && t.speech_ms >= self.cursor.run_on_at {
+            self.cursor.wait_for_pause = false;
+            t.next_word_at = t.speech_ms;
+        }
         self.reveal(now);
         if self.cursor.word > 0 && !self.cursor.wait_for_pause {
             self.cursor.spoken_ms += WINDOW_MS;
@@ -380,11 +392,12 @@ impl Engine {
                 final_at,
             });
             if ends_sentence {
+                let estimated: u32 = p.durations.iter().sum();
                 self.cursor = Cursor {
                     sentence: self.cursor.sentence + 1,
-                    word: 0,
-                    spoken_ms: 0,
                     wait_for_pause: true,
+                    run_on_at: t.next_word_at.max(t.speech_ms) + estimated.max(RUN_ON_MS),
+                    ..Cursor::default()
                 };
             } else {
                 self.cursor.word += 1;
@@ -1168,6 +1181,22 @@ mod tests {
         assert_eq!(format!("{} {}", texts[0], texts[1]), first);
         assert_eq!(texts[2], plain(SAMPLE[1]));
         assert_eq!(texts[3], plain(SAMPLE[2]));
+    }
+
+    #[test]
+    fn a_speaker_who_never_pauses_still_moves_on_to_the_next_sentence() {
+        // 6 s of unbroken speech over two short sentences: the second starts RUN_ON_MS after
+        // the first is out, then placeholders follow the script's end.
+        let mut e = engine(US, &["One two.", "Three four."]);
+        let msgs = feed(&mut e, &[tone(6000), silence(2000)].concat());
+        let f = finals(&msgs);
+        assert_eq!(f.len(), 1);
+        let words: Vec<&str> = f[0].1.words.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(&words[..4], ["one", "two", "three", "four"]);
+        assert!(
+            words[4..].iter().all(|w| w.starts_with("[word")),
+            "{words:?}"
+        );
     }
 
     #[test]
