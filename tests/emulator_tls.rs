@@ -109,3 +109,50 @@ async fn an_unusable_certificate_is_an_error_at_start() {
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+#[tokio::test]
+async fn a_stalled_tls_handshake_is_closed_at_the_header_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emu = Emulator::builder()
+        .tls(TlsCertificate::SelfSigned)
+        .header_read_timeout(std::time::Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let mut s = tokio::net::TcpStream::connect(emu.local_addr())
+        .await
+        .unwrap();
+    // The first byte of a TLS record, then nothing.
+    s.write_all(&[0x16]).await.unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the stalled handshake held the connection");
+}
+
+#[tokio::test]
+async fn a_user_given_certificate_and_key_are_served() {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let emu = Emulator::builder()
+        .tls(TlsCertificate::Pem {
+            cert_chain_pem: cert.pem(),
+            key_pem: signing_key.serialize_pem(),
+            ca_pem: Some(cert.pem()),
+        })
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(emu.ca_certificate_pem(), Some(cert.pem().as_str()));
+    let tls = Connector::Rustls(client_config(&cert.pem()));
+    assert!(matches!(
+        first_message(&emu.wss_url().unwrap(), emu.api_key(), Some(tls)).await,
+        ServerMessage::Begin(_)
+    ));
+}

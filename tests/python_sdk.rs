@@ -1,7 +1,8 @@
 //! Conformance with the official AssemblyAI Python SDK (`assemblyai==1.8.2`).
 //!
 //! Creates a throwaway virtual environment, installs the SDK from PyPI, starts the standalone
-//! emulator (the `emulator` example binary) and drives the SDK's `StreamingClient` against it with
+//! emulator (the `emulator` example binary, with `--tls`) and drives the SDK's `StreamingClient`
+//! against it over `ws://` and `wss://` (CA trusted through `SSL_CERT_FILE`) with
 //! speech made by espeak-ng, then its `LLMGateway` client (chat, stream, model list).
 //!
 //! Needs python3 (with venv), network access to PyPI, espeak-ng and sox, so it is `#[ignore]`d:
@@ -19,8 +20,24 @@ use emulator_support::sdk::*;
 const SCRIPT_TEXT: &str = "The quick brown fox jumps over the lazy dog.";
 
 fn drive(python: &Path, url: &str, key: &str, audio: &Path, extra: &[&str]) -> serde_json::Value {
+    drive_with(python, url, key, audio, extra, None)
+}
+
+/// `drive`, trusting `ca` (a PEM file) for `wss://` through `SSL_CERT_FILE`.
+fn drive_with(
+    python: &Path,
+    url: &str,
+    key: &str,
+    audio: &Path,
+    extra: &[&str],
+    ca: Option<&Path>,
+) -> serde_json::Value {
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_driver.py");
-    let out = Command::new(python)
+    let mut cmd = Command::new(python);
+    if let Some(ca) = ca {
+        cmd.env("SSL_CERT_FILE", ca);
+    }
+    let out = cmd
         .arg(driver)
         .args([url, key])
         .arg(audio)
@@ -67,7 +84,7 @@ fn official_python_sdk_works_against_the_emulator() {
     )
     .unwrap();
     let key = "python-sdk-test-key";
-    let emulator = start_emulator(&script, key, &[]).expect("start the standalone emulator");
+    let emulator = start_emulator(&script, key, &["--tls"]).expect("start the standalone emulator");
 
     let report = drive(&python, &emulator.url, key, &audio, &[]);
     assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
@@ -85,6 +102,13 @@ fn official_python_sdk_works_against_the_emulator() {
         term["audio_duration_seconds"].as_u64().unwrap() >= 3,
         "{report}"
     );
+
+    // The same over wss://, trusting the emulator's CA.
+    let (wss, ca) = emulator.tls.clone().unwrap();
+    let report = drive_with(&python, &wss, key, &audio, &[], Some(&ca));
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
+    assert_eq!(report["finals"][0]["transcript"], SCRIPT_TEXT, "{report}");
+    assert!(report["termination"].is_object(), "{report}");
 
     // A wrong key: the SDK reports the server's 1008.
     // A temporary token, which the SDK sends in the Authorization header.
