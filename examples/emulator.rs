@@ -14,7 +14,8 @@
 //! `tls: wss://HOST:PORT  ca certificate: PATH` after the existing lines (the first line stays
 //! the plain `ws://` URL). `--tls-cert`/`--tls-key` use your own certificate instead.
 //!
-//! The last seven flags inject the faults of `emulator::Faults` into every session.
+//! The fault flags (`--drop-after-ms` through `--slow-ms`, and `--untyped-error`) inject the faults
+//! of `emulator::Faults` into every session.
 //!
 //! The first line of output is the base URL to give a client (`ws://127.0.0.1:8080`); `--port 0`
 //! picks a free port. The accepted key is `--api-key`, else `ASSEMBLYAI_API_KEY`, else the fixed

@@ -496,3 +496,33 @@ async fn connections_that_never_finish_their_request_head_are_closed() {
         .unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emu = Emulator::builder()
+        .header_read_timeout(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let mut s = tokio::net::TcpStream::connect(emu.local_addr())
+        .await
+        .unwrap();
+    // One complete request on a keep-alive connection, then silence.
+    s.write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an idle keep-alive connection was held open"
+    );
+}
