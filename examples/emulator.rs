@@ -5,10 +5,17 @@
 //!     [--script FILE.json] [--legacy-formatting] [--stamp-send-time]
 //!     [--max-sessions N] [--http-401] [--max-session-seconds N] [--realtime-tolerance-ms N]
 //!     [--drop-after-ms N] [--no-termination] [--delay-begin-ms N] [--unknown-message]
-//!     [--error-then-close CODE:REASON] [--malformed-frame] [--slow-ms N]
+//!     [--error-then-close CODE:REASON] [--malformed-frame] [--slow-ms N] [--untyped-error]
+//!     [--tls | --tls-cert CHAIN.pem --tls-key KEY.pem [--tls-ca CA.pem]]
 //! ```
 //!
-//! The last seven flags inject the faults of `emulator::Faults` into every session.
+//! `--tls` also serves `wss://` and `https://` on the same port with a CA and certificate made at
+//! start-up; the CA is written to a PEM file whose path is printed on a line
+//! `tls: wss://HOST:PORT  ca certificate: PATH` after the existing lines (the first line stays
+//! the plain `ws://` URL). `--tls-cert`/`--tls-key` use your own certificate instead.
+//!
+//! The fault flags (`--drop-after-ms` through `--slow-ms`, and `--untyped-error`) inject the faults
+//! of `emulator::Faults` into every session.
 //!
 //! The first line of output is the base URL to give a client (`ws://127.0.0.1:8080`); `--port 0`
 //! picks a free port. The accepted key is `--api-key`, else `ASSEMBLYAI_API_KEY`, else the fixed
@@ -19,12 +26,15 @@ use std::net::{IpAddr, SocketAddr};
 
 use std::time::Duration;
 
-use assemblyai_streaming::emulator::{DEV_API_KEY, Emulator, Faults, Formatting, Script};
+use assemblyai_streaming::emulator::{
+    DEV_API_KEY, Emulator, Faults, Formatting, Script, TlsCertificate,
+};
 
 const USAGE: &str = "usage: emulator [--port N] [--host IP] [--api-key KEY] [--script FILE.json] \
 [--legacy-formatting] [--stamp-send-time] [--max-sessions N] [--http-401] [--max-session-seconds N] \
 [--realtime-tolerance-ms N] [--drop-after-ms N] [--no-termination] [--delay-begin-ms N] \
-[--unknown-message] [--error-then-close CODE:REASON] [--malformed-frame] [--slow-ms N]";
+[--unknown-message] [--error-then-close CODE:REASON] [--malformed-frame] [--slow-ms N] \
+[--untyped-error] [--tls | --tls-cert CHAIN.pem --tls-key KEY.pem [--tls-ca CA.pem]]";
 
 fn fail(msg: &str) -> ! {
     eprintln!("emulator: {msg}\n{USAGE}");
@@ -50,6 +60,9 @@ async fn main() {
     let mut max_session: Option<Duration> = None;
     let mut tolerance: Option<Duration> = None;
     let mut faults = Faults::default();
+    let mut tls_self_signed = false;
+    let (mut tls_cert, mut tls_key, mut tls_ca): (Option<String>, Option<String>, Option<String>) =
+        (None, None, None);
 
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -117,6 +130,11 @@ async fn main() {
                 faults.error_then_close = Some((code, reason.to_string()));
             }
             "--malformed-frame" => faults.malformed_frame = true,
+            "--untyped-error" => faults.untyped_error = true,
+            "--tls" => tls_self_signed = true,
+            "--tls-cert" => tls_cert = Some(value("--tls-cert")),
+            "--tls-key" => tls_key = Some(value("--tls-key")),
+            "--tls-ca" => tls_ca = Some(value("--tls-ca")),
             "--slow-ms" => {
                 faults.slow_messages = Some(Duration::from_millis(number(&mut value, "--slow-ms")))
             }
@@ -154,6 +172,21 @@ async fn main() {
     if let Some(n) = max_sessions {
         builder = builder.max_concurrent_sessions(n);
     }
+    let read = |path: &str| {
+        std::fs::read_to_string(path).unwrap_or_else(|e| fail(&format!("cannot read {path}: {e}")))
+    };
+    match (tls_self_signed, &tls_cert, &tls_key) {
+        (true, None, None) => builder = builder.tls(TlsCertificate::SelfSigned),
+        (false, Some(cert), Some(key)) => {
+            builder = builder.tls(TlsCertificate::Pem {
+                cert_chain_pem: read(cert),
+                key_pem: read(key),
+                ca_pem: tls_ca.as_deref().map(read),
+            })
+        }
+        (false, None, None) => {}
+        _ => fail("use either --tls, or --tls-cert with --tls-key"),
+    }
     let emulator = builder
         .start()
         .await
@@ -175,6 +208,22 @@ async fn main() {
     );
     if faults.any() {
         let _ = writeln!(out, "faults: {faults:?}");
+    }
+    if let Some(wss) = emulator.wss_url() {
+        let ca = match emulator.ca_certificate_pem() {
+            Some(pem) => {
+                let path = std::env::temp_dir().join(format!(
+                    "assemblyai-emulator-ca-{}.pem",
+                    emulator.local_addr().port()
+                ));
+                if let Err(e) = std::fs::write(&path, pem) {
+                    fail(&format!("cannot write {}: {e}", path.display()));
+                }
+                path.display().to_string()
+            }
+            None => "(not given)".to_string(),
+        };
+        let _ = writeln!(out, "tls: {wss}  ca certificate: {ca}");
     }
     let _ = out.flush();
     drop(out);

@@ -194,3 +194,33 @@ async fn send_time_stamps_are_opt_in() {
     let first = ws.next().await.unwrap().unwrap();
     assert!(!first.to_text().unwrap().contains(SENT_AT_FIELD));
 }
+
+#[tokio::test]
+async fn untyped_error_sends_the_legacy_error_frame_and_3005() {
+    let emu = emulator(Faults {
+        untyped_error: true,
+        ..Default::default()
+    })
+    .await;
+    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let out = run(
+        ws,
+        &[],
+        Plan {
+            timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(out.count("Begin"), 1);
+    // `{"error": …}` with no `type` (fixtures line 50), not a typed `Error`.
+    assert_eq!(out.error_frame(), None);
+    assert!(out.messages.iter().any(|m| matches!(
+        m,
+        ServerMessage::LegacyError { error } if error == "Session Cancelled: An error occurred"
+    )));
+    assert_eq!(
+        out.close,
+        Some((3005, "Session Cancelled: An error occurred".to_string()))
+    );
+}

@@ -267,3 +267,127 @@ fn urlencode(s: &str) -> String {
     }
     out
 }
+
+#[tokio::test]
+async fn llm_gateway_usage_stream_models_and_understanding() {
+    let emu = Emulator::builder().start().await.unwrap();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", emu.http_url());
+    let body = serde_json::json!({
+        "model": "gpt-5",
+        "messages": [{"role": "user", "content": "Say hello to the world"}],
+    });
+    // usage in the service's shape: OpenAI names, Gateway names and the details objects.
+    let v: serde_json::Value = http
+        .post(url("/v1/chat/completions"))
+        .header("Authorization", emu.api_key())
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let usage = &v["usage"];
+    for field in [
+        "prompt_tokens",
+        "completion_tokens",
+        "input_tokens",
+        "output_tokens",
+    ] {
+        assert!(usage[field].as_u64().unwrap() > 0, "{field}: {usage}");
+    }
+    assert_eq!(
+        usage["total_tokens"].as_u64(),
+        Some(
+            usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
+        )
+    );
+    assert!(usage["prompt_tokens_details"]["cached_tokens"].is_u64());
+    assert!(usage["completion_tokens_details"]["reasoning_tokens"].is_u64());
+    let text = v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // stream: true -> SSE of OpenAI chunks whose deltas add up to the same text, then [DONE].
+    let mut streamed = body.clone();
+    streamed["stream"] = serde_json::json!(true);
+    let resp = http
+        .post(url("/v1/chat/completions"))
+        .header("Authorization", emu.api_key())
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let sse = resp.text().await.unwrap();
+    let events: Vec<&str> = sse
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| e.strip_prefix("data: ").unwrap())
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let mut joined = String::new();
+    let mut finish = None;
+    for e in &events[..events.len() - 1] {
+        let chunk: serde_json::Value = serde_json::from_str(e).unwrap();
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        assert!(chunk["id"].is_string() && chunk["created"].is_u64());
+        if let Some(c) = chunk["choices"][0]["delta"]["content"].as_str() {
+            joined.push_str(c);
+        }
+        if let Some(f) = chunk["choices"][0]["finish_reason"].as_str() {
+            finish = Some(f.to_string());
+        }
+    }
+    assert!(events.len() > 4, "{sse}");
+    assert_eq!(joined, text);
+    assert_eq!(finish.as_deref(), Some("stop"));
+
+    // GET /v1/models needs no key.
+    let models: serde_json::Value = http
+        .get(url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let m = &models["data"][0];
+    for field in [
+        "id",
+        "name",
+        "description",
+        "context_length",
+        "pricing",
+        "retirement_date",
+        "available_regions",
+        "providers",
+    ] {
+        assert!(!m[field].is_null(), "{field} missing: {m}");
+    }
+    assert!(m["pricing"]["global"]["prompt"].is_number());
+
+    // An unknown transcript: the business-error envelope.
+    let resp = http
+        .post(url("/v1/understanding"))
+        .header("Authorization", emu.api_key())
+        .json(&serde_json::json!({"transcript_id": "nope", "speech_understanding": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let e: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(e["code"], 404);
+    assert!(e["message"].is_string() && e["request_id"].is_string());
+    assert!(
+        e["metadata"]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("nope")
+    );
+}

@@ -452,3 +452,77 @@ async fn terminate_without_audio_still_sends_termination() {
     assert_eq!(t.audio_duration_seconds, Some(0.0));
     assert_eq!(out.close_code(), Some(1000));
 }
+
+#[tokio::test]
+async fn connections_that_never_finish_their_request_head_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emu = Emulator::builder()
+        .header_read_timeout(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    // 50 idle connections and 50 that stop half-way through the head.
+    let mut conns = Vec::new();
+    for i in 0..100 {
+        let mut s = tokio::net::TcpStream::connect(emu.local_addr())
+            .await
+            .unwrap();
+        if i % 2 == 1 {
+            s.write_all(b"GET /v3/ws HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+        }
+        conns.push(s);
+    }
+    let started = std::time::Instant::now();
+    for mut s in conns {
+        let mut buf = [0u8; 512];
+        // The server closes: EOF (possibly after a 408 response), well within 5 s.
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a connection was held open");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // A complete request on a fresh connection is still served.
+    let resp = reqwest::get(format!("{}/v3/token", emu.http_url()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emu = Emulator::builder()
+        .header_read_timeout(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let mut s = tokio::net::TcpStream::connect(emu.local_addr())
+        .await
+        .unwrap();
+    // One complete request on a keep-alive connection, then silence.
+    s.write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an idle keep-alive connection was held open"
+    );
+}

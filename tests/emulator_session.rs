@@ -104,10 +104,14 @@ async fn in_model_formatting_formats_every_turn() {
     let finals = out.finals();
     assert_eq!(finals.len(), 1);
     assert_eq!(finals[0].transcript, "Good morning, everyone.");
-    assert_eq!(
-        finals[0].utterance.as_deref(),
-        Some("Good morning, everyone.")
-    );
+    // The utterance comes once per turn: on the partial at the pause, and the end-of-turn Turn
+    // after it has "" (as the service's own examples show).
+    let utterances: Vec<&str> = turns
+        .iter()
+        .filter_map(|t| t.utterance.as_deref().filter(|u| !u.is_empty()))
+        .collect();
+    assert_eq!(utterances, ["Good morning, everyone."]);
+    assert_eq!(finals[0].utterance.as_deref(), Some(""));
 }
 
 #[tokio::test]
@@ -133,10 +137,13 @@ async fn legacy_formatting_sends_a_second_formatted_turn() {
     assert_eq!(finals[0].turn_order, finals[1].turn_order);
     assert!(!finals[0].turn_is_formatted);
     assert_eq!(finals[0].transcript, "good morning everyone");
-    assert_eq!(
-        finals[0].utterance.as_deref(),
-        Some("Good morning everyone")
-    );
+    let utterances: Vec<&str> = out
+        .turns()
+        .iter()
+        .filter_map(|t| t.utterance.as_deref().filter(|u| !u.is_empty()))
+        .collect();
+    assert_eq!(utterances, ["Good morning everyone"]);
+    assert_eq!(finals[0].utterance.as_deref(), Some(""));
     assert!(finals[1].turn_is_formatted);
     assert_eq!(finals[1].transcript, "Good morning, everyone.");
     assert_eq!(finals[1].utterance.as_deref(), Some(""));

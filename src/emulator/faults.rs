@@ -13,6 +13,7 @@ use std::time::Duration;
 /// | `unknown_message: true` | sends `{"type":"EmulatorUnknownMessage",…}` right after `Begin` | an unknown message, which it must tolerate |
 /// | `error_then_close: Some((code, reason))` | right after `Begin`, sends `{"type":"Error","error_code":code,"error":reason}` and closes with `code` | the error (reported once) and the end of the stream |
 /// | `malformed_frame: true` | sends a text frame that is not valid JSON right after `Begin`, then goes on normally | a decode error; the session goes on |
+/// | `untyped_error: true` | right after `Begin`, sends the untyped catch-all error `{"error":"Session Cancelled: An error occurred"}` (no `type`, as older servers did; fixtures line 50) and closes with 3005 | the error (reported once) and the end of the stream |
 /// | `slow_messages: Some(d)` | waits `d` before writing every server message | every event arrives `d` late (a slow server) |
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Faults {
@@ -29,6 +30,8 @@ pub struct Faults {
     pub error_then_close: Option<(u16, String)>,
     /// Send one text frame that is not JSON right after `Begin`.
     pub malformed_frame: bool,
+    /// Right after `Begin`, send the untyped error frame `{"error": …}` and close with 3005.
+    pub untyped_error: bool,
     /// Delay every server message by this much.
     pub slow_messages: Option<Duration>,
 }

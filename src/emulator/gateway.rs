@@ -73,8 +73,9 @@ impl GatewayRequest {
         found.into_iter().map(|(_, c)| c).collect()
     }
 
-    /// The completion text for a final turn.
-    pub(crate) fn content(&self, turn: &PreparedTurn, transcript: &str) -> String {
+    /// The script's translation of a sentence into the language the prompt asks for, if the
+    /// script has one.
+    pub(crate) fn translation(&self, turn: &PreparedTurn) -> Option<String> {
         let source = turn.language_code.as_deref().unwrap_or("en");
         let named = self.named_languages();
         let targets: Vec<&str> = if named.len() > 1 {
@@ -83,22 +84,40 @@ impl GatewayRequest {
             named
         };
         if let Some(text) = targets.iter().find_map(|c| turn.translations.get(*c)) {
-            return text.clone();
+            return Some(text.clone());
         }
         // Also accept a translation key written as a code in the prompt ("into es").
-        for (code, text) in &turn.translations {
-            if self
-                .prompt_lower
-                .split(|c: char| !c.is_alphanumeric())
-                .any(|w| w == code)
-            {
-                return text.clone();
-            }
-        }
-        match targets.first() {
+        turn.translations
+            .iter()
+            .find(|(code, _)| {
+                self.prompt_lower
+                    .split(|c: char| !c.is_alphanumeric())
+                    .any(|w| w == code.as_str())
+            })
+            .map(|(_, text)| text.clone())
+    }
+
+    /// A transcript marked as not translated: `"[es] Hello."` (the language the prompt names),
+    /// or `"[untranslated] Hello."`, so a test never mistakes it for a translation.
+    pub(crate) fn marked(&self, source: &str, transcript: &str) -> String {
+        let named = self.named_languages();
+        let target = if named.len() > 1 {
+            named.into_iter().find(|c| *c != source)
+        } else {
+            named.into_iter().next()
+        };
+        match target {
             Some(code) => format!("[{code}] {transcript}"),
             None => format!("[untranslated] {transcript}"),
         }
+    }
+
+    /// The completion text for a final turn holding one whole script sentence.
+    #[cfg(test)]
+    pub(crate) fn content(&self, turn: &PreparedTurn, transcript: &str) -> String {
+        self.translation(turn).unwrap_or_else(|| {
+            self.marked(turn.language_code.as_deref().unwrap_or("en"), transcript)
+        })
     }
 
     /// The `data` object: a chat completion shaped like the LLM Gateway's.
@@ -113,10 +132,13 @@ impl GatewayRequest {
                 "finish_reason": "stop"
             }],
             "request": {"model": self.model, "max_tokens": self.max_tokens},
+            // The shape of the service's example (fixtures line 46).
             "usage": {
                 "input_tokens": input_tokens,
                 "output_tokens": output_tokens,
-                "total_tokens": input_tokens + output_tokens
+                "total_tokens": input_tokens + output_tokens,
+                "prompt_tokens_details": {},
+                "completion_tokens_details": {}
             },
             "http_status_code": 200,
             "response_time": 1_000_000,

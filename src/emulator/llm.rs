@@ -314,10 +314,12 @@ pub(crate) async fn handle(
     if path.starts_with("/lemur/v3/") {
         return lemur(state, req, &path).await;
     }
-    if path != "/v1/chat/completions" {
-        return json_response(StatusCode::NOT_FOUND, json!({"error": "Not found"}));
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/v1/models") => models(),
+        (_, "/v1/understanding" | "/v1/understanding/validate") => understanding(state, req).await,
+        (_, "/v1/chat/completions") => gateway(state, req).await,
+        _ => json_response(StatusCode::NOT_FOUND, json!({"error": "Not found"})),
     }
-    gateway(state, req).await
 }
 
 /// Reads the body as JSON; `Err` carries the reason for a 400/413.
@@ -388,6 +390,13 @@ async fn gateway(
     let completion = state.completion(&checked.instructions, &checked.input);
     let input_tokens = tokens(&checked.instructions) + tokens(&checked.input);
     let output_tokens = tokens(&completion);
+    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        return sse_response(&request_id, model, &completion, input_tokens, output_tokens);
+    }
     let mut echo = body.as_object().cloned().unwrap_or_default();
     echo.remove("messages");
     echo.remove("prompt");
@@ -401,16 +410,188 @@ async fn gateway(
                 "finish_reason": "stop",
             }],
             "request": echo,
-            "usage": {
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "total_tokens": input_tokens + output_tokens,
-            },
+            "usage": usage(input_tokens, output_tokens),
             "http_status_code": 200,
             "response_time": state.options.latency.as_nanos() as u64,
             "llm_status_code": 200,
         }),
     )
+}
+
+/// `usage` as the Gateway sends it: the OpenAI names the Python SDK requires
+/// (`prompt_tokens`, `completion_tokens`, `total_tokens`), the Gateway's own `input_tokens` /
+/// `output_tokens`, and the `*_tokens_details` objects (spec §5.2; PY `LLMGatewayUsage`).
+fn usage(input_tokens: u64, output_tokens: u64) -> Value {
+    json!({
+        "input_tokens": input_tokens,
+        "prompt_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "completion_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    })
+}
+
+/// The pieces a streamed completion is cut into: one word (with the space before it) each.
+fn deltas(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if c == ' ' && i > start {
+            out.push(&text[start..i]);
+            start = i;
+        }
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+/// `stream: true`: Server-Sent Events of OpenAI chunk objects (`chat.completion.chunk`, a
+/// `delta` per piece of text, a last chunk with `finish_reason`, a usage chunk with no
+/// choices), ending with `data: [DONE]` (spec §5.2; PY `stream_completion`).
+fn sse_response(
+    request_id: &str,
+    model: &str,
+    completion: &str,
+    input_tokens: u64,
+    output_tokens: u64,
+) -> Response<Full<Bytes>> {
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let id = format!("chatcmpl-{request_id}");
+    let chunk = |choices: Value, usage: Value| {
+        json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": choices,
+            "usage": usage,
+        })
+    };
+    let mut events = vec![chunk(
+        json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]),
+        Value::Null,
+    )];
+    for piece in deltas(completion) {
+        events.push(chunk(
+            json!([{"index": 0, "delta": {"content": piece}, "finish_reason": null}]),
+            Value::Null,
+        ));
+    }
+    events.push(chunk(
+        json!([{"index": 0, "delta": {}, "finish_reason": "stop"}]),
+        Value::Null,
+    ));
+    events.push(chunk(json!([]), usage(input_tokens, output_tokens)));
+    let mut body = String::new();
+    for e in events {
+        body.push_str("data: ");
+        body.push_str(&e.to_string());
+        body.push_str("\n\n");
+    }
+    body.push_str("data: [DONE]\n\n");
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    response
+}
+
+/// `GET /v1/models` (no key needed, as the Python SDK notes): every model the emulator accepts,
+/// with the fields of spec §5.2 in the shape the Python SDK parses (`{"data": [...]}`). Prices
+/// and limits are placeholders, not the service's figures.
+fn models() -> Response<Full<Bytes>> {
+    let data: Vec<Value> = GATEWAY_MODELS
+        .iter()
+        .map(|id| {
+            let (creator, provider) = match *id {
+                m if m.starts_with("claude") => ("anthropic", "Anthropic"),
+                m if m.starts_with("gemini") => ("google", "Google"),
+                _ => ("openai", "OpenAI"),
+            };
+            let regions: &[&str] = if creator == "openai" {
+                &["us"]
+            } else {
+                &["us", "eu"]
+            };
+            let price = json!({"completions": 0.0, "prompt": 0.0});
+            json!({
+                "id": id,
+                "name": id,
+                "description": format!("{id} (emulated: no model runs here)"),
+                "default_parameters": {"temperature": null, "top_p": null, "frequency_penalty": null},
+                "supported_parameters": ["max_tokens", "temperature", "stream", "tools", "tool_choice", "response_format"],
+                "top_provider": {"is_moderated": false, "context_length": 200_000, "max_completion_tokens": 32_000},
+                "context_length": 200_000,
+                "pricing": {"us": price, "eu": price, "global": price},
+                "creator": creator,
+                "retirement_date": if *id == "claude-3-haiku-20240307" { 1_776_643_200 } else { 0 },
+                "available_regions": regions,
+                "providers": [{"id": creator, "name": provider}],
+                "default_provider": {"id": creator, "name": provider},
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, json!({ "data": data }))
+}
+
+/// `POST /v1/understanding[/validate]`: the emulator keeps no transcripts, so a request naming a
+/// `transcript_id` gets the service's business-error envelope with 404 (the exact message text
+/// of the service is not documented); one without gets a 400 validation error.
+async fn understanding(
+    state: Arc<LlmState>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    let request_id = state.request_id();
+    let business = |status: StatusCode, message: &str, errors: Vec<String>| {
+        json_response(
+            status,
+            json!({
+                "message": message,
+                "code": status.as_u16(),
+                "request_id": request_id,
+                "metadata": {"errors": errors},
+            }),
+        )
+    };
+    if req.method() != Method::POST {
+        return business(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", vec![]);
+    }
+    if !state.authorized(&req) {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "Invalid API key", "status": 401, "request_id": request_id}),
+        );
+    }
+    let body = match read_json(req).await {
+        Ok(v) => v,
+        Err((status, reason)) => return business(status, "Invalid request", vec![reason]),
+    };
+    match body.get("transcript_id") {
+        Some(Value::String(id)) if !id.is_empty() => {
+            let shown: String = id.chars().take(64).collect();
+            business(
+                StatusCode::NOT_FOUND,
+                "Transcript not found",
+                vec![format!("transcript_id: no transcript with id '{shown}'")],
+            )
+        }
+        _ => business(
+            StatusCode::BAD_REQUEST,
+            "Validation error",
+            vec!["transcript_id: Field required".into()],
+        ),
+    }
 }
 
 struct CheckedChat {

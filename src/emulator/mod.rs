@@ -2,7 +2,9 @@
 //!
 //! It speaks the Universal Streaming v3 protocol on `ws://127.0.0.1:PORT/v3/ws`, mints temporary
 //! tokens on `GET /v3/token`, and serves the LLM Gateway and LeMUR routes on the same port — close
-//! enough to the real service that the official Python SDK works against it unchanged. Nothing is
+//! enough to the real service that the official Python (1.8.2) and Node (4.41.5) SDKs work
+//! against it unchanged. With [`EmulatorBuilder::tls`] the same port also serves `wss://` and
+//! `https://` (the Node SDK accepts nothing else). Nothing is
 //! recognised: a voice activity detector finds speech and pauses in the audio you stream, and the
 //! words come from a [`Script`] of what is "said" (or are placeholders such as `[word1]`).
 //!
@@ -34,8 +36,10 @@
 //!
 //! Standalone: `cargo run --example emulator -- --port 8080 [--api-key KEY] [--script FILE.json]`
 //! prints `ws://127.0.0.1:8080` and serves until Ctrl+C (`--help` lists the flags, faults
-//! included). The official Python SDK connects to it with
-//! `StreamingClientOptions(api_key=KEY, api_host="ws://127.0.0.1:8080")`.
+//! included; `--tls` adds `wss://`/`https://` and prints the CA file on a `tls:` line after the
+//! others). The official Python SDK connects to it with
+//! `StreamingClientOptions(api_key=KEY, api_host="ws://127.0.0.1:8080")`; the Node SDK with
+//! `websocketBaseUrl: "wss://127.0.0.1:8080/v3/ws"` and `NODE_EXTRA_CA_CERTS` set to that file.
 //!
 //! A script file looks like
 //! `{"turns":[{"text":"Hello, world.","translations":{"es":"Hola, mundo."}}]}`; see [`ScriptTurn`]
@@ -60,17 +64,76 @@
 //!
 //! # Turns
 //!
-//! Energy VAD over 20 ms windows (threshold from `vad_threshold`). A turn starts with speech and
-//! ends after `min_turn_silence` of silence once every word of its script turn has been revealed
-//! (the model is "confident"), or after `max_turn_silence` in any case; at least 80 ms of speech is
-//! needed. Each detected turn takes the next script turn (placeholders once the script is used
-//! up), and its final always carries the whole script turn, even when the speech ended (or
-//! `ForceEndpoint`/`Terminate` came) before every word was revealed; a speech blip too short to be
-//! a turn uses up nothing. Universal-Streaming models send one `Turn` per audio frame while a turn is open, words
-//! moving from `word_is_final:false` to `true`; Universal-3 models send `SpeechStarted`, sparse
-//! partials ending in "—", and a formatted final. [`Formatting`] picks how `format_turns` behaves.
+//! Energy VAD over 20 ms windows (threshold from `vad_threshold`). The script is one stream of
+//! sentences; each turn takes the words heard during its speech, in order, so no scripted word
+//! is lost or repeated. A turn ends after `min_turn_silence` of silence once its last word ends a
+//! sentence (Universal-3: with terminal punctuation) and every word is final, or after
+//! `max_turn_silence` in any case; at least 80 ms of speech is needed (spec §3). At a pause, a
+//! sentence whose speech covered at least half its estimated time counts as fully heard.
+//! `ForceEndpoint` (and `Terminate`) end the turn with what was heard so far; the rest of the
+//! sentence opens the next turn. A pause shorter than the silence needed merges sentences into
+//! one turn. A speech blip too short to be a turn uses up nothing (placeholder words `[word1]`…
+//! once the script is used up).
+//!
+//! Universal-Streaming models send one `Turn` per audio frame while a turn is open, words moving
+//! from `word_is_final:false` to `true`; the `utterance` comes once, on the partial at the first
+//! pause of a complete turn, or on the end-of-turn `Turn` when no partial carried it (then that
+//! `Turn` has `""`, as in the fixtures). Universal-3 models send `SpeechStarted`, sparse partials
+//! ending in "—", and a formatted final. [`Formatting`] picks how `format_turns` behaves.
 //! `language_detection`, `speaker_labels`, `session_heartbeat`, `acknowledge_silence` and
-//! `llm_gateway` add their fields and messages.
+//! `llm_gateway` add their fields and messages. With `speaker_labels`, turns under 1 s are
+//! labelled `UNKNOWN` live, and the `SpeakerRevision` sent before `Termination` gives the
+//! script's speakers for those turns and for turns that span several speakers' sentences.
+//!
+//! `Warning` frames: key terms longer than 50 characters are ignored with a warning
+//! ([`WARNING_KEYTERMS_IGNORED`]), and a minute before the session cap a "session ending soon"
+//! warning comes ([`WARNING_SESSION_ENDING`]); both codes are undocumented for the service.
+
+//! # TLS
+//!
+//! [`TlsCertificate::SelfSigned`] makes a private CA and a server certificate for `localhost`,
+//! `127.0.0.1` and `::1` at start-up (rcgen); [`TlsCertificate::Pem`] uses yours. Clients trust
+//! [`EmulatorHandle::ca_certificate_pem`] and connect to [`EmulatorHandle::wss_url`] /
+//! [`EmulatorHandle::https_url`]; plain `ws://`/`http://` keep working on the same port (the
+//! first byte of a connection tells TLS from HTTP). Node: `NODE_EXTRA_CA_CERTS=ca.pem`; Python:
+//! `SSL_CERT_FILE=ca.pem`.
+//!
+//! # LLM Gateway
+//!
+//! `POST /v1/chat/completions` validates the request and answers with `usage` in the service's
+//! shape (`prompt_tokens`/`completion_tokens`, `input_tokens`/`output_tokens`, `total_tokens`
+//! and the `*_tokens_details` objects); with `"stream": true` it answers with Server-Sent Events
+//! of OpenAI `chat.completion.chunk` objects (role, one word per `delta`, `finish_reason`, a
+//! usage chunk) ending with `data: [DONE]`. `GET /v1/models` lists the accepted models with the
+//! fields of spec §5.2 (prices and limits are placeholders). `POST /v1/understanding` answers
+//! 404 in the business-error envelope, since the emulator keeps no transcripts. The completion
+//! text is a scripted translation or the input visibly marked (see [`LlmOptions`]).
+//!
+//! # Hardening
+//!
+//! A connection must send its request head (and finish a TLS handshake) within
+//! [`EmulatorBuilder::header_read_timeout`] (10 s); every websocket write must finish within
+//! [`EmulatorBuilder::write_timeout`] (10 s), so a client that stops reading loses its session
+//! instead of holding a slot past the session cap or `inactivity_timeout`.
+//! `UpdateConfiguration` values have the query parser's bounds (`min_turn_silence` and
+//! `max_turn_silence` 0–60000 ms, thresholds 0–1, at most 100 key terms), else close 3006.
+//!
+//! # What it does not emulate
+//!
+//! - **Compressed audio** (`encoding=opus`, `ogg_opus`, `aac`): refused with 3006. Accepting them
+//!   faithfully means decoding them (for the voice activity detection that drives turns, and for
+//!   the 50–1000 ms chunk rule, which is measured in audio time); that needs an Opus/Ogg/AAC
+//!   decoder, a large native or unsafe dependency for a test tool, so it is left out.
+//! - **Recognition**: words come from the [`Script`] or are placeholders; `keyterms_prompt`,
+//!   `prompt`, `filter_profanity`, PII redaction, `domain` and `language_codes` are accepted and
+//!   have no effect on the words.
+//! - **Webhooks** (`webhook_url`): accepted, never called.
+//! - **Periodic speaker reclustering**: `SpeakerRevision` comes once, before `Termination`
+//!   (as with `speaker_labels_revision_interval_ms=0`).
+//! - **Dual-channel audio**, the v2 realtime API, and the rate-limit auto-scaling of
+//!   new-sessions-per-minute (`max_concurrent_sessions` is a plain concurrency cap).
+//! - **Undocumented codes**: the inactivity close code and the `Warning` codes are the
+//!   emulator's choices, marked where they are defined.
 //!
 //! # Faults
 //!
@@ -85,6 +148,8 @@ mod query;
 mod script;
 mod server;
 mod session;
+mod state;
+mod tls;
 mod vad;
 
 use std::net::SocketAddr;
@@ -99,7 +164,13 @@ pub use faults::Faults;
 pub use llm::{LegacyLemur, LlmOptions};
 pub use query::parse_query;
 pub use script::{Script, ScriptTurn, ScriptWord};
-pub use session::{INACTIVITY_CLOSE_CODE, parse_client_message};
+pub use session::{
+    INACTIVITY_CLOSE_CODE, WARNING_KEYTERMS_IGNORED, WARNING_SESSION_ENDING, parse_client_message,
+};
+pub use tls::TlsCertificate;
+
+/// Default write limit and request-head limit.
+const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The API key the emulator accepts unless told otherwise.
 pub const DEV_API_KEY: &str = "emulator-dev-key";
@@ -131,7 +202,7 @@ impl Emulator {
 /// Defaults: key [`DEV_API_KEY`], no script (placeholder words), [`Formatting::InModel`], no
 /// faults, no session limit, bad credentials get an `Error` frame and close 1008, no send-time
 /// stamps, default [`LlmOptions`], bound to `127.0.0.1:0`, 3-hour session cap, 1 s real-time
-/// tolerance.
+/// tolerance, 10 s write limit, 10 s request-head limit.
 #[derive(Clone, Default)]
 pub struct EmulatorBuilder {
     api_key: Option<String>,
@@ -145,6 +216,9 @@ pub struct EmulatorBuilder {
     bind: Option<SocketAddr>,
     max_session_duration: Option<Duration>,
     realtime_tolerance: Option<Duration>,
+    write_timeout: Option<Duration>,
+    header_read_timeout: Option<Duration>,
+    tls: Option<TlsCertificate>,
 }
 
 impl std::fmt::Debug for EmulatorBuilder {
@@ -161,6 +235,9 @@ impl std::fmt::Debug for EmulatorBuilder {
             .field("bind", &self.bind)
             .field("max_session_duration", &self.max_session_duration)
             .field("realtime_tolerance", &self.realtime_tolerance)
+            .field("write_timeout", &self.write_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -236,8 +313,41 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Binds and starts serving on the current tokio runtime.
+    /// Longest time one write to a client may take (default 10 s). A client that stops reading
+    /// its socket fills the TCP window; its session then ends when a write hits this limit, so
+    /// it cannot hold a `max_concurrent_sessions` slot past the session cap or
+    /// `inactivity_timeout`.
+    pub fn write_timeout(mut self, d: Duration) -> Self {
+        self.write_timeout = Some(d);
+        self
+    }
+
+    /// Longest time a connection may take to send a complete HTTP request head (default 10 s);
+    /// a connection that does not is closed, so idle TCP connections cannot exhaust file
+    /// descriptors.
+    pub fn header_read_timeout(mut self, d: Duration) -> Self {
+        self.header_read_timeout = Some(d);
+        self
+    }
+
+    /// Serve `wss://` and `https://` too, on the same port (default: plain only). With
+    /// [`TlsCertificate::SelfSigned`] a private CA and a certificate for `localhost`,
+    /// `127.0.0.1` and `::1` are made at start-up; clients trust
+    /// [`EmulatorHandle::ca_certificate_pem`]. Plain `ws://`/`http://` keep working.
+    pub fn tls(mut self, certificate: TlsCertificate) -> Self {
+        self.tls = Some(certificate);
+        self
+    }
+
+    /// Binds and starts serving on the current tokio runtime. Fails with `InvalidInput` when a
+    /// given TLS certificate or key cannot be used.
     pub async fn start(self) -> std::io::Result<EmulatorHandle> {
+        let tls = match &self.tls {
+            Some(cert) => Some(tls::Tls::new(cert).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+            })?),
+            None => None,
+        };
         let addr = self
             .bind
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -252,7 +362,7 @@ impl EmulatorBuilder {
             .collect();
         let llm = llm::LlmState::new(self.llm, api_key.clone(), &self.script);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let config = server::Config {
+        let config = state::Config {
             api_key: api_key.clone(),
             formatting: self.formatting,
             faults: self.faults,
@@ -263,12 +373,18 @@ impl EmulatorBuilder {
                 .max_session_duration
                 .unwrap_or(Duration::from_secs(10_800)),
             realtime_tolerance: self.realtime_tolerance.unwrap_or(Duration::from_secs(1)),
+            write_timeout: self.write_timeout.unwrap_or(DEFAULT_IO_TIMEOUT),
+            header_read_timeout: self.header_read_timeout.unwrap_or(DEFAULT_IO_TIMEOUT),
         };
-        let shared = Arc::new(server::Shared::new(config, script, llm, stop_rx));
-        let task = tokio::spawn(server::serve(listener, shared));
+        let shared = Arc::new(state::Shared::new(config, script, llm, stop_rx));
+        let ca_pem = tls.as_ref().and_then(|t| t.ca_pem.clone());
+        let tls_on = tls.is_some();
+        let task = tokio::spawn(server::serve(listener, shared, tls.map(|t| t.acceptor)));
         Ok(EmulatorHandle {
             local_addr,
             api_key,
+            tls: tls_on,
+            ca_pem,
             stop: stop_tx,
             task: Some(task),
         })
@@ -279,6 +395,8 @@ impl EmulatorBuilder {
 pub struct EmulatorHandle {
     local_addr: SocketAddr,
     api_key: String,
+    tls: bool,
+    ca_pem: Option<String>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -302,6 +420,23 @@ impl EmulatorHandle {
     /// `/lemur/v3/generate/task`).
     pub fn http_url(&self) -> String {
         format!("http://{}", self.local_addr)
+    }
+
+    /// Base secure websocket URL, e.g. `wss://127.0.0.1:8080`, when TLS is on
+    /// ([`EmulatorBuilder::tls`]); the generated certificate holds that IP address.
+    pub fn wss_url(&self) -> Option<String> {
+        self.tls.then(|| format!("wss://{}", self.local_addr))
+    }
+
+    /// Base HTTPS URL, e.g. `https://127.0.0.1:8080`, when TLS is on.
+    pub fn https_url(&self) -> Option<String> {
+        self.tls.then(|| format!("https://{}", self.local_addr))
+    }
+
+    /// PEM of the CA that clients must trust for `wss://`/`https://`: the generated CA with
+    /// [`TlsCertificate::SelfSigned`], the given `ca_pem` otherwise; `None` without TLS.
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The address the emulator listens on.

@@ -13,6 +13,13 @@ use crate::{ConnectionParams, Encoding, Error, SpeechModel};
 /// this case is undocumented.
 const INVALID: &str = "Invalid Parameter";
 
+/// Bounds of the turn-silence parameters, ms, for the query and for `UpdateConfiguration`.
+pub(crate) const TURN_SILENCE_RANGE_MS: (i64, i64) = (0, 60_000);
+/// Most `keyterms_prompt` terms (spec §1.2).
+pub(crate) const MAX_KEYTERMS: usize = 100;
+/// Longest key term; longer ones are ignored (spec §1.2), with a `Warning`.
+pub(crate) const MAX_KEYTERM_CHARS: usize = 50;
+
 /// The typed connection parameters of one emulated session.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SessionParams {
@@ -156,6 +163,50 @@ fn clip(v: &str) -> &str {
     &v[..end]
 }
 
+/// Checks an `UpdateConfiguration` against the same bounds as the query parser. `Err` is the
+/// reason text of the 3006 close (`Invalid Message: …`).
+pub(crate) fn check_update(u: &crate::protocol::UpdateConfiguration) -> Result<(), String> {
+    let invalid = |e: String| e.replacen(INVALID, "Invalid Message", 1);
+    for (name, v) in [
+        (
+            "end_of_turn_confidence_threshold",
+            u.end_of_turn_confidence_threshold,
+        ),
+        ("vad_threshold", u.vad_threshold),
+    ] {
+        if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+            // Same bound as the query's, in the text clients already match on.
+            return Err(format!("Invalid Message: {name} must be between 0 and 1"));
+        }
+    }
+    for (name, v) in [
+        ("min_turn_silence", u.min_turn_silence),
+        (
+            "min_end_of_turn_silence_when_confident",
+            u.min_end_of_turn_silence_when_confident,
+        ),
+        ("max_turn_silence", u.max_turn_silence),
+    ] {
+        if let Some(v) = v {
+            parse_int(
+                name,
+                &v.to_string(),
+                TURN_SILENCE_RANGE_MS.0,
+                TURN_SILENCE_RANGE_MS.1,
+            )
+            .map_err(invalid)?;
+        }
+    }
+    if let Some(k) = &u.keyterms_prompt {
+        if k.len() > MAX_KEYTERMS {
+            return Err(format!(
+                "Invalid Message: keyterms_prompt allows at most {MAX_KEYTERMS} terms"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl SessionParams {
     /// Parses and validates a query string. `Err` holds the reason text of the 3006 close.
     pub(crate) fn from_query(query: &str) -> Result<SessionParams, String> {
@@ -209,19 +260,26 @@ impl SessionParams {
                 get("min_end_of_turn_silence_when_confident")
                     .map(|v| ("min_end_of_turn_silence_when_confident", v))
             }) {
-            Some((k, v)) => parse_int(k, v, 0, 60_000)? as u32,
+            Some((k, v)) => {
+                parse_int(k, v, TURN_SILENCE_RANGE_MS.0, TURN_SILENCE_RANGE_MS.1)? as u32
+            }
             None if u3 => 100,
             None => 400,
         };
         let max_turn_silence = match get("max_turn_silence") {
-            Some(v) => parse_int("max_turn_silence", v, 0, 60_000)? as u32,
+            Some(v) => parse_int(
+                "max_turn_silence",
+                v,
+                TURN_SILENCE_RANGE_MS.0,
+                TURN_SILENCE_RANGE_MS.1,
+            )? as u32,
             None if u3 => 1_000,
             None => 1_280,
         };
         let keyterms_prompt = match get("keyterms_prompt") {
             Some(v) => {
                 let list = parse_list("keyterms_prompt", v)?;
-                if list.len() > 100 {
+                if list.len() > MAX_KEYTERMS {
                     return Err(format!(
                         "{INVALID}: keyterms_prompt has {} terms; at most 100 are allowed",
                         list.len()

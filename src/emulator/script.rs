@@ -106,8 +106,6 @@ pub(crate) struct PreparedTurn {
     pub language_code: Option<String>,
     pub speaker: Option<String>,
     pub translations: BTreeMap<String, String>,
-    /// Placeholder words (no script): generated while speech goes on.
-    pub placeholder: bool,
 }
 
 /// Speech time assumed for one placeholder word.
@@ -142,23 +140,7 @@ impl PreparedTurn {
             language_code: turn.language_code.clone(),
             speaker: turn.speaker.clone(),
             translations: turn.translations.clone(),
-            placeholder: false,
         }
-    }
-
-    pub(crate) fn placeholder() -> Self {
-        PreparedTurn {
-            placeholder: true,
-            ..Default::default()
-        }
-    }
-
-    /// Adds the next placeholder word (`[word1]`, `[word2]`, …).
-    pub(crate) fn push_placeholder(&mut self) {
-        let w = format!("[word{}]", self.formatted.len() + 1);
-        self.plain.push(w.clone());
-        self.formatted.push(w);
-        self.durations.push(PLACEHOLDER_WORD_MS);
     }
 
     pub(crate) fn len(&self) -> usize {

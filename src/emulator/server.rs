@@ -1,10 +1,8 @@
 //! The HTTP side: one hyper 1 server (HTTP/1.1 with upgrades) on one port serving `/v3/ws`,
 //! `/v3/token` and the LLM routes.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,135 +12,17 @@ use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use super::llm::{self, LlmState};
+use super::llm;
 use super::query::form_pairs;
-use super::script::PreparedTurn;
 use super::session::{self, SessionSetup};
-use super::{Faults, Formatting, ids};
-
-/// Settings fixed when the emulator starts.
-pub(crate) struct Config {
-    pub api_key: String,
-    pub formatting: Formatting,
-    pub faults: Faults,
-    pub max_sessions: Option<usize>,
-    pub reject_with_401: bool,
-    pub stamp_send_time: bool,
-    pub max_session_duration: Duration,
-    pub realtime_tolerance: Duration,
-}
-
-#[derive(Debug)]
-struct TokenEntry {
-    expires: Instant,
-    session_cap: Duration,
-    used: bool,
-}
-
-/// State shared by every connection.
-pub(crate) struct Shared {
-    pub config: Config,
-    pub script: Arc<[Arc<PreparedTurn>]>,
-    pub active: AtomicUsize,
-    pub llm: Arc<LlmState>,
-    pub shutdown: watch::Receiver<bool>,
-    tokens: Mutex<HashMap<String, TokenEntry>>,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The key and the tokens are secrets; the LLM state is not required to be `Debug`.
-        f.debug_struct("Shared")
-            .field("script_turns", &self.script.len())
-            .field("active", &self.active)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    pub(crate) fn new(
-        config: Config,
-        script: Arc<[Arc<PreparedTurn>]>,
-        llm: LlmState,
-        shutdown: watch::Receiver<bool>,
-    ) -> Self {
-        Shared {
-            config,
-            script,
-            active: AtomicUsize::new(0),
-            llm: Arc::new(llm),
-            shutdown,
-            tokens: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn mint_token(&self, expires_in: Duration, session_cap: Duration) -> String {
-        let token = format!("emu_{:016x}{:016x}", ids::random_u64(), ids::random_u64());
-        let now = Instant::now();
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        // Forget tokens that can no longer be used (expired long ago), so the map stays small.
-        tokens.retain(|_, t| t.expires + Duration::from_secs(600) > now);
-        tokens.insert(
-            token.clone(),
-            TokenEntry {
-                expires: now + expires_in,
-                session_cap,
-                used: false,
-            },
-        );
-        token
-    }
-
-    /// Consumes a token: `Ok(session cap)` or the reason it is refused.
-    fn use_token(&self, token: &str) -> Result<Duration, String> {
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        match tokens.get_mut(token) {
-            None => Err("Unauthorized Connection: Invalid token".into()),
-            Some(t) if t.used => Err("Unauthorized Connection: Token already used".into()),
-            Some(t) if t.expires <= Instant::now() => {
-                Err("Unauthorized Connection: Token expired".into())
-            }
-            Some(t) => {
-                t.used = true;
-                Ok(t.session_cap)
-            }
-        }
-    }
-
-    /// Decides a websocket request's credentials. `Ok(Some(cap))` for a token.
-    fn authorize(
-        &self,
-        header: Option<&str>,
-        query_token: Option<&str>,
-    ) -> Result<Option<Duration>, String> {
-        if header == Some(self.config.api_key.as_str()) {
-            return Ok(None);
-        }
-        if let Some(token) = query_token {
-            return self.use_token(token).map(Some);
-        }
-        match header {
-            None | Some("") => Err("Unauthorized Connection: Missing Authorization header".into()),
-            // Like the service (and the Python SDK, which sends a temporary token there), a
-            // token in the header is accepted.
-            Some(h) => match self.use_token(h) {
-                Ok(cap) => Ok(Some(cap)),
-                Err(reason) if reason.ends_with("Invalid token") => {
-                    Err("Unauthorized Connection: Invalid API key".into())
-                }
-                Err(reason) => Err(reason),
-            },
-        }
-    }
-}
+use super::state::Shared;
 
 fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
@@ -294,8 +174,9 @@ fn websocket(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Full<B
     resp
 }
 
-/// Accepts connections until shutdown.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections until shutdown. With `tls`, a connection whose first byte is a TLS
+/// handshake record is served over TLS, any other as plain HTTP.
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
     let mut shutdown = shared.shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -313,16 +194,51 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let mut shutdown = shared.shutdown.clone();
-            let service = service_fn(move |req| route(shared.clone(), req));
-            let conn = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
+            let limit = shared.config.header_read_timeout;
+            let connection = async {
+                let Some(tls) = tls else {
+                    return serve_connection(stream, shared).await;
+                };
+                // The TLS handshake counts against the same limit as a request head.
+                let mut first = [0u8; 1];
+                let is_tls = matches!(
+                    tokio::time::timeout(limit, stream.peek(&mut first)).await,
+                    Ok(Ok(1)) if first[0] == 0x16
+                );
+                if is_tls {
+                    if let Ok(Ok(tls_stream)) =
+                        tokio::time::timeout(limit, tls.accept(stream)).await
+                    {
+                        serve_connection(tls_stream, shared).await;
+                    }
+                } else {
+                    serve_connection(stream, shared).await;
+                }
+            };
             tokio::select! {
-                _ = conn => {}
+                _ = connection => {}
                 _ = shutdown.wait_for(|stop| *stop) => {}
             }
         });
     }
+}
+
+/// Serves HTTP/1.1 (with upgrades) on one connection, plain or TLS.
+async fn serve_connection<I>(io: I, shared: Arc<Shared>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limit = shared.config.header_read_timeout;
+    let service = service_fn(move |req| route(shared.clone(), req));
+    // A request head must arrive in time (hyper's timer-driven header read timeout), or the
+    // connection is closed.
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limit)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
 }

@@ -15,12 +15,38 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::engine::Engine;
 use super::ids;
-use super::query::SessionParams;
-use super::server::Shared;
+use super::query::{MAX_KEYTERM_CHARS, SessionParams, check_update};
+use super::state::Shared;
 use crate::Error;
 use crate::protocol::{
-    Begin, BeginConfiguration, ClientMessage, ErrorFrame, SENT_AT_FIELD, ServerMessage,
+    Begin, BeginConfiguration, ClientMessage, ErrorFrame, SENT_AT_FIELD, ServerMessage, Warning,
 };
+
+/// `Warning` code when key terms longer than 50 characters are ignored (spec §1.2 says they
+/// are ignored; the service's warning code is undocumented, the emulator uses the
+/// input-validation number).
+pub const WARNING_KEYTERMS_IGNORED: i64 = 3006;
+/// `Warning` code a minute before the session cap closes the session with 3008 (text as in the
+/// fixtures, line 51: "session ending soon"; the code is undocumented, the emulator uses 3008's).
+pub const WARNING_SESSION_ENDING: i64 = 3008;
+/// How long before the session cap the "session ending soon" `Warning` comes.
+const SESSION_ENDING_NOTICE: Duration = Duration::from_secs(60);
+
+/// The `Warning` for key terms that are too long, if any.
+fn keyterms_warning(terms: &[String]) -> Option<ServerMessage> {
+    let long = terms
+        .iter()
+        .filter(|t| t.chars().count() > MAX_KEYTERM_CHARS)
+        .count();
+    (long > 0).then(|| {
+        ServerMessage::Warning(Warning {
+            warning_code: WARNING_KEYTERMS_IGNORED,
+            warning: format!(
+                "keyterms_prompt: {long} term(s) longer than {MAX_KEYTERM_CHARS} characters ignored"
+            ),
+        })
+    })
+}
 
 /// How long the emulator waits for the client's half of the closing handshake.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -65,22 +91,7 @@ fn parse_client_text(text: &str) -> Result<ClientMessage, String> {
     let msg: ClientMessage = serde_json::from_value(value)
         .map_err(|e| format!("Invalid Message: {}", clip(&e.to_string(), 200)))?;
     if let ClientMessage::UpdateConfiguration(u) = &msg {
-        for (name, v) in [
-            (
-                "end_of_turn_confidence_threshold",
-                u.end_of_turn_confidence_threshold,
-            ),
-            ("vad_threshold", u.vad_threshold),
-        ] {
-            if let Some(v) = v {
-                if !(0.0..=1.0).contains(&v) {
-                    return Err(format!("Invalid Message: {name} must be between 0 and 1"));
-                }
-            }
-        }
-        if u.keyterms_prompt.as_ref().is_some_and(|k| k.len() > 100) {
-            return Err("Invalid Message: keyterms_prompt allows at most 100 terms".into());
-        }
+        check_update(u)?;
     }
     Ok(msg)
 }
@@ -93,11 +104,14 @@ fn clip(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// The writing half, with the send-time stamp and the slow-message fault.
+/// The writing half, with the send-time stamp and the slow-message fault. Every write is
+/// bounded (by `write_timeout`, and never past the session cap plus that), so a client that
+/// stops reading cannot hold its session open: the write fails and the session ends.
 struct Conn<S> {
     ws: WebSocketStream<S>,
     stamp: bool,
     slow: Option<Duration>,
+    write_timeout: Duration,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -114,7 +128,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             use std::fmt::Write;
             let _ = write!(text, ",\"{SENT_AT_FIELD}\":{ns}}}");
         }
-        self.ws.feed(Message::text(text)).await.is_ok()
+        let limit = self.write_timeout;
+        matches!(
+            tokio::time::timeout(limit, self.ws.feed(Message::text(text))).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Flushes what was fed, within the write limit; `false` when the client is gone or not
+    /// reading.
+    async fn flush(&mut self) -> bool {
+        let limit = self.write_timeout;
+        matches!(
+            tokio::time::timeout(limit, self.ws.flush()).await,
+            Ok(Ok(()))
+        )
     }
 
     /// Sends messages and flushes; `false` when the client is gone.
@@ -127,7 +155,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 return false;
             }
         }
-        self.ws.flush().await.is_ok()
+        self.flush().await
     }
 
     async fn send(&mut self, msg: ServerMessage) -> bool {
@@ -151,7 +179,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             // A close reason is limited to 123 bytes by RFC 6455.
             reason: clip(reason, 123).to_string().into(),
         };
-        if self.ws.close(Some(frame)).await.is_err() {
+        let limit = self.write_timeout;
+        if !matches!(
+            tokio::time::timeout(limit, self.ws.close(Some(frame))).await,
+            Ok(Ok(()))
+        ) {
             return;
         }
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
@@ -207,6 +239,7 @@ where
         ws,
         stamp: shared.config.stamp_send_time,
         slow: faults.slow_messages,
+        write_timeout: shared.config.write_timeout,
     };
     let mut shutdown = shared.shutdown.clone();
     let drop_at = faults.drop_after.map(|d| opened + d);
@@ -291,13 +324,13 @@ async fn run_session<S>(
     }
     if faults.unknown_message {
         let text = json!({"type": "EmulatorUnknownMessage", "detail": "injected by Faults::unknown_message"}).to_string();
-        if !conn.feed_text(text).await || conn.ws.flush().await.is_err() {
+        if !conn.feed_text(text).await || !conn.flush().await {
             return;
         }
     }
     if faults.malformed_frame {
         let text = r#"{"type":"Turn","turn_order":"#.to_string();
-        if !conn.feed_text(text).await || conn.ws.flush().await.is_err() {
+        if !conn.feed_text(text).await || !conn.flush().await {
             return;
         }
     }
@@ -305,6 +338,23 @@ async fn run_session<S>(
         conn.fail(*code, reason).await;
         return;
     }
+    if faults.untyped_error {
+        // The catch-all server error in its untyped form (fixtures line 50), then 3005.
+        let reason = "Session Cancelled: An error occurred";
+        if conn.feed_text(json!({ "error": reason }).to_string()).await && conn.flush().await {
+            conn.close(3005, reason).await;
+        }
+        return;
+    }
+    if let Some(w) = keyterms_warning(&params.keyterms_prompt) {
+        if !conn.send(w).await {
+            return;
+        }
+    }
+    let ending_notice = expires
+        .checked_sub(SESSION_ENDING_NOTICE)
+        .filter(|at| *at > started);
+    let mut ending_warned = ending_notice.is_none();
 
     let mut engine = Engine::new(&params, config.formatting, shared.script.clone());
     let mut out: Vec<ServerMessage> = Vec::with_capacity(4);
@@ -373,7 +423,7 @@ async fn run_session<S>(
                                 "audio_duration_seconds": audio.round() as i64,
                                 "session_duration_seconds": session.round() as i64,
                             }).to_string();
-                            if conn.feed_text(text).await && conn.ws.flush().await.is_ok() {
+                            if conn.feed_text(text).await && conn.flush().await {
                                 conn.close(1000, "").await;
                             }
                             return;
@@ -387,6 +437,11 @@ async fn run_session<S>(
                         Ok(ClientMessage::KeepAlive) => {}
                         Ok(ClientMessage::UpdateConfiguration(u)) => {
                             engine.update(&u);
+                            if let Some(w) = u.keyterms_prompt.as_deref().and_then(keyterms_warning) {
+                                if !conn.send(w).await {
+                                    return;
+                                }
+                            }
                             match u.session_heartbeat {
                                 Some(true) if heartbeat.is_none() => heartbeat = Some(heartbeat_interval()),
                                 Some(false) => heartbeat = None,
@@ -396,7 +451,7 @@ async fn run_session<S>(
                     },
                     Message::Ping(_) => {
                         // tungstenite queued the pong; push it out.
-                        if conn.ws.flush().await.is_err() {
+                        if !conn.flush().await {
                             return;
                         }
                     }
@@ -406,6 +461,19 @@ async fn run_session<S>(
                         return;
                     }
                     Message::Pong(_) | Message::Frame(_) => {}
+                }
+            }
+            _ = async { match ending_notice { Some(at) if !ending_warned => sleep_until(at).await, _ => std::future::pending().await } } => {
+                ending_warned = true;
+                let w = ServerMessage::Warning(Warning {
+                    warning_code: WARNING_SESSION_ENDING,
+                    warning: format!(
+                        "session ending soon: the maximum session duration is reached in {} seconds",
+                        SESSION_ENDING_NOTICE.as_secs()
+                    ),
+                });
+                if !conn.send(w).await {
+                    return;
                 }
             }
             _ = sleep_until(expires) => {
@@ -443,7 +511,7 @@ mod tests {
 
     use super::*;
     use crate::emulator::llm::{LlmOptions, LlmState};
-    use crate::emulator::server::{Config, Shared};
+    use crate::emulator::state::{Config, Shared};
     use crate::emulator::{Faults, Formatting, Script};
     use tokio::sync::watch;
     use tokio_tungstenite::tungstenite::protocol::Role;
@@ -459,6 +527,8 @@ mod tests {
             stamp_send_time: false,
             max_session_duration: Duration::from_secs(10_800),
             realtime_tolerance: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
         };
         let llm = LlmState::new(LlmOptions::default(), "k".into(), &Script::default());
         (
@@ -500,13 +570,19 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_session_is_closed_with_3008_after_three_hours() {
+    async fn a_session_is_warned_a_minute_before_and_closed_with_3008_after_three_hours() {
         let (mut ws, _stop) = open("speech_model=universal-streaming-english").await;
         assert!(matches!(
             next_message(&mut ws).await,
             ServerMessage::Begin(_)
         ));
         let t0 = Instant::now();
+        let ServerMessage::Warning(w) = next_message(&mut ws).await else {
+            panic!()
+        };
+        assert_eq!(w.warning_code, WARNING_SESSION_ENDING);
+        assert!(w.warning.starts_with("session ending soon"), "{w:?}");
+        assert_eq!(t0.elapsed().as_secs(), 10_800 - 60);
         let ServerMessage::Error(e) = next_message(&mut ws).await else {
             panic!()
         };
@@ -538,7 +614,11 @@ mod tests {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(10_799), keep_alive).await;
-        let ServerMessage::Error(e) = next_message(&mut ws).await else {
+        let mut msg = next_message(&mut ws).await;
+        if let ServerMessage::Warning(_) = msg {
+            msg = next_message(&mut ws).await;
+        }
+        let ServerMessage::Error(e) = msg else {
             panic!()
         };
         assert_eq!(e.error_code, Some(3008), "{e:?}");
@@ -559,6 +639,95 @@ mod tests {
         };
         assert_eq!(e.error_code, Some(i64::from(INACTIVITY_CLOSE_CODE)));
         assert_eq!(t0.elapsed().as_secs(), 3600);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn too_long_key_terms_are_ignored_with_a_warning() {
+        let long = "x".repeat(51);
+        let query = format!(
+            "speech_model=universal-streaming-english&keyterms_prompt=%5B%22ok%22%2C%22{long}%22%5D"
+        );
+        let (mut ws, _stop) = open(&query).await;
+        assert!(matches!(
+            next_message(&mut ws).await,
+            ServerMessage::Begin(_)
+        ));
+        let ServerMessage::Warning(w) = next_message(&mut ws).await else {
+            panic!()
+        };
+        assert_eq!(w.warning_code, WARNING_KEYTERMS_IGNORED);
+        assert!(w.warning.contains("1 term(s) longer than 50"), "{w:?}");
+        // The same through UpdateConfiguration.
+        let update =
+            format!(r#"{{"type":"UpdateConfiguration","keyterms_prompt":["{long}","{long}"]}}"#);
+        ws.send(Message::text(update)).await.unwrap();
+        let ServerMessage::Warning(w) = next_message(&mut ws).await else {
+            panic!()
+        };
+        assert!(w.warning.contains("2 term(s)"), "{w:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_reads_loses_its_slot_at_the_write_limit() {
+        // A 4 KB pipe: the server's partials fill it within seconds once the client stops
+        // reading, and every server write then blocks.
+        let (client_io, server_io) = tokio::io::duplex(4 * 1024);
+        let (shared, _stop) = shared();
+        let setup = SessionSetup {
+            shared: shared.clone(),
+            query: "speech_model=universal-streaming-english&inactivity_timeout=5".into(),
+            auth: Ok(None),
+            api_version: None,
+        };
+        let server = tokio::spawn(async move {
+            let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+            run(ws, setup).await;
+        });
+        let mut ws = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let tone: Vec<u8> = (0..800)
+            .flat_map(|i| ((((i as f64) * 0.17).sin() * 8000.0) as i16).to_le_bytes())
+            .collect();
+        let t0 = Instant::now();
+        // Audio every 50 ms (so inactivity_timeout never fires), never a read.
+        let sender = async {
+            loop {
+                sleep(Duration::from_millis(50)).await;
+                if ws.send(Message::binary(tone.clone())).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(60), sender).await;
+        assert!(server.is_finished(), "the session still runs after 60 s");
+        // Ended by the 10 s write limit, not by anything the client did.
+        assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+        assert_eq!(shared.active.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn update_configuration_has_the_query_bounds() {
+        for (field, bad, good) in [
+            ("max_turn_silence", "4294967295", "60000"),
+            ("max_turn_silence", "60001", "0"),
+            ("min_turn_silence", "60001", "1280"),
+            ("min_end_of_turn_silence_when_confident", "100000", "160"),
+            ("end_of_turn_confidence_threshold", "1.5", "1"),
+            ("vad_threshold", "-0.1", "0"),
+        ] {
+            let msg = |v: &str| format!(r#"{{"type":"UpdateConfiguration","{field}":{v}}}"#);
+            let err = parse_client_text(&msg(bad)).unwrap_err();
+            assert!(err.starts_with("Invalid Message"), "{field}={bad}: {err}");
+            assert!(
+                SessionParams::from_query(&format!("speech_model=u3-rt-pro&{field}={bad}"))
+                    .is_err(),
+                "the query parser rejects {field}={bad} too"
+            );
+            assert!(parse_client_text(&msg(good)).is_ok(), "{field}={good}");
+        }
+        let many: Vec<String> = (0..101).map(|i| format!("t{i}")).collect();
+        let msg =
+            serde_json::json!({"type":"UpdateConfiguration","keyterms_prompt":many}).to_string();
+        assert!(parse_client_text(&msg).is_err());
     }
 
     #[test]

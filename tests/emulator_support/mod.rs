@@ -2,6 +2,8 @@
 //! tokio-tungstenite client that streams at real-time pace.
 #![allow(dead_code)]
 
+pub mod sdk;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -1,0 +1,158 @@
+//! TLS: `wss://` and `https://` with the certificate made at start-up, next to plain `ws://`.
+
+mod emulator_support;
+
+use std::sync::Arc;
+
+use assemblyai_streaming::emulator::{Emulator, TlsCertificate};
+use assemblyai_streaming::protocol::ServerMessage;
+use futures::StreamExt;
+use tokio_tungstenite::Connector;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+fn client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+async fn first_message(url: &str, key: &str, connector: Option<Connector>) -> ServerMessage {
+    let mut req = format!("{url}/v3/ws?speech_model=universal-streaming-english")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Authorization", key.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(req, None, true, connector)
+        .await
+        .unwrap();
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return ServerMessage::from_json(&t).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn wss_and_https_with_the_generated_ca_and_plain_ws_on_the_same_port() {
+    let emu = Emulator::builder()
+        .tls(TlsCertificate::SelfSigned)
+        .start()
+        .await
+        .unwrap();
+    let ca = emu.ca_certificate_pem().unwrap().to_string();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    let wss = emu.wss_url().unwrap();
+    assert!(wss.starts_with("wss://127.0.0.1:"));
+    let tls = Connector::Rustls(client_config(&ca));
+    assert!(matches!(
+        first_message(&wss, emu.api_key(), Some(tls)).await,
+        ServerMessage::Begin(_)
+    ));
+    // Plain ws:// still works on the same port.
+    assert!(matches!(
+        first_message(&emu.ws_url(), emu.api_key(), None).await,
+        ServerMessage::Begin(_)
+    ));
+    // https:// for the HTTP routes, trusting only the emulator's CA.
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let resp = http
+        .get(format!("{}/v1/models", emu.https_url().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // A client that does not trust the CA is refused.
+    let untrusting = reqwest::Client::builder().build().unwrap();
+    assert!(
+        untrusting
+            .get(format!("{}/v1/models", emu.https_url().unwrap()))
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn without_tls_there_is_no_secure_url() {
+    let emu = Emulator::builder().start().await.unwrap();
+    assert_eq!(emu.wss_url(), None);
+    assert_eq!(emu.ca_certificate_pem(), None);
+}
+
+#[tokio::test]
+async fn an_unusable_certificate_is_an_error_at_start() {
+    let err = Emulator::builder()
+        .tls(TlsCertificate::Pem {
+            cert_chain_pem: "not a pem".into(),
+            key_pem: "nor this".into(),
+            ca_pem: None,
+        })
+        .start()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn a_stalled_tls_handshake_is_closed_at_the_header_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emu = Emulator::builder()
+        .tls(TlsCertificate::SelfSigned)
+        .header_read_timeout(std::time::Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let mut s = tokio::net::TcpStream::connect(emu.local_addr())
+        .await
+        .unwrap();
+    // The first byte of a TLS record, then nothing.
+    s.write_all(&[0x16]).await.unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the stalled handshake held the connection");
+}
+
+#[tokio::test]
+async fn a_user_given_certificate_and_key_are_served() {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let emu = Emulator::builder()
+        .tls(TlsCertificate::Pem {
+            cert_chain_pem: cert.pem(),
+            key_pem: signing_key.serialize_pem(),
+            ca_pem: Some(cert.pem()),
+        })
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(emu.ca_certificate_pem(), Some(cert.pem().as_str()));
+    let tls = Connector::Rustls(client_config(&cert.pem()));
+    assert!(matches!(
+        first_message(&emu.wss_url().unwrap(), emu.api_key(), Some(tls)).await,
+        ServerMessage::Begin(_)
+    ));
+}
