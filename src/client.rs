@@ -119,6 +119,7 @@ struct Endpoint {
 
 impl Endpoint {
     fn parse(url: &str) -> Result<Self> {
+        crate::handshake::check_base_url(url)?;
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| Error::Config(format!("invalid base URL {url:?}: no scheme")))?;
@@ -176,6 +177,8 @@ pub struct StreamingClientBuilder {
     region: Region,
     options: SessionOptions,
     http: Option<reqwest::Client>,
+    proxy: crate::proxy::ProxySetting,
+    root_certificates: Vec<Vec<u8>>,
 }
 
 impl StreamingClientBuilder {
@@ -259,6 +262,32 @@ impl StreamingClientBuilder {
         self
     }
 
+    /// Connects through this HTTP `CONNECT` proxy, `http://[user:password@]host[:port]`, for
+    /// `ws://` and `wss://` alike (default: the `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`
+    /// environment variables, read by [`build`](Self::build); see the README's "Proxies, TLS
+    /// and limits"). Credentials go in `Proxy-Authorization: Basic` and are never logged. An
+    /// unsupported or malformed URL fails `build()` with [`Error::Config`]; a proxy refusing the
+    /// tunnel fails `connect()` with [`Error::ProxyRejected`].
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = crate::proxy::ProxySetting::Explicit(Secret::new(url));
+        self
+    }
+
+    /// Never uses a proxy, whatever the environment says.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = crate::proxy::ProxySetting::Disabled;
+        self
+    }
+
+    /// Trusts this root certificate (PEM; every `CERTIFICATE` block in it) for `wss://`, in
+    /// addition to the built-in roots, e.g. the emulator's CA. An unreadable PEM fails
+    /// [`build`](Self::build) with [`Error::Config`]. Applies to the websocket only; token
+    /// requests use [`http_client`](Self::http_client)'s TLS settings.
+    pub fn add_root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.root_certificates.push(pem.as_ref().to_vec());
+        self
+    }
+
     /// Use this HTTP client for token requests (shares connection pools and proxy settings).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
@@ -295,8 +324,19 @@ impl StreamingClientBuilder {
             )));
         }
         let endpoint = Endpoint::parse(self.base_url.as_deref().unwrap_or(self.region.base_url()))?;
+        let transport = crate::handshake::Transport::new(
+            &self.proxy,
+            &self.root_certificates,
+            endpoint.secure,
+            &endpoint.authority,
+        )?;
+        let redactor = crate::redact::Redactor::new(
+            std::iter::once(secret.expose()).chain(transport.secrets()),
+        );
         Ok(StreamingClient {
             inner: Arc::new(Inner {
+                transport,
+                redactor,
                 credentials,
                 endpoint,
                 options: self.options,
@@ -308,6 +348,8 @@ impl StreamingClientBuilder {
 
 #[derive(Debug)]
 struct Inner {
+    transport: crate::handshake::Transport,
+    redactor: crate::redact::Redactor,
     credentials: Credentials,
     endpoint: Endpoint,
     options: SessionOptions,
@@ -410,7 +452,14 @@ impl StreamingClient {
             .max_frame_size(Some(crate::protocol::MAX_SERVER_FRAME_BYTES));
         let timeout = self.inner.options.connect_timeout;
         let attempt = async {
-            let mut ws = crate::handshake::connect(&target, &headers, config).await?;
+            let mut ws = crate::handshake::connect(
+                &target,
+                &headers,
+                config,
+                &self.inner.transport,
+                &self.inner.redactor,
+            )
+            .await?;
             tracing::debug!("websocket open; waiting for Begin");
             wait_for_begin(&mut ws)
                 .await

@@ -55,6 +55,13 @@ pub const DEFAULT_MAX_TOKENS: u32 = 1000;
 /// Longest error body kept in [`Error::Api`] messages when it is not a known JSON envelope.
 const MAX_ERROR_TEXT: usize = 512;
 
+/// How much of an error response body is read (bytes): enough for every envelope the services
+/// send; the rest is never read, so a hostile error body cannot grow memory.
+const MAX_ERROR_BODY: usize = 1024;
+
+/// Default limit of a success body (bytes), see [`LemurBuilder::max_response_bytes`].
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
 /// Which API a [`Lemur`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -88,6 +95,9 @@ pub struct LemurBuilder {
     max_retry_wait: Option<Duration>,
     bearer_auth: bool,
     http_client: Option<reqwest::Client>,
+    proxy: crate::proxy::ProxySetting,
+    root_certificates: Vec<Vec<u8>>,
+    max_response_bytes: Option<usize>,
 }
 
 impl LemurBuilder {
@@ -181,8 +191,43 @@ impl LemurBuilder {
 
     /// Uses this HTTP client (shared connection pool, proxies, TLS settings). Default: a new
     /// client. Its own timeouts still apply, in addition to [`timeout`](Self::timeout).
+    /// Combined with [`proxy`](Self::proxy), [`no_proxy`](Self::no_proxy) or
+    /// [`add_root_certificate`](Self::add_root_certificate), `build()` fails with
+    /// [`Error::Config`]: set those on the client you pass.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
+        self
+    }
+
+    /// Sends every request through this HTTP proxy, `http://[user:password@]host[:port]`.
+    /// Default: the `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY` environment variables
+    /// (reqwest's rules, the same as the streaming client's). A malformed or non-`http://`
+    /// URL fails `build()` with [`Error::Config`]; credentials are never logged.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = crate::proxy::ProxySetting::Explicit(Secret::new(url));
+        self
+    }
+
+    /// Never uses a proxy, whatever the environment says.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = crate::proxy::ProxySetting::Disabled;
+        self
+    }
+
+    /// Trusts this root certificate (PEM; every `CERTIFICATE` block in it) in addition to the
+    /// built-in roots, e.g. the emulator's CA. An unreadable PEM fails `build()` with
+    /// [`Error::Config`].
+    pub fn add_root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.root_certificates.push(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Largest success body read, in bytes, streamed or not. Default
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`] (4 MiB: a `max_tokens` of 1000 is a few KiB). A larger
+    /// body stops reading at the limit with [`Error::ResponseTooLarge`] (not retried). Error
+    /// bodies are read to their first KiB only, whatever this says.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = Some(bytes);
         self
     }
 
@@ -220,6 +265,7 @@ impl LemurBuilder {
             (None, Backend::LlmGateway, _) => LLM_GATEWAY_URL.to_owned(),
             (None, Backend::LegacyLemur, _) => LEMUR_URL.to_owned(),
         };
+        crate::handshake::check_base_url(&base)?;
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::Config(format!(
                 "base URL must start with http:// or https://, got {base:?}"
@@ -260,17 +306,27 @@ impl LemurBuilder {
         if timeout.is_zero() {
             return Err(Error::Config("timeout must be positive".into()));
         }
+        let max_response_bytes = self
+            .max_response_bytes
+            .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+        if max_response_bytes == 0 {
+            return Err(Error::Config("max_response_bytes must be positive".into()));
+        }
+        let custom_transport = !matches!(self.proxy, crate::proxy::ProxySetting::FromEnv)
+            || !self.root_certificates.is_empty();
+        let mut secrets = vec![key.expose().to_owned()];
         let http = match self.http_client {
+            Some(_) if custom_transport => {
+                return Err(Error::Config(
+                    "proxy(), no_proxy() and add_root_certificate() apply to the HTTP client \
+                     Lemur builds; with http_client() set them on that client"
+                        .into(),
+                ));
+            }
             Some(c) => c,
-            None => reqwest::Client::builder()
-                .user_agent(concat!(
-                    env!("CARGO_PKG_NAME"),
-                    "/",
-                    env!("CARGO_PKG_VERSION")
-                ))
-                .build()
-                .map_err(|e| Error::Config(format!("cannot create the HTTP client: {e}")))?,
+            None => http_client(&self.proxy, &self.root_certificates, &mut secrets)?,
         };
+        let redactor = crate::redact::Redactor::new(secrets.iter().map(String::as_str));
 
         Ok(Lemur {
             inner: Arc::new(Inner {
@@ -286,6 +342,8 @@ impl LemurBuilder {
                 max_retries: self.max_retries.unwrap_or(2),
                 retry_delay: self.retry_delay.unwrap_or(Duration::from_millis(250)),
                 max_retry_wait: self.max_retry_wait.unwrap_or(Duration::from_secs(30)),
+                max_response_bytes,
+                redactor,
             }),
         })
     }
@@ -313,6 +371,9 @@ struct Inner {
     max_retries: u32,
     retry_delay: Duration,
     max_retry_wait: Duration,
+    max_response_bytes: usize,
+    /// Removes the key (and proxy credentials) from every server text kept or returned.
+    redactor: crate::redact::Redactor,
 }
 
 impl std::fmt::Debug for Lemur {
@@ -399,7 +460,7 @@ impl Lemur {
                     temperature: self.inner.temperature,
                 };
                 let body = self.post(&request).await?;
-                let response: LemurTaskResponse = parse(&body)?;
+                let response: LemurTaskResponse = parse(&body, &self.inner.redactor)?;
                 response.response
             }
         };
@@ -443,7 +504,7 @@ impl Lemur {
             request.temperature = self.inner.temperature;
         }
         let body = self.post(&request).await?;
-        parse(&body)
+        parse(&body, &self.inner.redactor)
     }
 
     /// Posts `body` with retries; returns the body of a 2xx response.
@@ -505,7 +566,12 @@ impl Lemur {
                 .map_err(transport_error)?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let bytes = response.bytes().await.map_err(transport_error)?;
+            let limit = if (200..300).contains(&status) {
+                inner.max_response_bytes
+            } else {
+                MAX_ERROR_BODY
+            };
+            let bytes = read_capped(response, limit, (200..300).contains(&status)).await?;
             Ok::<_, Error>((status, headers, bytes))
         };
         let (status, headers, bytes) = tokio::time::timeout(inner.timeout, exchange)
@@ -520,7 +586,7 @@ impl Lemur {
         if status == 404 && inner.backend == Backend::LegacyLemur {
             return Err(Error::LemurShutDown);
         }
-        Err(api_error(status, &headers, &bytes, &inner.key))
+        Err(api_error(status, &headers, &bytes, &inner.redactor))
     }
 }
 
@@ -548,13 +614,84 @@ fn transport_error(e: reqwest::Error) -> Error {
     Error::Http(message)
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| {
-        Error::decode(
-            format_args!("unexpected LLM response: {e}"),
-            &String::from_utf8_lossy(body),
-        )
-    })
+/// Reads a response body up to `limit` bytes. Past the limit, a success body (`strict`) is
+/// [`Error::ResponseTooLarge`]; an error body is cut there. Either way no more is read and the
+/// connection is dropped, so memory stays bounded whatever the server sends.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+    strict: bool,
+) -> Result<Bytes> {
+    if strict && response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Error::ResponseTooLarge { limit });
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > limit {
+            if strict {
+                return Err(Error::ResponseTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk[..limit - body.len()]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Builds the HTTP client with the proxy and root settings; adds the proxy's secrets to
+/// `secrets`.
+fn http_client(
+    proxy: &crate::proxy::ProxySetting,
+    roots: &[Vec<u8>],
+    secrets: &mut Vec<String>,
+) -> Result<reqwest::Client> {
+    use crate::proxy::ProxySetting;
+    let mut builder = reqwest::Client::builder().user_agent(concat!(
+        env!("CARGO_PKG_NAME"),
+        "/",
+        env!("CARGO_PKG_VERSION")
+    ));
+    match proxy {
+        // reqwest reads the same variables itself.
+        ProxySetting::FromEnv => {}
+        ProxySetting::Disabled => builder = builder.no_proxy(),
+        ProxySetting::Explicit(url) => {
+            // Our parser first: the same rules (and errors) as the streaming client's.
+            let parsed = crate::proxy::Proxy::parse(url.expose(), "proxy()")?;
+            secrets.extend(parsed.secrets);
+            let url = if url.expose().contains("://") {
+                url.expose().to_owned()
+            } else {
+                format!("http://{}", url.expose())
+            };
+            let proxy = reqwest::Proxy::all(url)
+                .map_err(|_| Error::Config("invalid proxy URL in proxy()".into()))?;
+            builder = builder.proxy(proxy);
+        }
+    }
+    for pem in roots {
+        for der in crate::handshake::parse_pem(pem)? {
+            let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
+                Error::Config(format!("add_root_certificate: unusable certificate: {e}"))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| Error::Config(format!("cannot create the HTTP client: {e}")))
+}
+
+/// Parses a success body; the payload kept by a decode error is redacted first.
+fn parse<T: for<'de> Deserialize<'de>>(
+    body: &[u8],
+    redactor: &crate::redact::Redactor,
+) -> Result<T> {
+    let text = String::from_utf8_lossy(body);
+    let text = redactor.redact(&text);
+    serde_json::from_str(&text)
+        .map_err(|e| Error::decode(format_args!("unexpected LLM response: {e}"), &text))
 }
 
 /// Builds [`Error::Api`] from any of the envelopes the services really send:
@@ -563,7 +700,16 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
 /// - the spec's OpenAI-style `{"error":{"code","message","metadata"}}`;
 /// - LeMUR's `{"error":"…"}`;
 /// - anything else as (truncated) text, or the status's reason phrase when empty.
-fn api_error(status: u16, headers: &HeaderMap, body: &[u8], key: &ApiKey) -> Error {
+fn api_error(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    redactor: &crate::redact::Redactor,
+) -> Error {
+    // Redacted before anything is parsed or cut, so no part of the key survives truncation.
+    let body = String::from_utf8_lossy(body);
+    let body = redactor.redact(&body);
+    let body = body.as_bytes();
     let retry_after = headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
@@ -572,7 +718,7 @@ fn api_error(status: u16, headers: &HeaderMap, body: &[u8], key: &ApiKey) -> Err
     let header_request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .map(|v| crate::redact::truncate(&redactor.redact(v), 128));
 
     let mut message: String;
     let mut request_id = None;
@@ -621,12 +767,7 @@ fn api_error(status: u16, headers: &HeaderMap, body: &[u8], key: &ApiKey) -> Err
         }
         Err(_) => {
             let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            let mut end = text.len().min(MAX_ERROR_TEXT);
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            message = text[..end].to_owned();
+            message = crate::redact::truncate(text.trim(), MAX_ERROR_TEXT);
         }
     }
     if message.trim().is_empty() {
@@ -636,14 +777,12 @@ fn api_error(status: u16, headers: &HeaderMap, body: &[u8], key: &ApiKey) -> Err
             .unwrap_or("error")
             .to_owned();
     }
-    // A misbehaving proxy could echo the Authorization header; never pass the key on.
-    if !key.expose().is_empty() && message.contains(key.expose()) {
-        message = message.replace(key.expose(), "<redacted>");
-    }
     Error::Api {
         status,
-        message,
-        request_id: request_id.or(header_request_id),
+        message: crate::redact::truncate(&message, 4 * MAX_ERROR_TEXT),
+        request_id: request_id
+            .map(|id| crate::redact::truncate(&id, 128))
+            .or(header_request_id),
         retry_after,
     }
 }
@@ -853,8 +992,8 @@ fn content_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<S
 mod tests {
     use super::*;
 
-    fn key() -> ApiKey {
-        Secret::new("secret-key-123")
+    fn key() -> crate::redact::Redactor {
+        crate::redact::Redactor::new(["secret-key-123"])
     }
 
     #[test]
@@ -921,7 +1060,7 @@ mod tests {
             "content":"  Hola.  "},"finish_reason":"stop"}],"request":{"model":"m"},
             "usage":{"input_tokens":5,"output_tokens":2,"total_tokens":7},
             "http_status_code":200,"response_time":123,"llm_status_code":200}"#;
-        let r: ChatResponse = parse(body).unwrap();
+        let r: ChatResponse = parse(body, &key()).unwrap();
         assert_eq!(r.request_id.as_deref(), Some("r"));
         assert_eq!(r.text(), Some("Hola."));
         assert_eq!(r.usage.as_ref().and_then(|u| u.output_tokens), Some(2));
@@ -932,14 +1071,16 @@ mod tests {
     fn content_parts_and_null_content_are_handled() {
         let r: ChatResponse = parse(
             br#"{"choices":[{"message":{"content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}}]}"#,
+            &key(),
         )
         .unwrap();
         assert_eq!(r.text(), Some("ab"));
-        let r: ChatResponse = parse(br#"{"choices":[{"message":{"content":null}}]}"#).unwrap();
+        let r: ChatResponse =
+            parse(br#"{"choices":[{"message":{"content":null}}]}"#, &key()).unwrap();
         assert_eq!(r.text(), None);
-        let r: ChatResponse = parse(br#"{"choices":[]}"#).unwrap();
+        let r: ChatResponse = parse(br#"{"choices":[]}"#, &key()).unwrap();
         assert_eq!(r.text(), None);
-        assert!(parse::<ChatResponse>(b"not json").is_err());
+        assert!(parse::<ChatResponse>(b"not json", &key()).is_err());
     }
 
     #[test]
