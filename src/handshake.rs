@@ -20,8 +20,11 @@ use crate::redact::Redactor;
 /// Largest response head or rejection body read during the handshake.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
-/// Longest rejection body (upgrade or proxy) kept in an error, after redaction.
-const MAX_KEPT_BODY_BYTES: usize = 4 * 1024;
+/// Longest upgrade-rejection body kept in an error, after redaction (all that is read).
+const MAX_KEPT_BODY_BYTES: usize = MAX_RESPONSE_BYTES;
+
+/// Longest proxy refusal (reason phrase and body) kept in an error, after redaction.
+const MAX_KEPT_PROXY_BYTES: usize = 4 * 1024;
 
 /// A `ws://` or `wss://` target, split for the handshake.
 #[derive(Debug, Clone)]
@@ -333,7 +336,7 @@ async fn tunnel(proxy: &Proxy, host: &str, port: u16, redactor: &Redactor) -> Re
         let text = format!("{} {}", head.reason, body.trim());
         return Err(Error::ProxyRejected {
             status: head.status,
-            message: redactor.redact_truncated(text.trim(), MAX_KEPT_BODY_BYTES),
+            message: redactor.redact_truncated(text.trim(), MAX_KEPT_PROXY_BYTES),
         });
     }
     if !rest.is_empty() {

@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -594,6 +596,263 @@ impl Translator for Lemur {
     fn translate<'a>(&'a self, text: &'a str, lang: &'a str) -> BoxFuture<'a, Result<String>> {
         Box::pin(Lemur::translate(self, text, lang))
     }
+
+    fn translate_stream<'a>(
+        &'a self,
+        text: &'a str,
+        lang: &'a str,
+    ) -> BoxStream<'a, Result<String>> {
+        Lemur::translate_stream(self, text, lang)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming completions (Server-Sent Events)
+// ---------------------------------------------------------------------------------------------
+
+/// Longest SSE line accepted (bytes). A chunk object is a few hundred bytes; the parser
+/// re-scans an unfinished line on every read, so an endless line must end the stream early.
+const MAX_SSE_LINE: usize = 256 * 1024;
+
+impl Lemur {
+    /// Streams a chat completion: `stream: true` is sent and the Server-Sent Events are parsed
+    /// (OpenAI chunk objects, `data: [DONE]` at the end). Yields each non-empty text delta of
+    /// the first choice as it arrives, untrimmed; concatenated they are the completion.
+    ///
+    /// Errors are items of the stream, after which it ends: [`Error::Api`] (or
+    /// [`Error::LemurShutDown`]) when the request is refused, an `error` object sent inside
+    /// the stream as [`Error::Api`] with its code (500 when it has none), [`Error::Timeout`]
+    /// when no byte arrives for [`LemurBuilder::timeout`] (until the response head, then
+    /// between reads), [`Error::ConnectionLost`] when the stream ends without `[DONE]`,
+    /// [`Error::ResponseTooLarge`] past [`LemurBuilder::max_response_bytes`] in all or a line
+    /// over 256 KiB, [`Error::Decode`] for a chunk that is not JSON. Nothing is retried: a
+    /// caller that saw half a completion decides what to do. Deltas are redacted of the key
+    /// like every server text (an echo split into pieces of under 8 characters can pass).
+    ///
+    /// With [`Backend::LegacyLemur`] the only item is [`Error::Config`].
+    ///
+    /// ```no_run
+    /// # async fn demo(lemur: assemblyai_streaming::lemur::Lemur) -> assemblyai_streaming::Result<()> {
+    /// use assemblyai_streaming::lemur::{ChatMessage, ChatRequest};
+    /// use futures::StreamExt;
+    ///
+    /// let mut deltas = lemur.chat_stream(ChatRequest::new(vec![ChatMessage::user("Hi")]));
+    /// while let Some(delta) = deltas.next().await {
+    ///     print!("{}", delta?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn chat_stream(&self, mut request: ChatRequest) -> BoxStream<'static, Result<String>> {
+        if self.inner.backend == Backend::LegacyLemur {
+            return futures::stream::once(futures::future::ready(Err(Error::Config(
+                "chat_stream() needs the LLM Gateway backend; LeMUR had no streaming".into(),
+            ))))
+            .boxed();
+        }
+        if request.model.is_none() {
+            request.model = Some(self.inner.model.clone());
+        }
+        if request.max_tokens.is_none() {
+            request.max_tokens = Some(self.inner.max_tokens);
+        }
+        if request.temperature.is_none() {
+            request.temperature = self.inner.temperature;
+        }
+        request
+            .extra
+            .insert("stream".into(), serde_json::Value::Bool(true));
+        let inner = Arc::clone(&self.inner);
+        futures::stream::once(open_stream(Arc::clone(&inner), request))
+            .flat_map(move |opened| match opened {
+                Ok(response) => sse_deltas(response, Arc::clone(&inner)).left_stream(),
+                Err(e) => futures::stream::once(futures::future::ready(Err(e))).right_stream(),
+            })
+            .boxed()
+    }
+
+    /// [`translate`](Self::translate), streamed: the translation's text deltas as the model
+    /// writes them (see [`chat_stream`](Self::chat_stream) for the errors). The same prompt
+    /// and messages as `translate`.
+    pub fn translate_stream(&self, text: &str, lang: &str) -> BoxStream<'static, Result<String>> {
+        self.chat_stream(ChatRequest::new(vec![
+            ChatMessage::system(translation_prompt(lang)),
+            ChatMessage::user(text),
+        ]))
+    }
+}
+
+/// Sends a streaming request; returns the response once its head says 2xx.
+async fn open_stream(inner: Arc<Inner>, request: ChatRequest) -> Result<reqwest::Response> {
+    let send = inner
+        .http
+        .post(&inner.endpoint)
+        .header(AUTHORIZATION, inner.auth.clone())
+        .header(reqwest::header::ACCEPT, "text/event-stream")
+        .json(&request)
+        .send();
+    let response = tokio::time::timeout(inner.timeout, send)
+        .await
+        .map_err(|_| Error::Timeout {
+            kind: TimeoutKind::Request,
+            after: inner.timeout,
+        })?
+        .map_err(transport_error)?;
+    let status = response.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(response);
+    }
+    let headers = response.headers().clone();
+    let body = tokio::time::timeout(inner.timeout, read_capped(response, MAX_ERROR_BODY, false))
+        .await
+        .unwrap_or_else(|_| Ok(Bytes::new()))?;
+    Err(api_error(status, &headers, &body, &inner.redactor))
+}
+
+/// The body as a stream of byte chunks, each read bounded by the timeout, the whole by the
+/// size limit and every line by [`MAX_SSE_LINE`]; ends after its first error.
+fn body_chunks(
+    response: reqwest::Response,
+    inner: Arc<Inner>,
+) -> impl futures::Stream<Item = Result<Bytes>> + Send {
+    struct State {
+        response: reqwest::Response,
+        inner: Arc<Inner>,
+        total: usize,
+        line: usize,
+        failed: bool,
+    }
+    let state = State {
+        response,
+        inner,
+        total: 0,
+        line: 0,
+        failed: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        if st.failed {
+            return None;
+        }
+        let timeout = st.inner.timeout;
+        let item = match tokio::time::timeout(timeout, st.response.chunk()).await {
+            Err(_) => Err(Error::Timeout {
+                kind: TimeoutKind::Request,
+                after: timeout,
+            }),
+            Ok(Err(e)) => Err(transport_error(e)),
+            Ok(Ok(None)) => return None,
+            Ok(Ok(Some(chunk))) => {
+                st.total += chunk.len();
+                st.line = match chunk.iter().rposition(|b| *b == b'\n' || *b == b'\r') {
+                    Some(i) => chunk.len() - i - 1,
+                    None => st.line + chunk.len(),
+                };
+                if st.total > st.inner.max_response_bytes {
+                    Err(Error::ResponseTooLarge {
+                        limit: st.inner.max_response_bytes,
+                    })
+                } else if st.line > MAX_SSE_LINE {
+                    Err(Error::ResponseTooLarge {
+                        limit: MAX_SSE_LINE,
+                    })
+                } else {
+                    Ok(chunk)
+                }
+            }
+        };
+        st.failed = item.is_err();
+        Some((item, st))
+    })
+}
+
+/// The text deltas of an SSE chat-completion body.
+fn sse_deltas(
+    response: reqwest::Response,
+    inner: Arc<Inner>,
+) -> impl futures::Stream<Item = Result<String>> + Send {
+    use eventsource_stream::{EventStreamError, Eventsource};
+    let events = body_chunks(response, Arc::clone(&inner)).eventsource();
+    let state = (Box::pin(events), inner, false);
+    futures::stream::unfold(state, |(mut events, inner, finished)| async move {
+        if finished {
+            return None;
+        }
+        loop {
+            let item = match events.next().await {
+                None => Err(Error::ConnectionLost(
+                    "the completion stream ended before `data: [DONE]`".into(),
+                )),
+                Some(Err(EventStreamError::Transport(e))) => Err(e),
+                Some(Err(e)) => Err(Error::decode(format_args!("invalid event stream: {e}"), "")),
+                Some(Ok(event)) => {
+                    let data = event.data.trim();
+                    if data == "[DONE]" {
+                        return None;
+                    }
+                    if data.is_empty() {
+                        continue;
+                    }
+                    match chunk_delta(data, &inner.redactor) {
+                        Ok(None) => continue,
+                        Ok(Some(delta)) => Ok(delta),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            let finished = item.is_err();
+            return Some((item, (events, inner, finished)));
+        }
+    })
+}
+
+/// The first choice's text delta of one chunk object; `None` for a chunk without text (the
+/// role-only first chunk, `finish_reason`, usage). An `error` object is [`Error::Api`].
+fn chunk_delta(data: &str, redactor: &crate::redact::Redactor) -> Result<Option<String>> {
+    let data = redactor.redact(data);
+    let chunk: StreamChunk = serde_json::from_str(&data)
+        .map_err(|e| Error::decode(format_args!("unexpected stream chunk: {e}"), &data))?;
+    if let Some(error) = chunk.error {
+        let status = error
+            .get("code")
+            .and_then(|c| c.as_u64())
+            .and_then(|c| u16::try_from(c).ok())
+            .filter(|c| (400..600).contains(c))
+            .unwrap_or(500);
+        let body = serde_json::json!({ "error": error }).to_string();
+        return Err(api_error(
+            status,
+            &HeaderMap::new(),
+            body.as_bytes(),
+            redactor,
+        ));
+    }
+    Ok(chunk
+        .choices
+        .into_iter()
+        .next()
+        .and_then(|c| c.delta)
+        .and_then(|d| d.content)
+        .filter(|t| !t.is_empty()))
+}
+
+/// One SSE chunk object (OpenAI's `chat.completion.chunk`); other fields are ignored.
+#[derive(Deserialize)]
+struct StreamChunk {
+    #[serde(default)]
+    choices: Vec<StreamChoice>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct StreamChoice {
+    #[serde(default)]
+    delta: Option<StreamDelta>,
+}
+
+#[derive(Deserialize)]
+struct StreamDelta {
+    #[serde(default, deserialize_with = "content_text")]
+    content: Option<String>,
 }
 
 /// A reqwest failure as [`Error::Http`], with its cause chain (reqwest's own message is often
