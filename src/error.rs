@@ -144,6 +144,7 @@ pub enum Error {
 
     /// The HTTP proxy refused the `CONNECT` tunnel (e.g. 407 Proxy Authentication Required,
     /// 403 Forbidden). Retryable only for a 5xx status (the proxy could not reach the host).
+    /// `status` is 0 when the HTTP stack did not say (reqwest reports only 407 by number).
     #[error("proxy refused the tunnel (HTTP {status}): {message}")]
     ProxyRejected {
         /// The proxy's HTTP status.

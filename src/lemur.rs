@@ -261,7 +261,10 @@ impl LemurBuilder {
         auth.set_sensitive(true);
 
         let base = match (&self.base_url, self.backend, self.region) {
-            (Some(url), _, _) => url.trim().trim_end_matches('/').to_owned(),
+            (Some(url), _, _) => {
+                crate::handshake::check_base_url(url)?;
+                url.trim_end_matches('/').to_owned()
+            }
             (None, Backend::LlmGateway, Region::Eu) => LLM_GATEWAY_EU_URL.to_owned(),
             (None, Backend::LegacyLemur, Region::Eu) => LEMUR_EU_URL.to_owned(),
             (None, Backend::LlmGateway, _) => LLM_GATEWAY_URL.to_owned(),
@@ -866,8 +869,25 @@ fn transport_error(e: reqwest::Error) -> Error {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
+        let text = s.to_string();
+        // hyper-util's CONNECT tunnel error (not exported, so known by its text): a proxy
+        // refusal is not a transient transport failure. It reports 407 and nothing else.
+        if text == "tunnel error: proxy authorization required" {
+            return Error::ProxyRejected {
+                status: 407,
+                message: "Proxy Authentication Required".into(),
+            };
+        }
+        if text == "tunnel error: unsuccessful" {
+            return Error::ProxyRejected {
+                status: 0,
+                message: "the proxy refused the CONNECT tunnel (status not reported by the \
+                          HTTP stack)"
+                    .into(),
+            };
+        }
         message.push_str(": ");
-        message.push_str(&s.to_string());
+        message.push_str(&text);
         source = s.source();
     }
     Error::Http(message)
