@@ -18,7 +18,9 @@ fn begin_frame() -> Vec<u8> {
 }
 
 /// Connects to a server that answers the upgrade with `head(accept)` (then a `Begin` frame).
-async fn connect_to(head: impl Fn(&str) -> String + Send + Sync + 'static) -> Result<String, Error> {
+async fn connect_to(
+    head: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> Result<String, Error> {
     let url = raw_upgrade_server(move |accept| {
         let mut reply = head(&accept).into_bytes();
         reply.extend_from_slice(&begin_frame());
@@ -42,9 +44,7 @@ async fn connect_to(head: impl Fn(&str) -> String + Send + Sync + 'static) -> Re
 fn switching(extra: &str) -> impl Fn(&str) -> String + Send + Sync + 'static {
     let extra = extra.to_owned();
     move |accept: &str| {
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\n{extra}Sec-WebSocket-Accept: {accept}\r\n\r\n"
-        )
+        format!("HTTP/1.1 101 Switching Protocols\r\n{extra}Sec-WebSocket-Accept: {accept}\r\n\r\n")
     }
 }
 
@@ -68,12 +68,36 @@ async fn a_proper_101_is_accepted_whatever_the_case_and_token_lists() {
 #[tokio::test]
 async fn a_101_breaking_rfc_6455_section_4_1_is_a_typed_error_and_not_retried() {
     let cases = [
-        ("no Upgrade header", "Connection: Upgrade\r\n", "Upgrade: websocket"),
-        ("Upgrade names another protocol", "Upgrade: h2c\r\nConnection: Upgrade\r\n", "Upgrade: websocket"),
-        ("no Connection header", "Upgrade: websocket\r\n", "Connection: upgrade"),
-        ("Connection without the upgrade token", "Upgrade: websocket\r\nConnection: keep-alive\r\n", "Connection: upgrade"),
-        ("an extension the client did not offer", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Extensions: permessage-deflate\r\n", "extension"),
-        ("a subprotocol the client did not offer", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: chat\r\n", "subprotocol"),
+        (
+            "no Upgrade header",
+            "Connection: Upgrade\r\n",
+            "Upgrade: websocket",
+        ),
+        (
+            "Upgrade names another protocol",
+            "Upgrade: h2c\r\nConnection: Upgrade\r\n",
+            "Upgrade: websocket",
+        ),
+        (
+            "no Connection header",
+            "Upgrade: websocket\r\n",
+            "Connection: upgrade",
+        ),
+        (
+            "Connection without the upgrade token",
+            "Upgrade: websocket\r\nConnection: keep-alive\r\n",
+            "Connection: upgrade",
+        ),
+        (
+            "an extension the client did not offer",
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Extensions: permessage-deflate\r\n",
+            "extension",
+        ),
+        (
+            "a subprotocol the client did not offer",
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: chat\r\n",
+            "subprotocol",
+        ),
     ];
     for (case, headers, mentions) in cases {
         let err = connect_to(switching(headers)).await.unwrap_err();
@@ -82,7 +106,10 @@ async fn a_101_breaking_rfc_6455_section_4_1_is_a_typed_error_and_not_retried() 
             "{case}: {err:?}"
         );
         assert_eq!(err.kind(), "invalid_upgrade", "{case}");
-        assert!(!err.is_retryable(), "{case}: the same server answers the same way");
+        assert!(
+            !err.is_retryable(),
+            "{case}: the same server answers the same way"
+        );
     }
 }
 
