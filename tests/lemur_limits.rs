@@ -41,7 +41,12 @@ async fn an_endless_success_body_stops_at_the_limit_promptly_with_flat_memory() 
     .await;
     let before = peak_rss_kb();
     let started = Instant::now();
-    let err = lemur(&url).build().unwrap().translate("Hello", "es").await.unwrap_err();
+    let err = lemur(&url)
+        .build()
+        .unwrap()
+        .translate("Hello", "es")
+        .await
+        .unwrap_err();
     let took = started.elapsed();
     assert!(
         matches!(err, Error::ResponseTooLarge { limit } if limit == DEFAULT_MAX_RESPONSE_BYTES),
@@ -49,7 +54,10 @@ async fn an_endless_success_body_stops_at_the_limit_promptly_with_flat_memory() 
     );
     assert_eq!(err.kind(), "response_too_large");
     assert!(!err.is_retryable());
-    assert!(took < Duration::from_secs(5), "prompt, not at the 20 s timeout: {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "prompt, not at the 20 s timeout: {took:?}"
+    );
     assert_eq!(seen.requests.lock().unwrap().len(), 1, "not retried");
     // The server kept writing until the client hung up: what it got out is the limit plus
     // what the sockets' buffers hold, not the gigabytes an unbounded read would take.
@@ -87,14 +95,26 @@ async fn the_limit_is_configurable_and_a_declared_length_over_it_is_refused_unre
         .translate("Hello", "es")
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::ResponseTooLarge { limit: 4096 }), "{err:?}");
+    assert!(
+        matches!(err, Error::ResponseTooLarge { limit: 4096 }),
+        "{err:?}"
+    );
     // The same body fits the default limit.
     assert_eq!(
-        lemur(&url).build().unwrap().translate("Hello", "es").await.unwrap(),
+        lemur(&url)
+            .build()
+            .unwrap()
+            .translate("Hello", "es")
+            .await
+            .unwrap(),
         "a".repeat(5000)
     );
     assert_eq!(
-        lemur(&url).max_response_bytes(0).build().unwrap_err().kind(),
+        lemur(&url)
+            .max_response_bytes(0)
+            .build()
+            .unwrap_err()
+            .kind(),
         "config"
     );
 }
@@ -119,9 +139,17 @@ async fn an_endless_error_body_is_read_to_its_first_kib() {
         let Error::Api { message, .. } = &err else {
             panic!("{status}: {err:?}")
         };
-        assert!(message.starts_with("xxxx") && message.len() <= 1024 + 4, "{status}: {}", message.len());
+        assert!(
+            message.starts_with("xxxx") && message.len() <= 1024 + 4,
+            "{status}: {}",
+            message.len()
+        );
         let attempts = seen.requests.lock().unwrap().len();
-        assert_eq!(attempts, if status.starts_with('5') { 2 } else { 1 }, "{status}");
+        assert_eq!(
+            attempts,
+            if status.starts_with('5') { 2 } else { 1 },
+            "{status}"
+        );
     }
 }
 
@@ -147,9 +175,15 @@ async fn a_streamed_completion_is_bounded_by_the_same_limit() {
             None => panic!("an endless stream cannot end"),
         }
     };
-    assert!(matches!(err, Error::ResponseTooLarge { limit } if limit == 256 * 1024), "{err:?}");
+    assert!(
+        matches!(err, Error::ResponseTooLarge { limit } if limit == 256 * 1024),
+        "{err:?}"
+    );
     assert!(text > 0, "the deltas before the limit were delivered");
-    assert!(deltas.next().await.is_none(), "the stream ends after its error");
+    assert!(
+        deltas.next().await.is_none(),
+        "the stream ends after its error"
+    );
 }
 
 #[tokio::test]
