@@ -437,6 +437,15 @@ impl StreamingClient {
                 crate::params::encode_component(&mut path_and_query, token.expose());
             }
         }
+        // Secrets given as connection parameters (a token, a webhook header) are redacted too.
+        let mut redactor = self.inner.redactor.clone();
+        for (name, value) in &params.fields {
+            if name == "token" || name == "webhook_auth_header_value" {
+                redactor = redactor
+                    .with(value)
+                    .with(&crate::proxy::percent_decode(value));
+            }
+        }
         let target = crate::handshake::Target {
             secure: endpoint.secure,
             authority: endpoint.authority.clone(),
@@ -457,7 +466,7 @@ impl StreamingClient {
                 &headers,
                 config,
                 &self.inner.transport,
-                &self.inner.redactor,
+                &redactor,
             )
             .await?;
             tracing::debug!("websocket open; waiting for Begin");
@@ -520,7 +529,15 @@ impl StreamingClient {
             .send()
             .await?;
         let status = response.status().as_u16();
-        let body = response.text().await?;
+        // Bounded (a token answer is ~200 bytes; an error envelope fits in 1 KiB) and redacted
+        // before it is kept anywhere: a server may echo the key.
+        let limit = if status == 200 { 64 * 1024 } else { 1024 };
+        let body = crate::lemur::read_capped(response, limit, status == 200).await?;
+        let body = self
+            .inner
+            .redactor
+            .redact(&String::from_utf8_lossy(&body))
+            .into_owned();
         #[derive(serde::Deserialize)]
         struct TokenResponse {
             token: Option<String>,

@@ -131,7 +131,7 @@ pub(crate) fn split_host_port(s: &str, default_port: u16) -> Option<(String, u16
     (!host.is_empty()).then_some((host, port))
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
