@@ -951,10 +951,20 @@ fn http_client(
     }
     for pem in roots {
         for der in crate::handshake::parse_pem(pem)? {
-            let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
-                Error::Config(format!("add_root_certificate: unusable certificate: {e}"))
-            })?;
-            builder = builder.add_root_certificate(cert);
+            #[cfg(any(feature = "rustls", feature = "native-tls"))]
+            {
+                let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
+                    Error::Config(format!("add_root_certificate: unusable certificate: {e}"))
+                })?;
+                builder = builder.add_root_certificate(cert);
+            }
+            #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+            {
+                let _ = der;
+                return Err(Error::Config(
+                    "add_root_certificate needs the `rustls` or `native-tls` feature".into(),
+                ));
+            }
         }
     }
     builder
