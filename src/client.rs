@@ -267,7 +267,8 @@ impl StreamingClientBuilder {
     /// environment variables, read by [`build`](Self::build); see the README's "Proxies, TLS
     /// and limits"). Credentials go in `Proxy-Authorization: Basic` and are never logged. An
     /// unsupported or malformed URL fails `build()` with [`Error::Config`]; a proxy refusing the
-    /// tunnel fails `connect()` with [`Error::ProxyRejected`].
+    /// tunnel fails `connect()` with [`Error::ProxyRejected`]. Token requests use the same
+    /// proxy, unless an [`http_client`](Self::http_client) is given.
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         self.proxy = crate::proxy::ProxySetting::Explicit(Secret::new(url));
         self
@@ -281,8 +282,8 @@ impl StreamingClientBuilder {
 
     /// Trusts this root certificate (PEM; every `CERTIFICATE` block in it) for `wss://`, in
     /// addition to the built-in roots, e.g. the emulator's CA. An unreadable PEM fails
-    /// [`build`](Self::build) with [`Error::Config`]. Applies to the websocket only; token
-    /// requests use [`http_client`](Self::http_client)'s TLS settings.
+    /// [`build`](Self::build) with [`Error::Config`]. Token requests use it too, unless an
+    /// [`http_client`](Self::http_client) is given (then its own settings apply).
     pub fn add_root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
         self.root_certificates.push(pem.as_ref().to_vec());
         self
@@ -333,6 +334,18 @@ impl StreamingClientBuilder {
         let redactor = crate::redact::Redactor::new(
             std::iter::once(secret.expose()).chain(transport.secrets()),
         );
+        // Token requests follow the same proxy and root settings as the websocket.
+        let custom = !matches!(self.proxy, crate::proxy::ProxySetting::FromEnv)
+            || !self.root_certificates.is_empty();
+        let http = match self.http {
+            Some(client) => OnceLock::from(client),
+            None if custom => OnceLock::from(crate::lemur::http_client(
+                &self.proxy,
+                &self.root_certificates,
+                &mut Vec::new(),
+            )?),
+            None => OnceLock::new(),
+        };
         Ok(StreamingClient {
             inner: Arc::new(Inner {
                 transport,
@@ -340,7 +353,7 @@ impl StreamingClientBuilder {
                 credentials,
                 endpoint,
                 options: self.options,
-                http: self.http.map(OnceLock::from).unwrap_or_default(),
+                http,
             }),
         })
     }
@@ -533,28 +546,31 @@ impl StreamingClient {
         // before it is kept anywhere: a server may echo the key.
         let limit = if status == 200 { 64 * 1024 } else { 1024 };
         let body = crate::lemur::read_capped(response, limit, status == 200).await?;
-        let body = self
-            .inner
-            .redactor
-            .redact(&String::from_utf8_lossy(&body))
-            .into_owned();
+        let body = String::from_utf8_lossy(&body);
         #[derive(serde::Deserialize)]
         struct TokenResponse {
             token: Option<String>,
             error: Option<String>,
         }
         let parsed: Option<TokenResponse> = serde_json::from_str(&body).ok();
+        let redactor = &self.inner.redactor;
         if status != 200 {
+            let message = parsed.and_then(|p| p.error);
             return Err(Error::Api {
                 status,
-                message: parsed.and_then(|p| p.error).unwrap_or(body),
+                message: redactor
+                    .redact(message.as_deref().unwrap_or(&body))
+                    .into_owned(),
                 request_id: None,
                 retry_after: None,
             });
         }
         match parsed.and_then(|p| p.token) {
             Some(token) if !token.is_empty() => Ok(token),
-            _ => Err(Error::decode("token response has no \"token\"", &body)),
+            _ => Err(Error::decode(
+                "token response has no \"token\"",
+                &redactor.redact(&body),
+            )),
         }
     }
 }

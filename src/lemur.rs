@@ -810,9 +810,7 @@ fn sse_deltas(
 /// The first choice's text delta of one chunk object; `None` for a chunk without text (the
 /// role-only first chunk, `finish_reason`, usage). An `error` object is [`Error::Api`].
 fn chunk_delta(data: &str, redactor: &crate::redact::Redactor) -> Result<Option<String>> {
-    let data = redactor.redact(data);
-    let chunk: StreamChunk = serde_json::from_str(&data)
-        .map_err(|e| Error::decode(format_args!("unexpected stream chunk: {e}"), &data))?;
+    let chunk: StreamChunk = parse(data.as_bytes(), redactor)?;
     if let Some(error) = chunk.error {
         let status = error
             .get("code")
@@ -920,7 +918,7 @@ pub(crate) async fn read_capped(
 
 /// Builds the HTTP client with the proxy and root settings; adds the proxy's secrets to
 /// `secrets`.
-fn http_client(
+pub(crate) fn http_client(
     proxy: &crate::proxy::ProxySetting,
     roots: &[Vec<u8>],
     secrets: &mut Vec<String>,
@@ -972,15 +970,23 @@ fn http_client(
         .map_err(|e| Error::Config(format!("cannot create the HTTP client: {e}")))
 }
 
-/// Parses a success body; the payload kept by a decode error is redacted first.
+/// Parses a server JSON body with every string in it redacted (see
+/// [`Redactor::redact_json`](crate::redact::Redactor::redact_json)); the payload kept by a
+/// decode error is redacted before it is cut.
 fn parse<T: for<'de> Deserialize<'de>>(
     body: &[u8],
     redactor: &crate::redact::Redactor,
 ) -> Result<T> {
-    let text = String::from_utf8_lossy(body);
-    let text = redactor.redact(&text);
-    serde_json::from_str(&text)
-        .map_err(|e| Error::decode(format_args!("unexpected LLM response: {e}"), &text))
+    let decode_error = |e: serde_json::Error| {
+        let text = String::from_utf8_lossy(body);
+        Error::decode(
+            format_args!("unexpected LLM response: {e}"),
+            &redactor.redact(&text),
+        )
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(decode_error)?;
+    redactor.redact_json(&mut value);
+    serde_json::from_value(value).map_err(decode_error)
 }
 
 /// Builds [`Error::Api`] from any of the envelopes the services really send:
@@ -995,10 +1001,8 @@ fn api_error(
     body: &[u8],
     redactor: &crate::redact::Redactor,
 ) -> Error {
-    // Redacted before anything is parsed or cut, so no part of the key survives truncation.
-    let body = String::from_utf8_lossy(body);
-    let body = redactor.redact(&body);
-    let body = body.as_bytes();
+    // Every piece of server text is redacted before it is cut, so no part of the key survives
+    // truncation: JSON strings once parsed, other bodies as a whole.
     let retry_after = headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
@@ -1008,10 +1012,14 @@ fn api_error(
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(|v| crate::redact::truncate(&redactor.redact(v), 128));
+    let parsed = serde_json::from_slice::<serde_json::Value>(body).map(|mut json| {
+        redactor.redact_json(&mut json);
+        json
+    });
 
     let mut message: String;
     let mut request_id = None;
-    match serde_json::from_slice::<serde_json::Value>(body) {
+    match parsed {
         Ok(json) => {
             request_id = json
                 .get("request_id")
@@ -1056,7 +1064,7 @@ fn api_error(
         }
         Err(_) => {
             let text = String::from_utf8_lossy(body);
-            message = crate::redact::truncate(text.trim(), MAX_ERROR_TEXT);
+            message = redactor.redact_truncated(text.trim(), MAX_ERROR_TEXT);
         }
     }
     if message.trim().is_empty() {

@@ -307,3 +307,34 @@ async fn lemur_proxy_refusals_are_typed_and_not_retried() {
     }
     assert_eq!(seen.requests.lock().unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn token_minting_uses_the_same_proxy_and_roots() {
+    let tls = test_tls();
+    let (url, seen) = https_server(
+        &tls,
+        Reply::Full(json_response(
+            "200 OK",
+            r#"{"token":"tmp-1","expires_in_seconds":60}"#,
+        )),
+    )
+    .await;
+    let proxy = connect_proxy(ProxyMode::Open).await;
+    let client = StreamingClient::builder()
+        .api_key("k")
+        .base_url(url.replace("https://", "wss://"))
+        .proxy(&proxy.url)
+        .add_root_certificate(&tls.ca_pem)
+        .build()
+        .unwrap();
+    assert_eq!(
+        client.create_temporary_token(60, None).await.unwrap(),
+        "tmp-1"
+    );
+    assert_eq!(proxy.tunnels.load(Ordering::SeqCst), 1);
+    assert!(
+        seen.requests.lock().unwrap()[0]
+            .0
+            .starts_with("GET /v3/token?expires_in_seconds=60 ")
+    );
+}
