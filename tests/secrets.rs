@@ -259,6 +259,32 @@ async fn server_echoes_of_the_key_token_or_proxy_password_never_reach_an_error_o
         "proxy 403 echoing Proxy-Authorization".into(),
         shown(&through),
     ));
+    // …and the same proxy in front of Lemur (reqwest's tunnel, logged at trace level too).
+    let (url, _) = http_server(Reply::Full(json_response("200 OK", "{}"))).await;
+    let lemur = Lemur::builder()
+        .api_key(CANARY_KEY)
+        .base_url(url.replace("http://", "https://"))
+        .proxy(format!("http://user:{PROXY_PASSWORD}@{}", proxy.addr))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    rows.push((
+        "lemur proxy 403".into(),
+        shown(&lemur.translate("Hi", "es").await),
+    ));
+    assert!(rows.last().unwrap().1.contains("ProxyRejected"), "{rows:?}");
+    // Debug of everything holding the proxy URL.
+    let builder = StreamingClient::builder()
+        .api_key(CANARY_KEY)
+        .proxy(format!("http://user:{PROXY_PASSWORD}@127.0.0.1:3128"));
+    rows.push((
+        "Debug of proxied clients".into(),
+        format!(
+            "{builder:?} {:?} {lemur:?} {:?}",
+            builder.clone().build().unwrap(),
+            Lemur::builder().proxy(format!("http://u:{PROXY_PASSWORD}@p:1"))
+        ),
+    ));
 
     // 3. LLM error bodies in every envelope, echoing the key.
     for (i, echo) in echoes(CANARY_KEY).into_iter().enumerate() {
