@@ -119,6 +119,7 @@ struct Endpoint {
 
 impl Endpoint {
     fn parse(url: &str) -> Result<Self> {
+        crate::handshake::check_base_url(url)?;
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| Error::Config(format!("invalid base URL {url:?}: no scheme")))?;
@@ -176,6 +177,8 @@ pub struct StreamingClientBuilder {
     region: Region,
     options: SessionOptions,
     http: Option<reqwest::Client>,
+    proxy: crate::proxy::ProxySetting,
+    root_certificates: Vec<Vec<u8>>,
 }
 
 impl StreamingClientBuilder {
@@ -259,6 +262,33 @@ impl StreamingClientBuilder {
         self
     }
 
+    /// Connects through this HTTP `CONNECT` proxy, `http://[user:password@]host[:port]`, for
+    /// `ws://` and `wss://` alike (default: the `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`
+    /// environment variables, read by [`build`](Self::build); see the README's "Proxies, TLS
+    /// and limits"). Credentials go in `Proxy-Authorization: Basic` and are never logged. An
+    /// unsupported or malformed URL fails `build()` with [`Error::Config`]; a proxy refusing the
+    /// tunnel fails `connect()` with [`Error::ProxyRejected`]. Token requests use the same
+    /// proxy, unless an [`http_client`](Self::http_client) is given.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = crate::proxy::ProxySetting::Explicit(Secret::new(url));
+        self
+    }
+
+    /// Never uses a proxy, whatever the environment says.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = crate::proxy::ProxySetting::Disabled;
+        self
+    }
+
+    /// Trusts this root certificate (PEM; every `CERTIFICATE` block in it) for `wss://`, in
+    /// addition to the built-in roots, e.g. the emulator's CA. An unreadable PEM fails
+    /// [`build`](Self::build) with [`Error::Config`]. Token requests use it too, unless an
+    /// [`http_client`](Self::http_client) is given (then its own settings apply).
+    pub fn add_root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.root_certificates.push(pem.as_ref().to_vec());
+        self
+    }
+
     /// Use this HTTP client for token requests (shares connection pools and proxy settings).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
@@ -295,12 +325,35 @@ impl StreamingClientBuilder {
             )));
         }
         let endpoint = Endpoint::parse(self.base_url.as_deref().unwrap_or(self.region.base_url()))?;
+        let transport = crate::handshake::Transport::new(
+            &self.proxy,
+            &self.root_certificates,
+            endpoint.secure,
+            &endpoint.authority,
+        )?;
+        let redactor = crate::redact::Redactor::new(
+            std::iter::once(secret.expose()).chain(transport.secrets()),
+        );
+        // Token requests follow the same proxy and root settings as the websocket.
+        let custom = !matches!(self.proxy, crate::proxy::ProxySetting::FromEnv)
+            || !self.root_certificates.is_empty();
+        let http = match self.http {
+            Some(client) => OnceLock::from(client),
+            None if custom => OnceLock::from(crate::lemur::http_client(
+                &self.proxy,
+                &self.root_certificates,
+                &mut Vec::new(),
+            )?),
+            None => OnceLock::new(),
+        };
         Ok(StreamingClient {
             inner: Arc::new(Inner {
+                transport,
+                redactor,
                 credentials,
                 endpoint,
                 options: self.options,
-                http: self.http.map(OnceLock::from).unwrap_or_default(),
+                http,
             }),
         })
     }
@@ -308,6 +361,8 @@ impl StreamingClientBuilder {
 
 #[derive(Debug)]
 struct Inner {
+    transport: crate::handshake::Transport,
+    redactor: crate::redact::Redactor,
     credentials: Credentials,
     endpoint: Endpoint,
     options: SessionOptions,
@@ -395,6 +450,15 @@ impl StreamingClient {
                 crate::params::encode_component(&mut path_and_query, token.expose());
             }
         }
+        // Secrets given as connection parameters (a token, a webhook header) are redacted too.
+        let mut redactor = self.inner.redactor.clone();
+        for (name, value) in &params.fields {
+            if name == "token" || name == "webhook_auth_header_value" {
+                redactor = redactor
+                    .with(value)
+                    .with(&crate::proxy::percent_decode(value));
+            }
+        }
         let target = crate::handshake::Target {
             secure: endpoint.secure,
             authority: endpoint.authority.clone(),
@@ -410,7 +474,14 @@ impl StreamingClient {
             .max_frame_size(Some(crate::protocol::MAX_SERVER_FRAME_BYTES));
         let timeout = self.inner.options.connect_timeout;
         let attempt = async {
-            let mut ws = crate::handshake::connect(&target, &headers, config).await?;
+            let mut ws = crate::handshake::connect(
+                &target,
+                &headers,
+                config,
+                &self.inner.transport,
+                &redactor,
+            )
+            .await?;
             tracing::debug!("websocket open; waiting for Begin");
             wait_for_begin(&mut ws)
                 .await
@@ -471,24 +542,35 @@ impl StreamingClient {
             .send()
             .await?;
         let status = response.status().as_u16();
-        let body = response.text().await?;
+        // Bounded (a token answer is ~200 bytes; an error envelope fits in 1 KiB) and redacted
+        // before it is kept anywhere: a server may echo the key.
+        let limit = if status == 200 { 64 * 1024 } else { 1024 };
+        let body = crate::lemur::read_capped(response, limit, status == 200).await?;
+        let body = String::from_utf8_lossy(&body);
         #[derive(serde::Deserialize)]
         struct TokenResponse {
             token: Option<String>,
             error: Option<String>,
         }
         let parsed: Option<TokenResponse> = serde_json::from_str(&body).ok();
+        let redactor = &self.inner.redactor;
         if status != 200 {
+            let message = parsed.and_then(|p| p.error);
             return Err(Error::Api {
                 status,
-                message: parsed.and_then(|p| p.error).unwrap_or(body),
+                message: redactor
+                    .redact(message.as_deref().unwrap_or(&body))
+                    .into_owned(),
                 request_id: None,
                 retry_after: None,
             });
         }
         match parsed.and_then(|p| p.token) {
             Some(token) if !token.is_empty() => Ok(token),
-            _ => Err(Error::decode("token response has no \"token\"", &body)),
+            _ => Err(Error::decode(
+                "token response has no \"token\"",
+                &redactor.redact(&body),
+            )),
         }
     }
 }

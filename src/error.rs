@@ -133,6 +133,34 @@ pub enum Error {
         body: String,
     },
 
+    /// The server answered the upgrade with `101` but broke RFC 6455 §4.1: no
+    /// `Upgrade: websocket`, no `Connection: upgrade`, or an extension or subprotocol the client
+    /// did not offer. Not retryable: the same server answers the same way.
+    #[error("invalid websocket upgrade response: {reason}")]
+    InvalidUpgrade {
+        /// Which rule the response broke.
+        reason: String,
+    },
+
+    /// The HTTP proxy refused the `CONNECT` tunnel (e.g. 407 Proxy Authentication Required,
+    /// 403 Forbidden). Retryable only for a 5xx status (the proxy could not reach the host).
+    /// `status` is 0 when the HTTP stack did not say (reqwest reports only 407 by number).
+    #[error("proxy refused the tunnel (HTTP {status}): {message}")]
+    ProxyRejected {
+        /// The proxy's HTTP status.
+        status: u16,
+        /// The proxy's reason phrase and body, redacted and truncated.
+        message: String,
+    },
+
+    /// An HTTP response body was larger than the configured limit (bytes); reading stopped
+    /// there. Not retryable.
+    #[error("response body exceeds the limit of {limit} bytes")]
+    ResponseTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+
     /// The host could not be reached (DNS, refused, TLS, reset during the handshake).
     #[error("could not connect to {url}: {message}")]
     Connect {
@@ -258,6 +286,12 @@ impl Error {
             Error::HandshakeRejected { status: 429, .. } => "rate_limited",
             Error::HandshakeRejected { .. } => "handshake_rejected",
             Error::Connect { .. } => "connect",
+            Error::InvalidUpgrade { .. } => "invalid_upgrade",
+            Error::ProxyRejected {
+                status: 407 | 403, ..
+            } => "proxy_unauthorized",
+            Error::ProxyRejected { .. } => "proxy_rejected",
+            Error::ResponseTooLarge { .. } => "response_too_large",
             Error::Timeout { .. } => "timeout",
             Error::Closed { kind, .. } => match kind {
                 CloseKind::Unauthorized => "unauthorized",
@@ -292,7 +326,9 @@ impl Error {
     /// The close code, `Error`-frame code or HTTP status behind this error, if any.
     pub fn code(&self) -> Option<u16> {
         match self {
-            Error::HandshakeRejected { status, .. } | Error::Api { status, .. } => Some(*status),
+            Error::HandshakeRejected { status, .. }
+            | Error::Api { status, .. }
+            | Error::ProxyRejected { status, .. } => Some(*status),
             Error::Closed { code, .. } => Some(*code),
             Error::LemurShutDown => Some(404),
             Error::Translation { source, .. } => source.code(),
@@ -309,6 +345,7 @@ impl Error {
             Error::HandshakeRejected { status, .. } | Error::Api { status, .. } => {
                 *status == 429 || *status == 408 || *status >= 500
             }
+            Error::ProxyRejected { status, .. } => *status >= 500,
             Error::Connect { .. }
             | Error::Timeout { .. }
             | Error::ConnectionLost(_)
@@ -355,6 +392,14 @@ impl Error {
                 url: url.clone(),
                 message: message.clone(),
             },
+            Error::InvalidUpgrade { reason } => Error::InvalidUpgrade {
+                reason: reason.clone(),
+            },
+            Error::ProxyRejected { status, message } => Error::ProxyRejected {
+                status: *status,
+                message: message.clone(),
+            },
+            Error::ResponseTooLarge { limit } => Error::ResponseTooLarge { limit: *limit },
             Error::Timeout { kind, after } => Error::Timeout {
                 kind: *kind,
                 after: *after,

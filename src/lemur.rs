@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -54,6 +56,13 @@ pub const DEFAULT_MAX_TOKENS: u32 = 1000;
 
 /// Longest error body kept in [`Error::Api`] messages when it is not a known JSON envelope.
 const MAX_ERROR_TEXT: usize = 512;
+
+/// How much of an error response body is read (bytes): enough for every envelope the services
+/// send; the rest is never read, so a hostile error body cannot grow memory.
+const MAX_ERROR_BODY: usize = 1024;
+
+/// Default limit of a success body (bytes), see [`LemurBuilder::max_response_bytes`].
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Which API a [`Lemur`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,6 +97,9 @@ pub struct LemurBuilder {
     max_retry_wait: Option<Duration>,
     bearer_auth: bool,
     http_client: Option<reqwest::Client>,
+    proxy: crate::proxy::ProxySetting,
+    root_certificates: Vec<Vec<u8>>,
+    max_response_bytes: Option<usize>,
 }
 
 impl LemurBuilder {
@@ -181,8 +193,43 @@ impl LemurBuilder {
 
     /// Uses this HTTP client (shared connection pool, proxies, TLS settings). Default: a new
     /// client. Its own timeouts still apply, in addition to [`timeout`](Self::timeout).
+    /// Combined with [`proxy`](Self::proxy), [`no_proxy`](Self::no_proxy) or
+    /// [`add_root_certificate`](Self::add_root_certificate), `build()` fails with
+    /// [`Error::Config`]: set those on the client you pass.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
+        self
+    }
+
+    /// Sends every request through this HTTP proxy, `http://[user:password@]host[:port]`.
+    /// Default: the `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY` environment variables
+    /// (reqwest's rules, the same as the streaming client's). A malformed or non-`http://`
+    /// URL fails `build()` with [`Error::Config`]; credentials are never logged.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = crate::proxy::ProxySetting::Explicit(Secret::new(url));
+        self
+    }
+
+    /// Never uses a proxy, whatever the environment says.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = crate::proxy::ProxySetting::Disabled;
+        self
+    }
+
+    /// Trusts this root certificate (PEM; every `CERTIFICATE` block in it) in addition to the
+    /// built-in roots, e.g. the emulator's CA. An unreadable PEM fails `build()` with
+    /// [`Error::Config`].
+    pub fn add_root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.root_certificates.push(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Largest success body read, in bytes, streamed or not. Default
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`] (4 MiB: a `max_tokens` of 1000 is a few KiB). A larger
+    /// body stops reading at the limit with [`Error::ResponseTooLarge`] (not retried). Error
+    /// bodies are read to their first KiB only, whatever this says.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = Some(bytes);
         self
     }
 
@@ -214,12 +261,16 @@ impl LemurBuilder {
         auth.set_sensitive(true);
 
         let base = match (&self.base_url, self.backend, self.region) {
-            (Some(url), _, _) => url.trim().trim_end_matches('/').to_owned(),
+            (Some(url), _, _) => {
+                crate::handshake::check_base_url(url)?;
+                url.trim_end_matches('/').to_owned()
+            }
             (None, Backend::LlmGateway, Region::Eu) => LLM_GATEWAY_EU_URL.to_owned(),
             (None, Backend::LegacyLemur, Region::Eu) => LEMUR_EU_URL.to_owned(),
             (None, Backend::LlmGateway, _) => LLM_GATEWAY_URL.to_owned(),
             (None, Backend::LegacyLemur, _) => LEMUR_URL.to_owned(),
         };
+        crate::handshake::check_base_url(&base)?;
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::Config(format!(
                 "base URL must start with http:// or https://, got {base:?}"
@@ -260,17 +311,27 @@ impl LemurBuilder {
         if timeout.is_zero() {
             return Err(Error::Config("timeout must be positive".into()));
         }
+        let max_response_bytes = self
+            .max_response_bytes
+            .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+        if max_response_bytes == 0 {
+            return Err(Error::Config("max_response_bytes must be positive".into()));
+        }
+        let custom_transport = !matches!(self.proxy, crate::proxy::ProxySetting::FromEnv)
+            || !self.root_certificates.is_empty();
+        let mut secrets = vec![key.expose().to_owned()];
         let http = match self.http_client {
+            Some(_) if custom_transport => {
+                return Err(Error::Config(
+                    "proxy(), no_proxy() and add_root_certificate() apply to the HTTP client \
+                     Lemur builds; with http_client() set them on that client"
+                        .into(),
+                ));
+            }
             Some(c) => c,
-            None => reqwest::Client::builder()
-                .user_agent(concat!(
-                    env!("CARGO_PKG_NAME"),
-                    "/",
-                    env!("CARGO_PKG_VERSION")
-                ))
-                .build()
-                .map_err(|e| Error::Config(format!("cannot create the HTTP client: {e}")))?,
+            None => http_client(&self.proxy, &self.root_certificates, &mut secrets)?,
         };
+        let redactor = crate::redact::Redactor::new(secrets.iter().map(String::as_str));
 
         Ok(Lemur {
             inner: Arc::new(Inner {
@@ -286,6 +347,8 @@ impl LemurBuilder {
                 max_retries: self.max_retries.unwrap_or(2),
                 retry_delay: self.retry_delay.unwrap_or(Duration::from_millis(250)),
                 max_retry_wait: self.max_retry_wait.unwrap_or(Duration::from_secs(30)),
+                max_response_bytes,
+                redactor,
             }),
         })
     }
@@ -313,6 +376,9 @@ struct Inner {
     max_retries: u32,
     retry_delay: Duration,
     max_retry_wait: Duration,
+    max_response_bytes: usize,
+    /// Removes the key (and proxy credentials) from every server text kept or returned.
+    redactor: crate::redact::Redactor,
 }
 
 impl std::fmt::Debug for Lemur {
@@ -399,7 +465,7 @@ impl Lemur {
                     temperature: self.inner.temperature,
                 };
                 let body = self.post(&request).await?;
-                let response: LemurTaskResponse = parse(&body)?;
+                let response: LemurTaskResponse = parse(&body, &self.inner.redactor)?;
                 response.response
             }
         };
@@ -443,7 +509,7 @@ impl Lemur {
             request.temperature = self.inner.temperature;
         }
         let body = self.post(&request).await?;
-        parse(&body)
+        parse(&body, &self.inner.redactor)
     }
 
     /// Posts `body` with retries; returns the body of a 2xx response.
@@ -505,7 +571,12 @@ impl Lemur {
                 .map_err(transport_error)?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let bytes = response.bytes().await.map_err(transport_error)?;
+            let limit = if (200..300).contains(&status) {
+                inner.max_response_bytes
+            } else {
+                MAX_ERROR_BODY
+            };
+            let bytes = read_capped(response, limit, (200..300).contains(&status)).await?;
             Ok::<_, Error>((status, headers, bytes))
         };
         let (status, headers, bytes) = tokio::time::timeout(inner.timeout, exchange)
@@ -520,7 +591,7 @@ impl Lemur {
         if status == 404 && inner.backend == Backend::LegacyLemur {
             return Err(Error::LemurShutDown);
         }
-        Err(api_error(status, &headers, &bytes, &inner.key))
+        Err(api_error(status, &headers, &bytes, &inner.redactor))
     }
 }
 
@@ -528,6 +599,261 @@ impl Translator for Lemur {
     fn translate<'a>(&'a self, text: &'a str, lang: &'a str) -> BoxFuture<'a, Result<String>> {
         Box::pin(Lemur::translate(self, text, lang))
     }
+
+    fn translate_stream<'a>(
+        &'a self,
+        text: &'a str,
+        lang: &'a str,
+    ) -> BoxStream<'a, Result<String>> {
+        Lemur::translate_stream(self, text, lang)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming completions (Server-Sent Events)
+// ---------------------------------------------------------------------------------------------
+
+/// Longest SSE line accepted (bytes). A chunk object is a few hundred bytes; the parser
+/// re-scans an unfinished line on every read, so an endless line must end the stream early.
+const MAX_SSE_LINE: usize = 256 * 1024;
+
+impl Lemur {
+    /// Streams a chat completion: `stream: true` is sent and the Server-Sent Events are parsed
+    /// (OpenAI chunk objects, `data: [DONE]` at the end). Yields each non-empty text delta of
+    /// the first choice as it arrives, untrimmed; concatenated they are the completion.
+    ///
+    /// Errors are items of the stream, after which it ends: [`Error::Api`] (or
+    /// [`Error::LemurShutDown`]) when the request is refused, an `error` object sent inside
+    /// the stream as [`Error::Api`] with its code (500 when it has none), [`Error::Timeout`]
+    /// when no byte arrives for [`LemurBuilder::timeout`] (until the response head, then
+    /// between reads), [`Error::ConnectionLost`] when the stream ends without `[DONE]`,
+    /// [`Error::ResponseTooLarge`] past [`LemurBuilder::max_response_bytes`] in all or a line
+    /// over 256 KiB, [`Error::Decode`] for a chunk that is not JSON. Nothing is retried: a
+    /// caller that saw half a completion decides what to do. Deltas are redacted of the key
+    /// like every server text (an echo split into pieces of under 8 characters can pass).
+    ///
+    /// With [`Backend::LegacyLemur`] the only item is [`Error::Config`].
+    ///
+    /// ```no_run
+    /// # async fn demo(lemur: assemblyai_streaming::lemur::Lemur) -> assemblyai_streaming::Result<()> {
+    /// use assemblyai_streaming::lemur::{ChatMessage, ChatRequest};
+    /// use futures::StreamExt;
+    ///
+    /// let mut deltas = lemur.chat_stream(ChatRequest::new(vec![ChatMessage::user("Hi")]));
+    /// while let Some(delta) = deltas.next().await {
+    ///     print!("{}", delta?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn chat_stream(&self, mut request: ChatRequest) -> BoxStream<'static, Result<String>> {
+        if self.inner.backend == Backend::LegacyLemur {
+            return futures::stream::once(futures::future::ready(Err(Error::Config(
+                "chat_stream() needs the LLM Gateway backend; LeMUR had no streaming".into(),
+            ))))
+            .boxed();
+        }
+        if request.model.is_none() {
+            request.model = Some(self.inner.model.clone());
+        }
+        if request.max_tokens.is_none() {
+            request.max_tokens = Some(self.inner.max_tokens);
+        }
+        if request.temperature.is_none() {
+            request.temperature = self.inner.temperature;
+        }
+        request
+            .extra
+            .insert("stream".into(), serde_json::Value::Bool(true));
+        let inner = Arc::clone(&self.inner);
+        futures::stream::once(open_stream(Arc::clone(&inner), request))
+            .flat_map(move |opened| match opened {
+                Ok(response) => sse_deltas(response, Arc::clone(&inner)).left_stream(),
+                Err(e) => futures::stream::once(futures::future::ready(Err(e))).right_stream(),
+            })
+            .boxed()
+    }
+
+    /// [`translate`](Self::translate), streamed: the translation's text deltas as the model
+    /// writes them (see [`chat_stream`](Self::chat_stream) for the errors). The same prompt
+    /// and messages as `translate`.
+    pub fn translate_stream(&self, text: &str, lang: &str) -> BoxStream<'static, Result<String>> {
+        self.chat_stream(ChatRequest::new(vec![
+            ChatMessage::system(translation_prompt(lang)),
+            ChatMessage::user(text),
+        ]))
+    }
+}
+
+/// Sends a streaming request; returns the response once its head says 2xx.
+async fn open_stream(inner: Arc<Inner>, request: ChatRequest) -> Result<reqwest::Response> {
+    let send = inner
+        .http
+        .post(&inner.endpoint)
+        .header(AUTHORIZATION, inner.auth.clone())
+        .header(reqwest::header::ACCEPT, "text/event-stream")
+        .json(&request)
+        .send();
+    let response = tokio::time::timeout(inner.timeout, send)
+        .await
+        .map_err(|_| Error::Timeout {
+            kind: TimeoutKind::Request,
+            after: inner.timeout,
+        })?
+        .map_err(transport_error)?;
+    let status = response.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(response);
+    }
+    let headers = response.headers().clone();
+    let body = tokio::time::timeout(inner.timeout, read_capped(response, MAX_ERROR_BODY, false))
+        .await
+        .unwrap_or_else(|_| Ok(Bytes::new()))?;
+    Err(api_error(status, &headers, &body, &inner.redactor))
+}
+
+/// The body as a stream of byte chunks, each read bounded by the timeout, the whole by the
+/// size limit and every line by [`MAX_SSE_LINE`]; ends after its first error.
+fn body_chunks(
+    response: reqwest::Response,
+    inner: Arc<Inner>,
+) -> impl futures::Stream<Item = Result<Bytes>> + Send {
+    struct State {
+        response: reqwest::Response,
+        inner: Arc<Inner>,
+        total: usize,
+        line: usize,
+        failed: bool,
+    }
+    let state = State {
+        response,
+        inner,
+        total: 0,
+        line: 0,
+        failed: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        if st.failed {
+            return None;
+        }
+        let timeout = st.inner.timeout;
+        let item = match tokio::time::timeout(timeout, st.response.chunk()).await {
+            Err(_) => Err(Error::Timeout {
+                kind: TimeoutKind::Request,
+                after: timeout,
+            }),
+            Ok(Err(e)) => Err(transport_error(e)),
+            Ok(Ok(None)) => return None,
+            Ok(Ok(Some(chunk))) => {
+                st.total += chunk.len();
+                st.line = match chunk.iter().rposition(|b| *b == b'\n' || *b == b'\r') {
+                    Some(i) => chunk.len() - i - 1,
+                    None => st.line + chunk.len(),
+                };
+                if st.total > st.inner.max_response_bytes {
+                    Err(Error::ResponseTooLarge {
+                        limit: st.inner.max_response_bytes,
+                    })
+                } else if st.line > MAX_SSE_LINE {
+                    Err(Error::ResponseTooLarge {
+                        limit: MAX_SSE_LINE,
+                    })
+                } else {
+                    Ok(chunk)
+                }
+            }
+        };
+        st.failed = item.is_err();
+        Some((item, st))
+    })
+}
+
+/// The text deltas of an SSE chat-completion body.
+fn sse_deltas(
+    response: reqwest::Response,
+    inner: Arc<Inner>,
+) -> impl futures::Stream<Item = Result<String>> + Send {
+    use eventsource_stream::{EventStreamError, Eventsource};
+    let events = body_chunks(response, Arc::clone(&inner)).eventsource();
+    let state = (Box::pin(events), inner, false);
+    futures::stream::unfold(state, |(mut events, inner, finished)| async move {
+        if finished {
+            return None;
+        }
+        loop {
+            let item = match events.next().await {
+                None => Err(Error::ConnectionLost(
+                    "the completion stream ended before `data: [DONE]`".into(),
+                )),
+                Some(Err(EventStreamError::Transport(e))) => Err(e),
+                Some(Err(e)) => Err(Error::decode(format_args!("invalid event stream: {e}"), "")),
+                Some(Ok(event)) => {
+                    let data = event.data.trim();
+                    if data == "[DONE]" {
+                        return None;
+                    }
+                    if data.is_empty() {
+                        continue;
+                    }
+                    match chunk_delta(data, &inner.redactor) {
+                        Ok(None) => continue,
+                        Ok(Some(delta)) => Ok(delta),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            let finished = item.is_err();
+            return Some((item, (events, inner, finished)));
+        }
+    })
+}
+
+/// The first choice's text delta of one chunk object; `None` for a chunk without text (the
+/// role-only first chunk, `finish_reason`, usage). An `error` object is [`Error::Api`].
+fn chunk_delta(data: &str, redactor: &crate::redact::Redactor) -> Result<Option<String>> {
+    let chunk: StreamChunk = parse(data.as_bytes(), redactor)?;
+    if let Some(error) = chunk.error {
+        let status = error
+            .get("code")
+            .and_then(|c| c.as_u64())
+            .and_then(|c| u16::try_from(c).ok())
+            .filter(|c| (400..600).contains(c))
+            .unwrap_or(500);
+        let body = serde_json::json!({ "error": error }).to_string();
+        return Err(api_error(
+            status,
+            &HeaderMap::new(),
+            body.as_bytes(),
+            redactor,
+        ));
+    }
+    Ok(chunk
+        .choices
+        .into_iter()
+        .next()
+        .and_then(|c| c.delta)
+        .and_then(|d| d.content)
+        .filter(|t| !t.is_empty()))
+}
+
+/// One SSE chunk object (OpenAI's `chat.completion.chunk`); other fields are ignored.
+#[derive(Deserialize)]
+struct StreamChunk {
+    #[serde(default)]
+    choices: Vec<StreamChoice>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct StreamChoice {
+    #[serde(default)]
+    delta: Option<StreamDelta>,
+}
+
+#[derive(Deserialize)]
+struct StreamDelta {
+    #[serde(default, deserialize_with = "content_text")]
+    content: Option<String>,
 }
 
 /// A reqwest failure as [`Error::Http`], with its cause chain (reqwest's own message is often
@@ -541,20 +867,126 @@ fn transport_error(e: reqwest::Error) -> Error {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
+        let text = s.to_string();
+        // hyper-util's CONNECT tunnel error (not exported, so known by its text): a proxy
+        // refusal is not a transient transport failure. It reports 407 and nothing else.
+        if text == "tunnel error: proxy authorization required" {
+            return Error::ProxyRejected {
+                status: 407,
+                message: "Proxy Authentication Required".into(),
+            };
+        }
+        if text == "tunnel error: unsuccessful" {
+            return Error::ProxyRejected {
+                status: 0,
+                message: "the proxy refused the CONNECT tunnel (status not reported by the \
+                          HTTP stack)"
+                    .into(),
+            };
+        }
         message.push_str(": ");
-        message.push_str(&s.to_string());
+        message.push_str(&text);
         source = s.source();
     }
     Error::Http(message)
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| {
+/// Reads a response body up to `limit` bytes. Past the limit, a success body (`strict`) is
+/// [`Error::ResponseTooLarge`]; an error body is cut there. Either way no more is read and the
+/// connection is dropped, so memory stays bounded whatever the server sends.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+    strict: bool,
+) -> Result<Bytes> {
+    if strict && response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Error::ResponseTooLarge { limit });
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > limit {
+            if strict {
+                return Err(Error::ResponseTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk[..limit - body.len()]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Builds the HTTP client with the proxy and root settings; adds the proxy's secrets to
+/// `secrets`.
+pub(crate) fn http_client(
+    proxy: &crate::proxy::ProxySetting,
+    roots: &[Vec<u8>],
+    secrets: &mut Vec<String>,
+) -> Result<reqwest::Client> {
+    use crate::proxy::ProxySetting;
+    let mut builder = reqwest::Client::builder().user_agent(concat!(
+        env!("CARGO_PKG_NAME"),
+        "/",
+        env!("CARGO_PKG_VERSION")
+    ));
+    match proxy {
+        // reqwest reads the same variables itself.
+        ProxySetting::FromEnv => {}
+        ProxySetting::Disabled => builder = builder.no_proxy(),
+        ProxySetting::Explicit(url) => {
+            // Our parser first: the same rules (and errors) as the streaming client's.
+            let parsed = crate::proxy::Proxy::parse(url.expose(), "proxy()")?;
+            secrets.extend(parsed.secrets);
+            let url = if url.expose().contains("://") {
+                url.expose().to_owned()
+            } else {
+                format!("http://{}", url.expose())
+            };
+            let proxy = reqwest::Proxy::all(url)
+                .map_err(|_| Error::Config("invalid proxy URL in proxy()".into()))?;
+            builder = builder.proxy(proxy);
+        }
+    }
+    for pem in roots {
+        for der in crate::handshake::parse_pem(pem)? {
+            #[cfg(any(feature = "rustls", feature = "native-tls"))]
+            {
+                let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
+                    Error::Config(format!("add_root_certificate: unusable certificate: {e}"))
+                })?;
+                builder = builder.add_root_certificate(cert);
+            }
+            #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+            {
+                let _ = der;
+                return Err(Error::Config(
+                    "add_root_certificate needs the `rustls` or `native-tls` feature".into(),
+                ));
+            }
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| Error::Config(format!("cannot create the HTTP client: {e}")))
+}
+
+/// Parses a server JSON body with every string in it redacted (see
+/// [`Redactor::redact_json`](crate::redact::Redactor::redact_json)); the payload kept by a
+/// decode error is redacted before it is cut.
+fn parse<T: for<'de> Deserialize<'de>>(
+    body: &[u8],
+    redactor: &crate::redact::Redactor,
+) -> Result<T> {
+    let decode_error = |e: serde_json::Error| {
+        let text = String::from_utf8_lossy(body);
         Error::decode(
             format_args!("unexpected LLM response: {e}"),
-            &String::from_utf8_lossy(body),
+            &redactor.redact(&text),
         )
-    })
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(decode_error)?;
+    redactor.redact_json(&mut value);
+    serde_json::from_value(value).map_err(decode_error)
 }
 
 /// Builds [`Error::Api`] from any of the envelopes the services really send:
@@ -563,7 +995,14 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
 /// - the spec's OpenAI-style `{"error":{"code","message","metadata"}}`;
 /// - LeMUR's `{"error":"…"}`;
 /// - anything else as (truncated) text, or the status's reason phrase when empty.
-fn api_error(status: u16, headers: &HeaderMap, body: &[u8], key: &ApiKey) -> Error {
+fn api_error(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    redactor: &crate::redact::Redactor,
+) -> Error {
+    // Every piece of server text is redacted before it is cut, so no part of the key survives
+    // truncation: JSON strings once parsed, other bodies as a whole.
     let retry_after = headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
@@ -572,11 +1011,15 @@ fn api_error(status: u16, headers: &HeaderMap, body: &[u8], key: &ApiKey) -> Err
     let header_request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .map(|v| crate::redact::truncate(&redactor.redact(v), 128));
+    let parsed = serde_json::from_slice::<serde_json::Value>(body).map(|mut json| {
+        redactor.redact_json(&mut json);
+        json
+    });
 
     let mut message: String;
     let mut request_id = None;
-    match serde_json::from_slice::<serde_json::Value>(body) {
+    match parsed {
         Ok(json) => {
             request_id = json
                 .get("request_id")
@@ -621,12 +1064,7 @@ fn api_error(status: u16, headers: &HeaderMap, body: &[u8], key: &ApiKey) -> Err
         }
         Err(_) => {
             let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            let mut end = text.len().min(MAX_ERROR_TEXT);
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            message = text[..end].to_owned();
+            message = redactor.redact_truncated(text.trim(), MAX_ERROR_TEXT);
         }
     }
     if message.trim().is_empty() {
@@ -636,14 +1074,12 @@ fn api_error(status: u16, headers: &HeaderMap, body: &[u8], key: &ApiKey) -> Err
             .unwrap_or("error")
             .to_owned();
     }
-    // A misbehaving proxy could echo the Authorization header; never pass the key on.
-    if !key.expose().is_empty() && message.contains(key.expose()) {
-        message = message.replace(key.expose(), "<redacted>");
-    }
     Error::Api {
         status,
-        message,
-        request_id: request_id.or(header_request_id),
+        message: crate::redact::truncate(&message, 4 * MAX_ERROR_TEXT),
+        request_id: request_id
+            .map(|id| crate::redact::truncate(&id, 128))
+            .or(header_request_id),
         retry_after,
     }
 }
@@ -853,8 +1289,8 @@ fn content_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<S
 mod tests {
     use super::*;
 
-    fn key() -> ApiKey {
-        Secret::new("secret-key-123")
+    fn key() -> crate::redact::Redactor {
+        crate::redact::Redactor::new(["secret-key-123"])
     }
 
     #[test]
@@ -921,7 +1357,7 @@ mod tests {
             "content":"  Hola.  "},"finish_reason":"stop"}],"request":{"model":"m"},
             "usage":{"input_tokens":5,"output_tokens":2,"total_tokens":7},
             "http_status_code":200,"response_time":123,"llm_status_code":200}"#;
-        let r: ChatResponse = parse(body).unwrap();
+        let r: ChatResponse = parse(body, &key()).unwrap();
         assert_eq!(r.request_id.as_deref(), Some("r"));
         assert_eq!(r.text(), Some("Hola."));
         assert_eq!(r.usage.as_ref().and_then(|u| u.output_tokens), Some(2));
@@ -932,14 +1368,16 @@ mod tests {
     fn content_parts_and_null_content_are_handled() {
         let r: ChatResponse = parse(
             br#"{"choices":[{"message":{"content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}}]}"#,
+            &key(),
         )
         .unwrap();
         assert_eq!(r.text(), Some("ab"));
-        let r: ChatResponse = parse(br#"{"choices":[{"message":{"content":null}}]}"#).unwrap();
+        let r: ChatResponse =
+            parse(br#"{"choices":[{"message":{"content":null}}]}"#, &key()).unwrap();
         assert_eq!(r.text(), None);
-        let r: ChatResponse = parse(br#"{"choices":[]}"#).unwrap();
+        let r: ChatResponse = parse(br#"{"choices":[]}"#, &key()).unwrap();
         assert_eq!(r.text(), None);
-        assert!(parse::<ChatResponse>(b"not json").is_err());
+        assert!(parse::<ChatResponse>(b"not json", &key()).is_err());
     }
 
     #[test]

@@ -13,8 +13,7 @@ pub mod lemur;
 pub mod mic;
 pub mod params;
 pub mod protocol;
-// Wired into the error paths by the transport work; allowed unused until then.
-#[allow(dead_code)]
+mod proxy;
 mod redact;
 mod session;
 pub mod translate;

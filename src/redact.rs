@@ -103,6 +103,29 @@ impl Redactor {
         Cow::Owned(out)
     }
 
+    /// Redacts every string in a parsed JSON document (values, not member names), in place.
+    /// Server JSON is parsed first and redacted after: redacting the raw text could break its
+    /// syntax (a short secret such as a one-letter test key matches inside member names).
+    pub(crate) fn redact_json(&self, value: &mut serde_json::Value) {
+        if self.secrets.is_empty() {
+            return;
+        }
+        match value {
+            serde_json::Value::String(s) => {
+                if let Cow::Owned(clean) = self.redact(s) {
+                    *s = clean;
+                }
+            }
+            serde_json::Value::Array(items) => {
+                items.iter_mut().for_each(|v| self.redact_json(v));
+            }
+            serde_json::Value::Object(members) => {
+                members.values_mut().for_each(|v| self.redact_json(v));
+            }
+            _ => {}
+        }
+    }
+
     /// Redacts `text`, then cuts it to at most `max_bytes` bytes (at a character boundary),
     /// marking a cut with `…`. Redacting first is what keeps a truncated echo from leaving a
     /// prefix of the secret behind.
@@ -213,6 +236,16 @@ mod tests {
         let shown = r.redact("ошибка: ключ-секрет-42 é");
         assert_eq!(shown, "ошибка: <redacted> é");
         assert_eq!(truncate("éé", 3), "é…");
+    }
+
+    #[test]
+    fn json_strings_are_redacted_and_its_syntax_kept() {
+        let mut doc = serde_json::json!({"k": [format!("x {KEY}"), {"key": &KEY[..10]}], "n": 1});
+        Redactor::new([KEY, "k"]).redact_json(&mut doc);
+        assert_eq!(
+            doc,
+            serde_json::json!({"k": ["x <redacted>", {"key": "<redacted>"}], "n": 1})
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::stream::{FuturesUnordered, Stream, StreamExt};
+use futures::stream::{BoxStream, FuturesUnordered, Stream, StreamExt};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
@@ -253,17 +253,43 @@ pub fn server_side_text(response: &LlmGatewayResponse) -> Option<&str> {
 pub trait Translator: Send + Sync {
     /// Translates `text` into `lang`.
     fn translate<'a>(&'a self, text: &'a str, lang: &'a str) -> BoxFuture<'a, Result<String>>;
+
+    /// Translates `text` into `lang` as a stream of text deltas, which concatenated are the
+    /// translation. Used by [`translate_finals`] when [`TranslateOptions::stream_deltas`] is
+    /// on. Default: the whole result of [`translate`](Self::translate) as one delta;
+    /// [`crate::lemur::Lemur`] streams the model's output.
+    fn translate_stream<'a>(
+        &'a self,
+        text: &'a str,
+        lang: &'a str,
+    ) -> BoxStream<'a, Result<String>> {
+        futures::stream::once(self.translate(text, lang)).boxed()
+    }
 }
 
 impl<T: Translator + ?Sized> Translator for Arc<T> {
     fn translate<'a>(&'a self, text: &'a str, lang: &'a str) -> BoxFuture<'a, Result<String>> {
         (**self).translate(text, lang)
     }
+    fn translate_stream<'a>(
+        &'a self,
+        text: &'a str,
+        lang: &'a str,
+    ) -> BoxStream<'a, Result<String>> {
+        (**self).translate_stream(text, lang)
+    }
 }
 
 impl<T: Translator + ?Sized> Translator for Box<T> {
     fn translate<'a>(&'a self, text: &'a str, lang: &'a str) -> BoxFuture<'a, Result<String>> {
         (**self).translate(text, lang)
+    }
+    fn translate_stream<'a>(
+        &'a self,
+        text: &'a str,
+        lang: &'a str,
+    ) -> BoxStream<'a, Result<String>> {
+        (**self).translate_stream(text, lang)
     }
 }
 
@@ -309,15 +335,28 @@ pub struct TranslateOptions {
     /// a final turn every ~0.2 s at the fastest, 3 are in flight; 4 leaves headroom. Finals
     /// beyond the limit wait in a queue (events still pass through at once). `0` counts as 1.
     pub max_concurrent: usize,
+    /// Forward each translation's text deltas as [`TranslatedEvent::Delta`] items while the
+    /// model writes them (through [`Translator::translate_stream`]), so a UI can show a
+    /// translation being written. Default `false`: only whole translations.
+    pub stream_deltas: bool,
 }
 
 impl Default for TranslateOptions {
     fn default() -> Self {
-        TranslateOptions { max_concurrent: 4 }
+        TranslateOptions {
+            max_concurrent: 4,
+            stream_deltas: false,
+        }
     }
 }
 
 impl TranslateOptions {
+    /// Sets [`TranslateOptions::stream_deltas`].
+    pub fn stream_deltas(mut self, yes: bool) -> Self {
+        self.stream_deltas = yes;
+        self
+    }
+
     /// Sets [`TranslateOptions::max_concurrent`].
     pub fn max_concurrent(mut self, n: usize) -> Self {
         self.max_concurrent = n;
@@ -352,7 +391,25 @@ pub enum TranslatedEvent {
     Event(TurnEvent),
     /// The translation of a final turn (after that final, in `turn_order` order).
     Translation(Translation),
+    /// A piece of a translation still being written (only with
+    /// [`TranslateOptions::stream_deltas`]). A turn's deltas come in order, after its final
+    /// and before its [`Translation`](Self::Translation), which holds the whole text; deltas
+    /// of turns translated at the same time may interleave (tell them apart by `turn_order`).
+    Delta(TranslationDelta),
 }
+
+/// A piece of a translation as the model wrote it; see [`TranslatedEvent::Delta`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TranslationDelta {
+    /// The final turn being translated.
+    pub turn_order: u64,
+    /// The new text, untrimmed (append it to the earlier deltas of the turn).
+    pub text: String,
+}
+
+/// Deltas waiting for the consumer; a translation that gets this far ahead waits (bounded).
+const DELTA_BUFFER: usize = 64;
 
 struct Job {
     seq: u64,
@@ -377,6 +434,9 @@ pub struct TranslatedStream<S> {
     done: BTreeMap<u64, Outcome>,
     next_seq: u64,
     next_emit: u64,
+    stream_deltas: bool,
+    delta_tx: tokio::sync::mpsc::Sender<TranslationDelta>,
+    delta_rx: tokio::sync::mpsc::Receiver<TranslationDelta>,
 }
 
 impl<S> std::fmt::Debug for TranslatedStream<S> {
@@ -411,7 +471,11 @@ where
     S: Stream<Item = Result<TurnEvent>>,
     T: Translator + 'static,
 {
+    let (delta_tx, delta_rx) = tokio::sync::mpsc::channel(DELTA_BUFFER);
     TranslatedStream {
+        stream_deltas: options.stream_deltas,
+        delta_tx,
+        delta_rx,
         events: Some(Box::pin(events)),
         translator: Arc::new(translator),
         lang: Arc::from(lang.into()),
@@ -454,8 +518,38 @@ impl<S> TranslatedStream<S> {
     fn start(&self, job: Job) -> BoxFuture<'static, (u64, Outcome)> {
         let translator = Arc::clone(&self.translator);
         let lang = Arc::clone(&self.lang);
+        let deltas = self.stream_deltas.then(|| self.delta_tx.clone());
         Box::pin(async move {
-            let result = translator.translate(&job.text, &lang).await;
+            let result = match deltas {
+                None => translator.translate(&job.text, &lang).await,
+                Some(tx) => {
+                    let mut stream = translator.translate_stream(&job.text, &lang);
+                    let mut text = String::new();
+                    let mut failed = None;
+                    while let Some(item) = stream.next().await {
+                        match item {
+                            Ok(delta) => {
+                                text.push_str(&delta);
+                                let delta = TranslationDelta {
+                                    turn_order: job.turn_order,
+                                    text: delta,
+                                };
+                                // Fails only when the stream was dropped: nobody to tell.
+                                let _ = tx.send(delta).await;
+                            }
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    match failed {
+                        Some(e) => Err(e),
+                        None if text.trim().is_empty() => Err(Error::EmptyCompletion),
+                        None => Ok(text),
+                    }
+                }
+            };
             let outcome = match result {
                 Ok(text) => Ok(Translation {
                     turn_order: job.turn_order,
@@ -504,6 +598,11 @@ where
         let this = &mut *self;
         this.drive(cx);
 
+        // Deltas before translations: a turn's deltas are all sent before its job finishes.
+        if let Poll::Ready(Some(delta)) = this.delta_rx.poll_recv(cx) {
+            return Poll::Ready(Some(Ok(TranslatedEvent::Delta(delta))));
+        }
+
         // Translations first: they are older news than whatever the session has ready now.
         if let Some(outcome) = this.done.remove(&this.next_emit) {
             this.next_emit += 1;
@@ -531,6 +630,7 @@ where
             && this.waiting.is_empty()
             && this.running.is_empty()
             && this.done.is_empty()
+            && this.delta_rx.is_empty()
         {
             return Poll::Ready(None);
         }

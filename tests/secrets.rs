@@ -1,6 +1,9 @@
-//! Secrets never reach `Debug` output or logs, even at `trace` level.
+//! Secrets never reach `Debug` output, errors or logs, even at `trace` level, and even when a
+//! server echoes them back: a table of every transport path that keeps server text, run with a
+//! canary key and token, where a partial echo (8 characters or more) counts as a leak.
 
 mod common;
+mod transport_support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -26,16 +29,27 @@ impl Write for Capture {
     }
 }
 
+/// Every log line of this test binary, at trace level (one subscriber for all its tests).
+fn capture() -> Capture {
+    static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+    CAPTURE
+        .get_or_init(|| {
+            let capture = Capture::default();
+            let writer = capture.clone();
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .try_init()
+                .expect("first subscriber in this test binary");
+            capture
+        })
+        .clone()
+}
+
 #[tokio::test]
 async fn keys_and_tokens_never_appear_in_debug_or_trace_logs() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .try_init()
-        .expect("first subscriber in this test binary");
+    let capture = capture();
 
     // Debug of every public type that holds a secret.
     let builder = StreamingClient::builder().api_key(SECRET_KEY);
@@ -105,4 +119,330 @@ async fn keys_and_tokens_never_appear_in_debug_or_trace_logs() {
     }
     assert!(!logs.contains(SECRET_KEY), "key leaked into logs");
     assert!(!logs.contains(SECRET_TOKEN), "token leaked into logs");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server echoes: the canary table
+// ---------------------------------------------------------------------------------------------
+
+use assemblyai_streaming::Error;
+use assemblyai_streaming::lemur::{Backend, ChatMessage, ChatRequest, Lemur, LemurBuilder};
+use transport_support::*;
+
+const CANARY_KEY: &str = "canary-key-7Qm2xV9pL4sT8wZ1rN6b";
+/// A token with characters that percent-encoding changes, to catch the encoded echo too.
+const CANARY_TOKEN: &str = "canary-tok/9Hd+3Kf=2Jw8Yc5Lq";
+const PROXY_PASSWORD: &str = "canary-proxy-pw-4Rt7Ux2Zk";
+
+/// The leak, if `text` holds any run of 8 characters of a canary (whole, partial or
+/// percent-encoded).
+fn leak(text: &str) -> Option<String> {
+    let mut encoded = String::new();
+    for c in CANARY_TOKEN.chars() {
+        match c {
+            '/' => encoded.push_str("%2F"),
+            '+' => encoded.push_str("%2B"),
+            '=' => encoded.push_str("%3D"),
+            c => encoded.push(c),
+        }
+    }
+    for secret in [CANARY_KEY, CANARY_TOKEN, &encoded, PROXY_PASSWORD] {
+        let chars: Vec<char> = secret.chars().collect();
+        for window in chars.windows(8) {
+            let part: String = window.iter().collect();
+            if text.contains(&part) {
+                return Some(part);
+            }
+        }
+    }
+    None
+}
+
+/// How a server echoes: the whole secret, a long prefix, the tail, or cut by truncation.
+fn echoes(secret: &str) -> Vec<String> {
+    vec![
+        format!("invalid key {secret}"),
+        format!("invalid key {}…", &secret[..20]),
+        format!("key ends in {}", &secret[secret.len() - 12..]),
+        // Long enough that a cut at any limit of 512 B–64 KiB falls inside the echo.
+        format!("{}{secret}", "x".repeat(500)),
+        format!("{}{secret}{}", "y".repeat(1015), "z".repeat(100)),
+    ]
+}
+
+fn lemur_at(url: &str) -> LemurBuilder {
+    Lemur::builder()
+        .api_key(CANARY_KEY)
+        .base_url(url)
+        .no_proxy()
+        .max_retries(0)
+        .timeout(Duration::from_secs(5))
+}
+
+/// Everything a caller could print of an outcome: the error's `Display` and `Debug`, or the
+/// text it returned.
+fn shown<T: std::fmt::Debug>(result: &Result<T, Error>) -> String {
+    match result {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => format!("{e} {e:?}"),
+    }
+}
+
+/// A raw upgrade answer: `status` with `body`.
+fn rejection(status: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test]
+async fn server_echoes_of_the_key_token_or_proxy_password_never_reach_an_error_or_output() {
+    let logs = capture();
+    let mut rows: Vec<(String, String)> = Vec::new();
+
+    // 1. Upgrade rejections echoing the key (Authorization) or the token (query string),
+    //    each to a client that sent it.
+    let connect = async |builder: assemblyai_streaming::StreamingClientBuilder,
+                         url: &str,
+                         params: ConnectionParams| {
+        let result = builder
+            .base_url(url)
+            .no_proxy()
+            .retries(0, Duration::ZERO)
+            .build()
+            .unwrap()
+            .connect(params)
+            .await
+            .map(|_| ());
+        shown(&result)
+    };
+    for status in [
+        "400 Bad Request",
+        "401 Unauthorized",
+        "503 Service Unavailable",
+    ] {
+        for (i, body) in echoes(CANARY_KEY).into_iter().enumerate() {
+            let reply = rejection(status, &body);
+            let url = raw_upgrade_server(move |_| reply.clone().into_bytes()).await;
+            let builder = StreamingClient::builder().api_key(CANARY_KEY);
+            let text = connect(builder, &url, ConnectionParams::new()).await;
+            rows.push((format!("upgrade {status} echo #{i} (key)"), text));
+        }
+        for (i, body) in echoes(CANARY_TOKEN).into_iter().enumerate() {
+            let reply = rejection(status, &body);
+            let url = raw_upgrade_server(move |_| reply.clone().into_bytes()).await;
+            let builder = StreamingClient::builder().token(CANARY_TOKEN);
+            let text = connect(builder, &url, ConnectionParams::new()).await;
+            rows.push((format!("upgrade {status} echo #{i} (token)"), text));
+            let builder = StreamingClient::builder().api_key("an-unrelated-key-0000");
+            let params = ConnectionParams::new().extra("token", CANARY_TOKEN);
+            let text = connect(builder, &url, params).await;
+            rows.push((
+                format!("upgrade {status} echo #{i} (token parameter)"),
+                text,
+            ));
+        }
+    }
+
+    // 2. A proxy refusing the tunnel and echoing the request head (Proxy-Authorization).
+    let proxy = connect_proxy(ProxyMode::RefuseEchoing(403)).await;
+    let through = StreamingClient::builder()
+        .api_key(CANARY_KEY)
+        .base_url("ws://127.0.0.1:9")
+        .proxy(format!("http://user:{PROXY_PASSWORD}@{}", proxy.addr))
+        .retries(0, Duration::ZERO)
+        .build()
+        .unwrap()
+        .connect(ConnectionParams::new())
+        .await
+        .map(|_| ());
+    rows.push((
+        "proxy 403 echoing Proxy-Authorization".into(),
+        shown(&through),
+    ));
+    // …and the same proxy in front of Lemur (reqwest's tunnel, logged at trace level too).
+    let (url, _) = http_server(Reply::Full(json_response("200 OK", "{}"))).await;
+    let lemur = Lemur::builder()
+        .api_key(CANARY_KEY)
+        .base_url(url.replace("http://", "https://"))
+        .proxy(format!("http://user:{PROXY_PASSWORD}@{}", proxy.addr))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    rows.push((
+        "lemur proxy 403".into(),
+        shown(&lemur.translate("Hi", "es").await),
+    ));
+    assert!(rows.last().unwrap().1.contains("ProxyRejected"), "{rows:?}");
+    // Debug of everything holding the proxy URL.
+    let builder = StreamingClient::builder()
+        .api_key(CANARY_KEY)
+        .proxy(format!("http://user:{PROXY_PASSWORD}@127.0.0.1:3128"));
+    rows.push((
+        "Debug of proxied clients".into(),
+        format!(
+            "{builder:?} {:?} {lemur:?} {:?}",
+            builder.clone().build().unwrap(),
+            Lemur::builder().proxy(format!("http://u:{PROXY_PASSWORD}@p:1"))
+        ),
+    ));
+
+    // 3. LLM error bodies in every envelope, echoing the key.
+    for (i, echo) in echoes(CANARY_KEY).into_iter().enumerate() {
+        let quoted = serde_json::to_string(&echo).unwrap();
+        let bodies = [
+            format!(r#"{{"error":{quoted}}}"#),
+            format!(
+                r#"{{"message":{quoted},"request_id":{quoted},"metadata":{{"errors":[{quoted}]}}}}"#
+            ),
+            format!(
+                r#"{{"error":{{"code":400,"message":{quoted},"metadata":{{"errors":[{quoted}]}}}}}}"#
+            ),
+            echo.clone(),
+        ];
+        for (j, body) in bodies.iter().enumerate() {
+            for status in [
+                "400 Bad Request",
+                "401 Unauthorized",
+                "500 Internal Server Error",
+            ] {
+                let (url, _) = http_server(Reply::Full(json_response(status, body))).await;
+                let chat = lemur_at(&url).build().unwrap().translate("Hi", "es").await;
+                rows.push((format!("gateway {status} body #{i}.{j}"), shown(&chat)));
+                let task = lemur_at(&url)
+                    .backend(Backend::LegacyLemur)
+                    .build()
+                    .unwrap()
+                    .task("p", "t")
+                    .await;
+                rows.push((format!("lemur {status} body #{i}.{j}"), shown(&task)));
+                let stream: Vec<_> = lemur_at(&url)
+                    .build()
+                    .unwrap()
+                    .translate_stream("Hi", "es")
+                    .collect()
+                    .await;
+                rows.push((
+                    format!("stream open {status} body #{i}.{j}"),
+                    format!("{stream:?}"),
+                ));
+            }
+        }
+        // An x-request-id header echoing the key.
+        let header_echo = format!(
+            "HTTP/1.1 429 Too Many Requests\r\nx-request-id: {}\r\ncontent-length: 2\r\n\
+             connection: close\r\n\r\n{{}}",
+            echo.replace('…', "")
+        );
+        let (url, _) = http_server(Reply::Full(header_echo)).await;
+        let r = lemur_at(&url).build().unwrap().translate("Hi", "es").await;
+        rows.push((format!("x-request-id echo #{i}"), shown(&r)));
+
+        // 4. Success bodies: an undecodable one (kept as the decode payload), a completion
+        //    that repeats the key, and the same over SSE (delta, error event, bad chunk).
+        let bad_json = format!(r#"{{"choices":[{quoted}"#);
+        let (url, _) = http_server(Reply::Full(json_response("200 OK", &bad_json))).await;
+        let r = lemur_at(&url).build().unwrap().translate("Hi", "es").await;
+        rows.push((format!("undecodable 200 #{i}"), shown(&r)));
+        let r = lemur_at(&url)
+            .backend(Backend::LegacyLemur)
+            .build()
+            .unwrap()
+            .task("p", "t")
+            .await;
+        rows.push((format!("undecodable legacy 200 #{i}"), shown(&r)));
+        let completion = json_response(
+            "200 OK",
+            &serde_json::json!({"choices":[{"message":{"content": echo}}], "response": echo})
+                .to_string(),
+        );
+        let (url, _) = http_server(Reply::Full(completion)).await;
+        let lemur = lemur_at(&url).build().unwrap();
+        rows.push((
+            format!("completion #{i}"),
+            shown(&lemur.translate("Hi", "es").await),
+        ));
+        let chat = lemur
+            .chat(ChatRequest::new(vec![ChatMessage::user("Hi")]))
+            .await
+            .map(|r| r.text().map(str::to_owned));
+        rows.push((format!("chat response #{i}"), shown(&chat)));
+        let legacy = lemur_at(&url)
+            .backend(Backend::LegacyLemur)
+            .build()
+            .unwrap();
+        rows.push((
+            format!("legacy completion #{i}"),
+            shown(&legacy.task("p", "t").await),
+        ));
+
+        let sse_bodies = [
+            sse_body(&[&echo], true),
+            format!(
+                "data: {}\n\n",
+                serde_json::json!({"error": {"code": 401, "message": echo}})
+            ),
+            format!("data: {{\"choices\": {quoted}\n\n"),
+        ];
+        for (j, body) in sse_bodies.into_iter().enumerate() {
+            let (url, _) = http_server(Reply::Full(format!(
+                "{}{body}",
+                open_head("200 OK", "text/event-stream")
+            )))
+            .await;
+            let items: Vec<_> = lemur_at(&url)
+                .build()
+                .unwrap()
+                .translate_stream("Hi", "es")
+                .collect()
+                .await;
+            rows.push((format!("sse #{i}.{j}"), format!("{items:?}")));
+        }
+    }
+
+    // 5. Temporary-token minting answering with an echo.
+    for (i, echo) in echoes(CANARY_KEY).into_iter().enumerate() {
+        let quoted = serde_json::to_string(&echo).unwrap();
+        for (status, body) in [
+            ("401 Unauthorized", format!(r#"{{"error":{quoted}}}"#)),
+            ("500 Internal Server Error", echo.clone()),
+            ("200 OK", format!(r#"{{"nope":{quoted}}}"#)),
+        ] {
+            let (url, _) = http_server(Reply::Full(json_response(status, &body))).await;
+            let r = StreamingClient::builder()
+                .api_key(CANARY_KEY)
+                .base_url(url.replace("http://", "ws://"))
+                .no_proxy()
+                .build()
+                .unwrap()
+                .create_temporary_token(60, None)
+                .await;
+            rows.push((format!("token {status} #{i}"), shown(&r)));
+        }
+    }
+
+    let mut leaks = Vec::new();
+    for (name, text) in &rows {
+        if let Some(part) = leak(text) {
+            leaks.push(format!("{name}: {part:?} in {text}"));
+        }
+    }
+    assert!(rows.len() > 250, "{} rows", rows.len());
+    assert!(
+        leaks.is_empty(),
+        "{} leaks:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
+    // The server's own words are kept around the redaction.
+    assert!(
+        rows.iter()
+            .any(|(_, t)| t.contains("invalid key <redacted>"))
+    );
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    if let Some(part) = leak(&logs) {
+        panic!("{part:?} leaked into the logs");
+    }
 }

@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 
 use assemblyai_streaming::emulator::{Emulator, EmulatorHandle, Script, ScriptTurn};
 
+mod transport_support;
+
 /// The example binary, built (or found up to date) once per test run: `cargo test --test
 /// translate_example` alone does not build examples, and a stale binary would test old code.
 fn example_binary() -> PathBuf {
@@ -72,8 +74,12 @@ async fn emulator() -> EmulatorHandle {
 }
 
 fn run(emu: &EmulatorHandle, key: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    run_at(&emu.http_url(), key, args, stdin)
+}
+
+fn run_at(base_url: &str, key: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(example_binary())
-        .args(["--lang", "es", "--base-url", &emu.http_url()])
+        .args(["--lang", "es", "--base-url", base_url])
         .args(args)
         .env("ASSEMBLYAI_API_KEY", key)
         .stdin(Stdio::piped())
@@ -152,4 +158,54 @@ async fn usage_errors_have_a_null_code_and_exit_2() {
     let e = error_line(&out);
     assert_eq!(e["error"]["kind"], "config");
     assert!(e["error"]["code"].is_null());
+}
+
+/// A server echoing the key in an error, in a completion or in an undecodable body: the
+/// example's stdout and stderr carry no run of 8 characters of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_server_echoing_the_key_never_gets_it_printed() {
+    use transport_support::{Reply, http_server, json_response};
+    const KEY: &str = "canary-cli-key-5Hs9Qe2Wv7Xb";
+    let parts: Vec<String> = KEY
+        .chars()
+        .collect::<Vec<_>>()
+        .windows(8)
+        .map(|w| w.iter().collect())
+        .collect();
+    let echo = format!("you sent {KEY} (prefix {})", &KEY[..15]);
+    let quoted = serde_json::to_string(&echo).unwrap();
+    let replies = [
+        ("401 Unauthorized", format!(r#"{{"error":{quoted}}}"#), 1),
+        ("400 Bad Request", format!("{}{echo}", "x".repeat(500)), 1),
+        (
+            "200 OK",
+            format!(r#"{{"choices":[{{"message":{{"content":{quoted}}}}}]}}"#),
+            0,
+        ),
+        ("200 OK", format!(r#"{{"choices":[{quoted}"#), 1),
+    ];
+    for (status, body, exit) in replies {
+        let (url, _) = http_server(Reply::Full(json_response(status, &body))).await;
+        let out = run_at(&url, KEY, &["Hello."], None);
+        assert_eq!(out.status.code(), Some(exit), "{status} {body}: {out:?}");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The server's own words are kept around the redaction (a decode error prints only
+        // the decoder's complaint).
+        assert!(
+            ["you sent", "xxxx", "unexpected LLM response"]
+                .iter()
+                .any(|w| printed.contains(w)),
+            "{printed}"
+        );
+        for part in &parts {
+            assert!(
+                !printed.contains(part.as_str()),
+                "{part:?} printed: {printed}"
+            );
+        }
+    }
 }
