@@ -1,12 +1,16 @@
 //! Streams a WAV file to the service and prints every server event as one JSON line.
 //!
 //! ```text
-//! cargo run --example transcribe -- [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast] FILE.wav
+//! cargo run --example transcribe -- [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast]
+//!     [--format json|vtt|srt] FILE.wav
 //! ```
 //!
 //! Contract (other tools script this):
-//! - stdout: one JSON object per server event, the message's fields as received, plus
-//!   `"final": true|false` on `Turn` messages (true exactly once per `turn_order`).
+//! - stdout, `--format json` (the default): one JSON object per server event, the message's
+//!   fields as received, plus `"final": true|false` on `Turn` messages (true exactly once per
+//!   `turn_order`).
+//! - stdout, `--format vtt` / `--format srt`: the final turns as one WebVTT / SubRip file, written
+//!   when the session has ended (cues from the word timings; see `assemblyai_streaming::captions`).
 //! - stderr: each error as `{"error": {"kind": "...", "code": <int or null>, "message": "..."}}`.
 //! - exit status 0 only when the session ended with `Termination`.
 //!
@@ -16,6 +20,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use assemblyai_streaming::audio::{paced, read_wav};
+use assemblyai_streaming::captions::Transcript;
 use assemblyai_streaming::{ConnectionParams, Error, StreamingClient, TurnEvent};
 use futures::{SinkExt, StreamExt};
 
@@ -24,12 +29,20 @@ struct Args {
     params: Vec<(String, String)>,
     format_turns: bool,
     fast: bool,
+    format: Format,
     file: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Vtt,
+    Srt,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: transcribe [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast] FILE.wav"
+        "usage: transcribe [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast] [--format json|vtt|srt] FILE.wav"
     );
     std::process::exit(2)
 }
@@ -41,6 +54,7 @@ fn parse_args() -> Args {
         params: Vec::new(),
         format_turns: true,
         fast: false,
+        format: Format::Json,
         file: String::new(),
     };
     while let Some(arg) = args.next() {
@@ -55,6 +69,14 @@ fn parse_args() -> Args {
             }
             "--no-format-turns" => parsed.format_turns = false,
             "--fast" => parsed.fast = true,
+            "--format" => {
+                parsed.format = match args.next().as_deref() {
+                    Some("json") => Format::Json,
+                    Some("vtt") => Format::Vtt,
+                    Some("srt") => Format::Srt,
+                    _ => usage(),
+                }
+            }
             "-h" | "--help" => usage(),
             _ if parsed.file.is_empty() && !arg.starts_with("--") => parsed.file = arg,
             _ => usage(),
@@ -118,6 +140,7 @@ async fn run(args: Args) -> Result<bool, Error> {
     });
 
     let mut terminated = false;
+    let mut transcript = Transcript::new();
     let mut stdout = std::io::stdout().lock();
     while let Some(event) = events.next().await {
         match event {
@@ -131,6 +154,10 @@ async fn run(args: Args) -> Result<bool, Error> {
                     }
                     _ => None,
                 };
+                if args.format != Format::Json {
+                    transcript.push_event(&event);
+                    continue;
+                }
                 let mut value = serde_json::to_value(event.into_message()).unwrap_or_default();
                 if let (Some(f), Some(obj)) = (is_final, value.as_object_mut()) {
                     obj.insert("final".into(), f.into());
@@ -141,6 +168,16 @@ async fn run(args: Args) -> Result<bool, Error> {
             Err(e) => print_error(&e),
         }
     }
+    match args.format {
+        Format::Json => {}
+        Format::Vtt => {
+            let _ = write!(stdout, "{}", transcript.to_webvtt(None));
+        }
+        Format::Srt => {
+            let _ = write!(stdout, "{}", transcript.to_srt(None));
+        }
+    }
+    let _ = stdout.flush();
     // A send error means the session ended; its cause was already printed from the stream.
     let _ = sender.await;
     Ok(terminated)

@@ -326,7 +326,7 @@ impl TranslateOptions {
 }
 
 /// The translation of one final turn.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Translation {
     /// The final turn that was translated.
@@ -345,7 +345,8 @@ pub struct Translation {
 
 /// An item of [`translate_finals`]: a session event, passed through unchanged, or a
 /// translation.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
 #[non_exhaustive]
 pub enum TranslatedEvent {
     /// A session event, delivered as soon as the session produced it.

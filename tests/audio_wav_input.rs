@@ -270,8 +270,7 @@ fn one_channel_of_a_stereo_wav_can_be_taken_alone() {
             .unwrap()
             .only_channel(channel)
             .unwrap()
-            .map(|c| c.unwrap().to_pcm16())
-            .flatten()
+            .flat_map(|c| c.unwrap().to_pcm16())
             .collect();
         assert_eq!(&pcm, want, "channel {channel}");
     }

@@ -265,10 +265,11 @@ impl EmulatorBuilder {
             realtime_tolerance: self.realtime_tolerance.unwrap_or(Duration::from_secs(1)),
         };
         let shared = Arc::new(server::Shared::new(config, script, llm, stop_rx));
-        let task = tokio::spawn(server::serve(listener, shared));
+        let task = tokio::spawn(server::serve(listener, Arc::clone(&shared)));
         Ok(EmulatorHandle {
             local_addr,
             api_key,
+            shared,
             stop: stop_tx,
             task: Some(task),
         })
@@ -279,6 +280,7 @@ impl EmulatorBuilder {
 pub struct EmulatorHandle {
     local_addr: SocketAddr,
     api_key: String,
+    shared: Arc<server::Shared>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -312,6 +314,14 @@ impl EmulatorHandle {
     /// The API key it accepts.
     pub fn api_key(&self) -> &str {
         &self.api_key
+    }
+
+    /// Streaming sessions open right now (upgraded and not yet ended): lets a test check that
+    /// a client or service it drives leaves nothing running.
+    pub fn active_sessions(&self) -> usize {
+        self.shared
+            .active
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Stops accepting connections, ends every session and waits for the server task.
