@@ -139,16 +139,24 @@ impl Transcript {
     /// Takes a translation, joining it to its final — whenever it arrives, also after
     /// `Termination`. A translation that comes before its final waits for it.
     pub fn push_translation(&mut self, translation: &Translation) {
-        let key = lang_key(&translation.lang);
-        match self.finals.get_mut(&translation.turn_order) {
+        self.add_translation(translation.turn_order, &translation.lang, &translation.text);
+    }
+
+    /// Like [`push_translation`](Self::push_translation), for a translation made by other
+    /// means (e.g. several languages translated side by side): `text` is `turn_order`'s final
+    /// in `lang` (a code or a name).
+    pub fn add_translation(&mut self, turn_order: u64, lang: &str, text: &str) {
+        let key = lang_key(lang);
+        let text = text.trim().to_owned();
+        match self.finals.get_mut(&turn_order) {
             Some(caption) => {
-                caption.translations.insert(key, translation.text.clone());
+                caption.translations.insert(key, text);
             }
             None => {
                 self.pending
-                    .entry(translation.turn_order)
+                    .entry(turn_order)
                     .or_default()
-                    .insert(key, translation.text.clone());
+                    .insert(key, text);
                 while self.pending.len() > MAX_PENDING_TRANSLATIONS {
                     self.pending.pop_first();
                 }
