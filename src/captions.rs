@@ -226,45 +226,55 @@ impl Transcript {
 
     /// The transcript (`lang: None`) or its translation into `lang` as a WebVTT file.
     pub fn to_webvtt(&self, lang: Option<&str>) -> String {
-        let mut out = String::from("WEBVTT\n\n");
-        for (i, cue) in self.cues(lang).iter().enumerate() {
-            let text = cue
-                .lines
-                .iter()
-                .map(|l| escape_vtt(l))
-                .collect::<Vec<_>>()
-                .join("\n");
-            let voice = cue
-                .speaker
-                .as_deref()
-                .map(|s| format!("<v {}>", escape_vtt(s)))
-                .unwrap_or_default();
-            let _ = write!(
-                out,
-                "{}\n{} --> {}\n{voice}{text}\n\n",
-                i + 1,
-                timestamp(cue.start_ms, '.'),
-                timestamp(cue.end_ms, '.'),
-            );
-        }
-        out
+        webvtt(&self.cues(lang))
     }
 
     /// The transcript (`lang: None`) or its translation into `lang` as a SubRip (SRT) file.
     pub fn to_srt(&self, lang: Option<&str>) -> String {
-        let mut out = String::new();
-        for (i, cue) in self.cues(lang).iter().enumerate() {
-            let _ = write!(
-                out,
-                "{}\n{} --> {}\n{}\n\n",
-                i + 1,
-                timestamp(cue.start_ms, ','),
-                timestamp(cue.end_ms, ','),
-                cue.lines.join("\n")
-            );
-        }
-        out
+        srt(&self.cues(lang))
     }
+}
+
+/// `cues` as a WebVTT file (e.g. cues of several transcripts, sorted by `start_ms`).
+pub fn webvtt(cues: &[Cue]) -> String {
+    let mut out = String::from("WEBVTT\n\n");
+    for (i, cue) in cues.iter().enumerate() {
+        let text = cue
+            .lines
+            .iter()
+            .map(|l| escape_vtt(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let voice = cue
+            .speaker
+            .as_deref()
+            .map(|s| format!("<v {}>", escape_vtt(s)))
+            .unwrap_or_default();
+        let _ = write!(
+            out,
+            "{}\n{} --> {}\n{voice}{text}\n\n",
+            i + 1,
+            timestamp(cue.start_ms, '.'),
+            timestamp(cue.end_ms, '.'),
+        );
+    }
+    out
+}
+
+/// `cues` as a SubRip (SRT) file.
+pub fn srt(cues: &[Cue]) -> String {
+    let mut out = String::new();
+    for (i, cue) in cues.iter().enumerate() {
+        let _ = write!(
+            out,
+            "{}\n{} --> {}\n{}\n\n",
+            i + 1,
+            timestamp(cue.start_ms, ','),
+            timestamp(cue.end_ms, ','),
+            cue.lines.join("\n")
+        );
+    }
+    out
 }
 
 /// One caption cue.

@@ -4,6 +4,7 @@
 
 pub mod audio;
 pub mod captions;
+pub mod channels;
 mod client;
 #[cfg(feature = "emulator")]
 pub mod emulator;

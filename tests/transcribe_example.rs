@@ -8,7 +8,7 @@ mod emulator_support;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use emulator_support::{bundled_sample, fast_emulator};
+use emulator_support::{bundled_sample, fast_emulator, stereo_call};
 
 fn sample_wav() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/assets/sample.wav")
@@ -111,4 +111,58 @@ async fn vtt_and_srt_hold_the_three_finals() {
 async fn a_bad_format_is_a_usage_error() {
     let out = transcribe(&["--format", "xml"], &sample_wav()).await;
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn separate_channels_tag_every_line_and_merge_by_audio_time() {
+    let (_, script) = bundled_sample();
+    let out = transcribe(&["--channels", "separate"], &stereo_call()).await;
+    let lines = normalized_json(&stdout(&out));
+    assert!(
+        lines.iter().all(|l| l["channel"] == 0 || l["channel"] == 1),
+        "{lines:?}"
+    );
+    let finals: Vec<(u64, i64)> = lines
+        .iter()
+        .filter(|l| l["type"] == "Turn" && l["final"] == true)
+        .map(|l| {
+            (
+                l["channel"].as_u64().unwrap(),
+                l["words"][0]["start"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    // Left speaks at 0.3 s, right at 4.5 s. (One emulator serves both sessions, and each session
+    // takes its script from the top, so both finals carry the script's first sentence.)
+    assert_eq!(finals.len(), 2, "{finals:?}");
+    assert_eq!(finals[0].0, 0);
+    assert_eq!(finals[1].0, 1);
+    assert!(finals[0].1 < 1_000 && finals[1].1 > 4_000, "{finals:?}");
+    assert_eq!(
+        lines.iter().filter(|l| l["type"] == "Termination").count(),
+        2
+    );
+    let first = lines.iter().find(|l| l["final"] == true).unwrap();
+    assert_eq!(first["transcript"], script.turns[0].text.as_str());
+
+    // Captions name the channel of each cue.
+    let vtt = stdout(
+        &transcribe(
+            &["--channels", "separate", "--format", "vtt"],
+            &stereo_call(),
+        )
+        .await,
+    );
+    assert!(
+        vtt.contains("<v channel 0>") && vtt.contains("<v channel 1>"),
+        "{vtt}"
+    );
+    assert!(vtt.find("<v channel 0>") < vtt.find("<v channel 1>"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_separate_channels_a_stereo_file_is_one_session_and_has_no_channel_field() {
+    let lines = normalized_json(&stdout(&transcribe(&[], &stereo_call()).await));
+    assert!(lines.iter().all(|l| l.get("channel").is_none()));
+    assert_eq!(lines.iter().filter(|l| l["type"] == "Begin").count(), 1);
 }

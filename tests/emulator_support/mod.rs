@@ -310,3 +310,32 @@ pub async fn sessions_drained(emu: &assemblyai_streaming::emulator::EmulatorHand
     }
     emu.active_sessions()
 }
+
+/// A stereo call made from the bundled sample, 16 kHz 16-bit, 8.3 s: the left channel says the
+/// first sentence (0.3–3.1 s), the right channel the second (4.5–7.2 s). Returns its path.
+/// Written once per test process (tests run in parallel and share it).
+pub fn stereo_call() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(write_stereo_call).clone()
+}
+
+fn write_stereo_call() -> PathBuf {
+    let (chunks, _) = bundled_sample();
+    let pcm: Vec<i16> = chunks.iter().flat_map(|c| c.to_pcm16()).collect();
+    let (split, end) = (4 * 16_000, 8 * 16_000 + 4_800);
+    let path = std::env::temp_dir().join(format!("aai-stereo-call-{}.wav", std::process::id()));
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).expect("create the stereo WAV");
+    for (n, &sample) in pcm.iter().enumerate().take(end) {
+        let (left, right) = if n < split { (sample, 0) } else { (0, sample) };
+        w.write_sample(left).expect("write");
+        w.write_sample(right).expect("write");
+    }
+    w.finalize().expect("finalize");
+    path
+}
