@@ -66,6 +66,8 @@ fn later(at: Instant, d: Duration) -> Instant {
 ///   the same `turn_order`), the unformatted one arrives as a `Partial` and the formatted one
 ///   as the `Final`. If the formatted one does not come within the format wait (default 1 s),
 ///   or the next turn starts first, the unformatted one is delivered as the `Final`.
+///
+/// Serialized (serde) as `{"event": "<variant in snake_case>", "data": <the message>}`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "event", content = "data", rename_all = "snake_case")]
 #[non_exhaustive]

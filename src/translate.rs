@@ -345,6 +345,8 @@ pub struct Translation {
 
 /// An item of [`translate_finals`]: a session event, passed through unchanged, or a
 /// translation.
+///
+/// Serialized (serde) as the event itself or the translation itself (untagged).
 #[derive(Debug, serde::Serialize)]
 #[serde(untagged)]
 #[non_exhaustive]

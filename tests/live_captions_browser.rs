@@ -180,12 +180,18 @@ async fn live_captions_in_headless_chromium() {
         .unwrap();
 
     // The sample is 12 s of speech at real-time pace; each final is followed by its translation.
+    let partial_seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let finals = wait_for(
         Duration::from_secs(60),
         "three finals with translations",
         || {
             let browser = browser.clone();
+            let partial_seen = partial_seen.clone();
             async move {
+                let partial = browser.find(Locator::Id("partial")).await.ok()?;
+                if !partial.text().await.ok()?.trim().is_empty() {
+                    partial_seen.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 let finals = browser
                     .find_all(Locator::Css(".final[data-turn-order]"))
                     .await
@@ -200,6 +206,10 @@ async fn live_captions_in_headless_chromium() {
     )
     .await;
     assert!(status.text().await.unwrap().contains("emulated"));
+    assert!(
+        partial_seen.load(std::sync::atomic::Ordering::Relaxed),
+        "#partial showed the turn in progress"
+    );
     assert_eq!(finals.len(), 3, "exactly the three scripted turns");
     for (i, (final_el, turn)) in finals.iter().zip(&turns).enumerate() {
         assert_eq!(
