@@ -211,6 +211,8 @@ fn bad_audio_is_an_audio_error_naming_the_source() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty", Vec::new()),
         ("not RIFF", b"hello, this is not a WAV file at all".to_vec()),
+        ("short junk", b"junk".to_vec()),
+        ("a RIFF fragment", b"RIF".to_vec()),
         (
             "RIFF but not WAVE",
             b"RIFF\0\0\0\0AVI LIST\0\0\0\0".to_vec(),

@@ -87,6 +87,14 @@ pub(crate) fn read_header(r: &mut impl Read) -> Result<Header, HeaderError> {
     if got == 0 {
         return bad("empty input (no WAV header)");
     }
+    let magic_ok = |m: &[u8]| {
+        [&b"RIFF"[..], b"RF64", b"BW64"]
+            .iter()
+            .any(|k| k.starts_with(m))
+    };
+    if !magic_ok(&riff[..got.min(4)]) {
+        return bad("not a WAV file (no RIFF header)");
+    }
     if got < 12 {
         return bad("truncated header (shorter than a RIFF header)");
     }
