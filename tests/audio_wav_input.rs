@@ -26,7 +26,7 @@ fn wav(
     data_len: u32,
     data: &[u8],
 ) -> Vec<u8> {
-    let block = channels * bits.div_ceil(8);
+    let block = channels.wrapping_mul(bits.div_ceil(8));
     let mut v = Vec::new();
     v.extend(b"RIFF");
     v.extend(riff_len.to_le_bytes());
@@ -35,7 +35,7 @@ fn wav(
     v.extend(tag.to_le_bytes());
     v.extend(channels.to_le_bytes());
     v.extend(rate.to_le_bytes());
-    v.extend((rate * u32::from(block)).to_le_bytes());
+    v.extend(rate.wrapping_mul(u32::from(block)).to_le_bytes());
     v.extend(block.to_le_bytes());
     v.extend(bits.to_le_bytes());
     v.extend(b"data");
@@ -221,6 +221,8 @@ fn bad_audio_is_an_audio_error_naming_the_source() {
         ("no data chunk", valid[..36].to_vec()),
         ("0 channels", wav(1, 0, 16_000, 16, 36, 0, &[])),
         ("0 Hz", wav(1, 1, 0, 16, 36, 0, &[])),
+        ("4 GHz", wav(1, 1, 4_000_000_000, 16, 36, 0, &[])),
+        ("1000 channels", wav(1, 1000, 16_000, 16, 36, 0, &[])),
         ("12-byte samples", wav(1, 1, 16_000, 96, 36, 0, &[])),
         ("unknown format tag", wav(0x55, 1, 16_000, 16, 36, 0, &[])),
     ];
@@ -327,4 +329,38 @@ fn a_wav_that_sox_wrote_to_a_pipe_reads_in_full() {
     assert_eq!(info.frames, 16_000);
     let pcm: Vec<i16> = chunks.iter().flat_map(|c| c.to_pcm16()).collect();
     assert_eq!(pcm, audio);
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any bytes: a result, never a panic; a failure is bad audio or (never here) I/O.
+        #[test]
+        fn on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Err(e) = read_wav_bytes(bytes, 16_000) {
+                prop_assert_eq!(e.kind(), "audio");
+            }
+        }
+
+        /// A valid header with any format fields and lengths, then some audio bytes.
+        #[test]
+        fn on_any_header_fields(
+            tag in prop_oneof![Just(1u16), Just(3), Just(6), Just(7), Just(0xFFFE), any::<u16>()],
+            channels in 0u16..12,
+            rate in prop_oneof![Just(8_000u32), Just(44_100), Just(48_000), 0u32..2_000_000],
+            bits in 0u16..80,
+            riff_len in any::<u32>(),
+            data_len in prop_oneof![Just(0u32), Just(u32::MAX), Just(0x7fff_f000), 0u32..5_000],
+            body in proptest::collection::vec(any::<u8>(), 0..4_000),
+        ) {
+            let bytes = wav(tag, channels, rate, bits, riff_len, data_len, &body);
+            if let Err(e) = read_wav_bytes(bytes, 16_000) {
+                prop_assert_eq!(e.kind(), "audio");
+            }
+        }
+    }
 }

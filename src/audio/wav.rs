@@ -296,9 +296,10 @@ impl WavChunks {
 
     /// Reads and converts the next block of the input into `ready`.
     fn refill(&mut self) -> Result<()> {
-        // About 8192 frames per read: large enough to be cheap, small enough to stream.
+        // Up to 8192 frames and 256 KiB per read: large enough to be cheap, small enough to
+        // stream with bounded memory whatever the frame size.
         let align = self.header.block_align.max(1);
-        let mut want = 8192 * align;
+        let mut want = (8192 * align).min((256 << 10) / align * align).max(align);
         if let Some(remaining) = self.remaining {
             want = want.min(usize::try_from(remaining).unwrap_or(usize::MAX));
         }

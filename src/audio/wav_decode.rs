@@ -65,6 +65,14 @@ const WAVE_FORMAT_ALAW: u16 = 6;
 const WAVE_FORMAT_MULAW: u16 = 7;
 const WAVE_FORMAT_EXTENSIBLE: u16 = 0xFFFE;
 
+/// Sample rates accepted, Hz: telephony's lowest to the highest studio rate (DXD × 2). Outside
+/// this a header is more likely broken than real, and resampling it would be absurdly costly.
+pub(crate) const MIN_RATE: u32 = 1_000;
+/// See [`MIN_RATE`].
+pub(crate) const MAX_RATE: u32 = 768_000;
+/// Channels accepted (ambisonic and studio files go well beyond stereo; nothing real near this).
+pub(crate) const MAX_CHANNELS: u16 = 256;
+
 /// Chunks before `data` larger than this are refused rather than skipped (a bounded header).
 const MAX_SKIPPED_CHUNK: u64 = 64 << 20;
 
@@ -187,8 +195,15 @@ fn parse_fmt(b: &[u8]) -> Result<(u32, u16, u16, Codec, usize), HeaderError> {
     if channels == 0 {
         return bad("the header says 0 channels");
     }
-    if sample_rate == 0 {
-        return bad("the header says a sample rate of 0 Hz");
+    if !(MIN_RATE..=MAX_RATE).contains(&sample_rate) {
+        return bad(format!(
+            "unsupported sample rate {sample_rate} Hz (supported: {MIN_RATE}–{MAX_RATE} Hz)"
+        ));
+    }
+    if channels > MAX_CHANNELS {
+        return bad(format!(
+            "unsupported channel count {channels} (at most {MAX_CHANNELS})"
+        ));
     }
     if bits == 0 {
         return bad("the header says 0 bits per sample");
