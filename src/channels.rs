@@ -172,7 +172,6 @@ impl MergedChannels {
         path: impl AsRef<std::path::Path>,
         realtime: bool,
     ) -> Result<Self> {
-        use futures::StreamExt;
         let path = path.as_ref();
         let rate = params.sample_rate();
         let encoding = params.audio_encoding();
@@ -181,19 +180,43 @@ impl MergedChannels {
         for channel in 0..channels {
             audio.push(crate::audio::open_wav(path, rate)?.only_channel(channel)?);
         }
-        let sessions =
-            futures::future::try_join_all((0..channels).map(|_| client.connect(params.clone())))
-                .await?;
-        let streams = sessions.into_iter().zip(audio).map(|(session, chunks)| {
+        let sources = audio.into_iter().map(|chunks| {
             // A read error ends that channel's audio with one `Err` event.
             let chunks: BoxStream<'static, Result<crate::AudioChunk>> = if realtime {
                 Box::pin(paced_results(chunks, rate, encoding))
             } else {
                 Box::pin(futures::stream::iter(chunks))
             };
-            session.stream_audio(chunks).boxed()
+            chunks
         });
-        Ok(Self::new(streams))
+        Self::connect(client, params, sources).await
+    }
+
+    /// Opens one session per audio source (source `i` is channel `i`; each a mono stream in
+    /// the session's format, e.g. one [`AudioConverter`](crate::audio::AudioConverter) per
+    /// channel of a live stereo input) and pumps each into its session with
+    /// [`stream_audio`](crate::StreamingSession::stream_audio). The sessions connect
+    /// concurrently; if one fails, the others are closed and the error is returned.
+    pub async fn connect<I, S>(
+        client: &crate::StreamingClient,
+        params: crate::ConnectionParams,
+        sources: I,
+    ) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Stream + Send + 'static,
+        S::Item: crate::AudioItem,
+    {
+        let sources: Vec<S> = sources.into_iter().collect();
+        let sessions =
+            futures::future::try_join_all(sources.iter().map(|_| client.connect(params.clone())))
+                .await?;
+        Ok(Self::new(
+            sessions
+                .into_iter()
+                .zip(sources)
+                .map(|(session, source)| session.stream_audio(source)),
+        ))
     }
 
     /// Index of the channel whose head event goes next, if any may go now; else when to look
