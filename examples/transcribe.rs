@@ -1,14 +1,23 @@
 //! Streams a WAV file to the service and prints every server event as one JSON line.
 //!
 //! ```text
-//! cargo run --example transcribe -- [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast] FILE.wav
+//! cargo run --example transcribe -- [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast]
+//!     [--format json|vtt|srt] [--channels mix|separate] FILE.wav
 //! ```
 //!
 //! Contract (other tools script this):
-//! - stdout: one JSON object per server event, the message's fields as received, plus
-//!   `"final": true|false` on `Turn` messages (true exactly once per `turn_order`).
+//! - stdout, `--format json` (the default): one JSON object per server event, the message's
+//!   fields as received, plus `"final": true|false` on `Turn` messages (true exactly once per
+//!   `turn_order`).
+//! - stdout, `--format vtt` / `--format srt`: the final turns as one WebVTT / SubRip file, written
+//!   when the session has ended (cues from the word timings; see `assemblyai_streaming::captions`).
+//! - `--channels mix` (the default) sends the downmix of all channels to one session;
+//!   `--channels separate` opens one session per channel (`assemblyai_streaming::channels`),
+//!   merges their events in audio-time order and adds `"channel": N` (0-based) to every JSON
+//!   line and error line; captions then name the channel as each cue's speaker.
 //! - stderr: each error as `{"error": {"kind": "...", "code": <int or null>, "message": "..."}}`.
-//! - exit status 0 only when the session ended with `Termination`.
+//! - exit status 0 only when the session (every session, with `--channels separate`) ended with
+//!   `Termination`.
 //!
 //! The key comes from `ASSEMBLYAI_API_KEY`; `--url` takes a base such as `ws://127.0.0.1:8080`.
 
@@ -16,6 +25,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use assemblyai_streaming::audio::{paced, read_wav};
+use assemblyai_streaming::captions::{self, Transcript};
+use assemblyai_streaming::channels::MergedChannels;
 use assemblyai_streaming::{ConnectionParams, Error, StreamingClient, TurnEvent};
 use futures::{SinkExt, StreamExt};
 
@@ -24,12 +35,21 @@ struct Args {
     params: Vec<(String, String)>,
     format_turns: bool,
     fast: bool,
+    format: Format,
+    separate_channels: bool,
     file: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Vtt,
+    Srt,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: transcribe [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast] FILE.wav"
+        "usage: transcribe [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast] [--format json|vtt|srt] [--channels mix|separate] FILE.wav"
     );
     std::process::exit(2)
 }
@@ -41,6 +61,8 @@ fn parse_args() -> Args {
         params: Vec::new(),
         format_turns: true,
         fast: false,
+        format: Format::Json,
+        separate_channels: false,
         file: String::new(),
     };
     while let Some(arg) = args.next() {
@@ -55,6 +77,19 @@ fn parse_args() -> Args {
             }
             "--no-format-turns" => parsed.format_turns = false,
             "--fast" => parsed.fast = true,
+            "--channels" => match args.next().as_deref() {
+                Some("separate") => parsed.separate_channels = true,
+                Some("mix") => parsed.separate_channels = false,
+                _ => usage(),
+            },
+            "--format" => {
+                parsed.format = match args.next().as_deref() {
+                    Some("json") => Format::Json,
+                    Some("vtt") => Format::Vtt,
+                    Some("srt") => Format::Srt,
+                    _ => usage(),
+                }
+            }
             "-h" | "--help" => usage(),
             _ if parsed.file.is_empty() && !arg.starts_with("--") => parsed.file = arg,
             _ => usage(),
@@ -66,8 +101,11 @@ fn parse_args() -> Args {
     parsed
 }
 
-fn print_error(e: &Error) {
-    let line = serde_json::json!({"error": {"kind": e.kind(), "code": e.code(), "message": e.to_string()}});
+fn print_error(e: &Error, channel: Option<u16>) {
+    let mut line = serde_json::json!({"error": {"kind": e.kind(), "code": e.code(), "message": e.to_string()}});
+    if let (Some(channel), Some(obj)) = (channel, line.as_object_mut()) {
+        obj.insert("channel".into(), channel.into());
+    }
     eprintln!("{line}");
 }
 
@@ -78,7 +116,7 @@ async fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            print_error(&e);
+            print_error(&e, None);
             ExitCode::FAILURE
         }
     }
@@ -89,59 +127,101 @@ async fn run(args: Args) -> Result<bool, Error> {
     for (k, v) in &args.params {
         params = params.extra(k, v);
     }
-    let sample_rate = params.get_sample_rate();
-    let params_encoding = params.get_encoding();
-    let (chunks, _info) = read_wav(&args.file, sample_rate)?;
-
     let mut builder = StreamingClient::builder();
     if let Some(url) = &args.url {
         builder = builder.base_url(url);
     }
-    let session = builder.build()?.connect(params).await?;
-    let (mut sink, mut events) = session.split();
-
-    // Any WAV: other rates, channel counts and sample formats are converted (resampled with
-    // the same path as the microphone) to the session's 16-bit mono at its rate.
-    let encoding = params_encoding;
-    let sender = tokio::spawn(async move {
-        if args.fast {
-            for chunk in chunks {
-                sink.send(chunk).await?;
+    // Events tagged with their channel (`None`: one session for the downmix of all channels).
+    let (mut events, channels, sender) = if args.separate_channels {
+        let merged =
+            MergedChannels::from_wav(&builder.build()?, params, &args.file, !args.fast).await?;
+        let channels = merged.channels();
+        let events = merged.map(|e| (Some(e.channel), e.event)).boxed();
+        (events, channels, None)
+    } else {
+        let sample_rate = params.get_sample_rate();
+        let encoding = params.get_encoding();
+        // Any WAV: other rates, channel counts and sample formats are converted (resampled
+        // with the same path as the microphone) to the session's 16-bit mono at its rate.
+        let (chunks, _info) = read_wav(&args.file, sample_rate)?;
+        let session = builder.build()?.connect(params).await?;
+        let (mut sink, events) = session.split();
+        let fast = args.fast;
+        let sender = tokio::spawn(async move {
+            if fast {
+                for chunk in chunks {
+                    sink.send(chunk).await?;
+                }
+            } else {
+                let mut audio = paced(chunks, sample_rate, encoding);
+                while let Some(chunk) = audio.next().await {
+                    sink.send(chunk).await?;
+                }
             }
-        } else {
-            let mut audio = std::pin::pin!(paced(chunks, sample_rate, encoding));
-            while let Some(chunk) = audio.next().await {
-                sink.send(chunk).await?;
-            }
-        }
-        sink.close().await
-    });
+            sink.close().await
+        });
+        (events.map(|e| (None, e)).boxed(), 1, Some(sender))
+    };
 
-    let mut terminated = false;
+    let mut terminations = 0;
+    let mut transcripts = vec![Transcript::new(); usize::from(channels)];
     let mut stdout = std::io::stdout().lock();
-    while let Some(event) = events.next().await {
+    while let Some((channel, event)) = events.next().await {
         match event {
             Ok(event) => {
                 let is_final = match &event {
                     TurnEvent::Partial(_) => Some(false),
                     TurnEvent::Final(_) => Some(true),
                     TurnEvent::Termination(_) => {
-                        terminated = true;
+                        terminations += 1;
                         None
                     }
                     _ => None,
                 };
+                if args.format != Format::Json {
+                    if let Some(t) = transcripts.get_mut(usize::from(channel.unwrap_or(0))) {
+                        t.push_event(&event);
+                    }
+                    continue;
+                }
                 let mut value = serde_json::to_value(event.into_message()).unwrap_or_default();
-                if let (Some(f), Some(obj)) = (is_final, value.as_object_mut()) {
-                    obj.insert("final".into(), f.into());
+                if let Some(obj) = value.as_object_mut() {
+                    if let Some(f) = is_final {
+                        obj.insert("final".into(), f.into());
+                    }
+                    if let Some(channel) = channel {
+                        obj.insert("channel".into(), channel.into());
+                    }
                 }
                 let _ = writeln!(stdout, "{value}");
                 let _ = stdout.flush();
             }
-            Err(e) => print_error(&e),
+            Err(e) => print_error(&e, channel),
         }
     }
+    if args.format != Format::Json {
+        // Cues of every channel on one timeline; with separate channels each cue names its
+        // channel as its speaker (a WebVTT voice span).
+        let mut cues = Vec::new();
+        for (channel, transcript) in transcripts.iter().enumerate() {
+            for mut cue in transcript.cues(None) {
+                if args.separate_channels {
+                    cue.speaker = Some(format!("channel {channel}"));
+                }
+                cues.push(cue);
+            }
+        }
+        cues.sort_by_key(|c| c.start_ms);
+        let text = match args.format {
+            Format::Vtt => captions::webvtt(&cues),
+            _ => captions::srt(&cues),
+        };
+        let _ = write!(stdout, "{text}");
+    }
+    let _ = stdout.flush();
     // A send error means the session ended; its cause was already printed from the stream.
-    let _ = sender.await;
-    Ok(terminated)
+    if let Some(sender) = sender {
+        let _ = sender.await;
+    }
+    Ok(terminations == usize::from(channels))
 }

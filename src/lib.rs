@@ -3,6 +3,8 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod audio;
+pub mod captions;
+pub mod channels;
 mod client;
 #[cfg(feature = "emulator")]
 pub mod emulator;
@@ -16,6 +18,7 @@ pub mod protocol;
 mod proxy;
 mod redact;
 mod session;
+mod stream_audio;
 pub mod translate;
 
 pub use audio::AudioChunk;
@@ -25,3 +28,4 @@ pub use params::{ConnectionParams, Encoding, SpeechModel};
 pub use session::{
     AudioSink, EventStream, SessionHandle, SessionInfo, StreamingSession, TurnEvent,
 };
+pub use stream_audio::{AudioItem, PumpedEvents};

@@ -5,9 +5,10 @@
 //! backpressure instead of unbounded buffering.
 //!
 //! Ending a session:
-//! - [`StreamingSession::terminate`] (or closing the sink, e.g. at the end of
-//!   [`SinkExt::send_all`](futures::SinkExt::send_all)) sends the audio still buffered, padded
-//!   to a valid frame, then `Terminate`; the stream yields every remaining turn and
+//! - [`StreamingSession::terminate`] (or closing the sink: `sink.close()`, or the end of
+//!   [`StreamExt::forward`](futures::StreamExt::forward) — not `send_all`, which leaves the sink
+//!   open; [`StreamingSession::stream_audio`] does it for you) sends the audio still buffered,
+//!   padded to a valid frame, then `Terminate`; the stream yields every remaining turn and
 //!   [`TurnEvent::Termination`], then ends. If `Termination` does not come within the terminate
 //!   timeout, the stream's last item is [`Error::Timeout`].
 //! - A server error ends the stream with one [`Error`] item (an `Error` frame and the close
@@ -65,7 +66,10 @@ fn later(at: Instant, d: Duration) -> Instant {
 ///   the same `turn_order`), the unformatted one arrives as a `Partial` and the formatted one
 ///   as the `Final`. If the formatted one does not come within the format wait (default 1 s),
 ///   or the next turn starts first, the unformatted one is delivered as the `Final`.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serialized (serde) as `{"event": "<variant in snake_case>", "data": <the message>}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TurnEvent {
     /// The session began (always the first event).

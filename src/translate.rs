@@ -365,7 +365,7 @@ impl TranslateOptions {
 }
 
 /// The translation of one final turn.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Translation {
     /// The final turn that was translated.
@@ -384,7 +384,10 @@ pub struct Translation {
 
 /// An item of [`translate_finals`]: a session event, passed through unchanged, or a
 /// translation.
-#[derive(Debug)]
+///
+/// Serialized (serde) as the event itself or the translation itself (untagged).
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
 #[non_exhaustive]
 pub enum TranslatedEvent {
     /// A session event, delivered as soon as the session produced it.
@@ -399,7 +402,7 @@ pub enum TranslatedEvent {
 }
 
 /// A piece of a translation as the model wrote it; see [`TranslatedEvent::Delta`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct TranslationDelta {
     /// The final turn being translated.

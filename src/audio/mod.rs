@@ -6,8 +6,9 @@
 //!
 //! Audio from elsewhere (a microphone, a WAV file at 44.1 kHz stereo, ...) goes through an
 //! [`AudioConverter`]: downmix to mono, stateful anti-aliased resampling, s16le, exact chunks.
-//! With the `wav` feature (on by default), `read_wav` / `open_wav` convert any WAV file that
-//! way and `WavRecorder` saves what a session sent.
+//! With the `wav` feature (on by default), `read_wav` / `open_wav` (files) and `read_wav_bytes` /
+//! `open_wav_reader` (memory, any `Read + Seek`) convert any WAV that way, and `WavRecorder`
+//! saves what a session sent.
 
 use bytes::Bytes;
 
@@ -17,16 +18,19 @@ mod resample;
 mod sample;
 #[cfg(feature = "wav")]
 mod wav;
+#[cfg(feature = "wav")]
+mod wav_decode;
 
 pub use convert::{
     AudioConverter, Chunks, DEFAULT_CHUNK_DURATION, MAX_CHUNK_DURATION, MIN_CHUNK_DURATION,
     rms_level,
 };
-pub use pace::paced;
+pub use pace::{Paced, paced};
 pub use sample::{PcmSample, f32_to_i16};
 #[cfg(feature = "wav")]
 pub use wav::{
-    WavChunks, WavInfo, WavRecorder, WavSampleFormat, open_wav, read_wav, read_wav_with_chunk,
+    WavChunks, WavInfo, WavRecorder, WavSampleFormat, open_wav, open_wav_reader, read_wav,
+    read_wav_bytes, read_wav_with_chunk,
 };
 
 /// A piece of mono audio in the session's encoding and sample rate, of any length.

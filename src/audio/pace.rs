@@ -1,9 +1,12 @@
 //! Real-time pacing for audio that is not live (files, buffers).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::AudioChunk;
 use crate::params::Encoding;
@@ -28,28 +31,76 @@ use crate::params::Encoding;
 /// assert_eq!(started.elapsed().as_millis(), 200);
 /// # }
 /// ```
-pub fn paced<I>(
-    chunks: I,
-    sample_rate: u32,
-    encoding: Encoding,
-) -> impl Stream<Item = AudioChunk> + Send + 'static
+///
+/// The stream is `Unpin` and `Send`, so it can be polled in place, e.g. with
+/// `sink.send_all(&mut paced(..).map(Ok))`.
+pub fn paced<I>(chunks: I, sample_rate: u32, encoding: Encoding) -> Paced<I::IntoIter>
 where
     I: IntoIterator<Item = AudioChunk>,
-    I::IntoIter: Send + 'static,
 {
-    let bytes_per_second = (sample_rate.max(1) as u64) * encoding.bytes_per_sample() as u64;
-    let state = (chunks.into_iter(), None::<Instant>, 0u64);
-    futures::stream::unfold(state, move |(mut iter, start, sent_bytes)| async move {
-        let chunk = iter.next()?;
-        let start = match start {
-            Some(start) => {
-                let due = start + Duration::from_micros(sent_bytes * 1_000_000 / bytes_per_second);
-                tokio::time::sleep_until(due).await;
-                start
+    Paced {
+        chunks: chunks.into_iter(),
+        bytes_per_second: u64::from(sample_rate.max(1)) * encoding.bytes_per_sample() as u64,
+        start: None,
+        sent_bytes: 0,
+        next: None,
+        sleep: None,
+    }
+}
+
+/// The stream returned by [`paced`].
+#[must_use = "streams do nothing unless polled"]
+pub struct Paced<I> {
+    chunks: I,
+    bytes_per_second: u64,
+    /// When the first chunk left: the audio clock's zero.
+    start: Option<Instant>,
+    /// Bytes yielded so far.
+    sent_bytes: u64,
+    /// A chunk waiting for its time.
+    next: Option<AudioChunk>,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl<I> std::fmt::Debug for Paced<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Paced")
+            .field("bytes_per_second", &self.bytes_per_second)
+            .field("sent_bytes", &self.sent_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+// The iterator is never pinned (only the boxed timer is), so the stream is `Unpin` whatever `I`.
+impl<I> Unpin for Paced<I> {}
+
+impl<I: Iterator<Item = AudioChunk>> Stream for Paced<I> {
+    type Item = AudioChunk;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<AudioChunk>> {
+        let this = &mut *self;
+        if this.next.is_none() {
+            let Some(chunk) = this.chunks.next() else {
+                return Poll::Ready(None);
+            };
+            this.next = Some(chunk);
+            if let Some(start) = this.start {
+                let due = start
+                    + Duration::from_micros(
+                        this.sent_bytes.saturating_mul(1_000_000) / this.bytes_per_second,
+                    );
+                this.sleep = Some(Box::pin(tokio::time::sleep_until(due)));
             }
-            None => Instant::now(),
-        };
-        let sent_bytes = sent_bytes + chunk.len() as u64;
-        Some((chunk, (iter, Some(start), sent_bytes)))
-    })
+        }
+        if let Some(sleep) = &mut this.sleep {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.sleep = None;
+        }
+        let chunk = this.next.take().unwrap_or_default();
+        this.start.get_or_insert_with(Instant::now);
+        this.sent_bytes += chunk.len() as u64;
+        Poll::Ready(Some(chunk))
+    }
 }

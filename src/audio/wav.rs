@@ -1,6 +1,7 @@
 //! WAV files in and out (feature `wav`): any WAV converted for a session, and a recorder of the
 //! audio a session sent.
 
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::wav_decode::{self, Codec, Header, HeaderError};
 use super::{AudioChunk, AudioConverter, DEFAULT_CHUNK_DURATION};
 use crate::error::{Error, Result};
 
@@ -18,8 +20,12 @@ use crate::error::{Error, Result};
 pub enum WavSampleFormat {
     /// Integer PCM (8-bit unsigned, 16/24/32-bit signed).
     Int,
-    /// IEEE float PCM (32-bit).
+    /// IEEE float PCM (32 or 64-bit).
     Float,
+    /// 8-bit A-law (ITU-T G.711).
+    ALaw,
+    /// 8-bit μ-law (ITU-T G.711).
+    MuLaw,
 }
 
 /// What a WAV file held before conversion.
@@ -31,9 +37,11 @@ pub struct WavInfo {
     pub channels: u16,
     /// Bits per sample in the file.
     pub bits_per_sample: u16,
-    /// Integer or float samples.
+    /// Integer, float or G.711 samples.
     pub sample_format: WavSampleFormat,
-    /// Frames (samples per channel) in the file.
+    /// Frames (samples per channel) in the file: from the header when it holds a real length
+    /// that the input covers, otherwise (a streaming WAV with a placeholder length, or a
+    /// truncated one) the whole frames actually present.
     pub frames: u64,
 }
 
@@ -44,6 +52,23 @@ impl WavInfo {
     }
 }
 
+/// `"{source}: {message}"` as [`Error::Audio`]: bad input, which a service answers with 400.
+fn audio_error(source: &str, message: impl std::fmt::Display) -> Error {
+    Error::Audio(format!("{source}: {message}"))
+}
+
+/// An I/O failure (not bad audio), keeping its kind and naming the source.
+fn io_error(source: &str, e: std::io::Error) -> Error {
+    Error::Io(std::io::Error::new(e.kind(), format!("{source}: {e}")))
+}
+
+fn header_error(source: &str, e: HeaderError) -> Error {
+    match e {
+        HeaderError::Bad(message) => audio_error(source, message),
+        HeaderError::Io(e) => io_error(source, e),
+    }
+}
+
 fn wav_error(path: &Path, e: hound::Error) -> Error {
     match e {
         hound::Error::IoError(io) => Error::Io(io),
@@ -51,11 +76,17 @@ fn wav_error(path: &Path, e: hound::Error) -> Error {
     }
 }
 
+/// The name errors use for audio that is not a file.
+const IN_MEMORY: &str = "WAV input";
+
 /// Reads a WAV file of any rate, channel count and sample format and converts it into mono
 /// 16-bit 100 ms chunks at `target_rate` (the same path as microphone input: downmix,
 /// anti-aliased resampling, s16le). The last chunk may be shorter.
 ///
 /// The whole file is converted into memory; for long files, iterate with [`open_wav`].
+/// Errors: [`Error::Audio`] (naming the file) for input that is not usable audio — empty, not a
+/// WAV, a bad or truncated header, an unsupported format; [`Error::Io`] when the file cannot be
+/// read. Streaming WAVs (placeholder lengths) and truncated tails are read as far as they go.
 ///
 /// ```no_run
 /// # fn main() -> assemblyai_streaming::Result<()> {
@@ -74,9 +105,33 @@ pub fn read_wav_with_chunk(
     target_rate: u32,
     chunk: Duration,
 ) -> Result<(Vec<AudioChunk>, WavInfo)> {
-    let chunks = open_wav(path, target_rate)?.with_chunk_duration(chunk)?;
-    let info = chunks.info();
-    Ok((chunks.collect::<Result<Vec<_>>>()?, info))
+    open_wav(path, target_rate)?
+        .with_chunk_duration(chunk)?
+        .collect_all()
+}
+
+/// Like [`read_wav`], for a WAV held in memory (e.g. an HTTP upload). Errors name the source
+/// as "WAV input".
+///
+/// ```
+/// # fn main() -> assemblyai_streaming::Result<()> {
+/// use assemblyai_streaming::audio::read_wav_bytes;
+///
+/// // 44-byte header of a 16 kHz mono 16-bit WAV, then 1600 samples (100 ms) of silence.
+/// let mut wav = b"RIFF\xa4\x0c\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x80\x3e\0\0\0\x7d\0\0\x02\0\x10\0data\x80\x0c\0\0".to_vec();
+/// wav.extend([0u8; 3200]);
+/// let (chunks, info) = read_wav_bytes(wav, 16_000)?;
+/// assert_eq!((chunks.len(), info.frames), (1, 1600));
+///
+/// let err = read_wav_bytes(&b"not audio"[..], 16_000).unwrap_err();
+/// assert_eq!(err.kind(), "audio"); // bad input, not an I/O failure
+/// # Ok(()) }
+/// ```
+pub fn read_wav_bytes(
+    bytes: impl Into<Bytes>,
+    target_rate: u32,
+) -> Result<(Vec<AudioChunk>, WavInfo)> {
+    open_wav_reader(std::io::Cursor::new(bytes.into()), target_rate)?.collect_all()
 }
 
 /// Opens a WAV file of any format for conversion chunk by chunk (see [`WavChunks`]).
@@ -92,40 +147,57 @@ pub fn read_wav_with_chunk(
 /// # Ok(()) }
 /// ```
 pub fn open_wav(path: impl AsRef<Path>, target_rate: u32) -> Result<WavChunks> {
-    let path = path.as_ref().to_path_buf();
-    let reader = hound::WavReader::open(&path).map_err(|e| wav_error(&path, e))?;
-    let spec = reader.spec();
-    let info = WavInfo {
-        sample_rate: spec.sample_rate,
-        channels: spec.channels,
-        bits_per_sample: spec.bits_per_sample,
-        sample_format: match spec.sample_format {
-            hound::SampleFormat::Int => WavSampleFormat::Int,
-            hound::SampleFormat::Float => WavSampleFormat::Float,
-        },
-        frames: u64::from(reader.duration()),
-    };
-    let converter = AudioConverter::new(spec.sample_rate, spec.channels, target_rate)
-        .map_err(|e| Error::Audio(format!("{}: {e}", path.display())))?;
-    Ok(WavChunks {
-        reader,
-        converter,
-        info,
-        path,
-        ready: std::collections::VecDeque::new(),
-        buf: Vec::new(),
-        finished: false,
-    })
+    let path = path.as_ref();
+    let source = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| io_error(&source, e))?;
+    open_seekable(std::io::BufReader::new(file), target_rate, source)
 }
 
-/// A WAV file being converted, as an iterator of chunks (mono s16le at the target rate, 100 ms
-/// by default; the last one may be shorter). Reads the file block by block, so memory use does
-/// not depend on its length. Made by [`open_wav`].
+/// Opens a WAV from any reader that can seek (a file, a `Cursor` over bytes, ...) for
+/// conversion chunk by chunk. Seeking is used only to learn how much audio is present when the
+/// header's length is a placeholder. Errors name the source as "WAV input".
+pub fn open_wav_reader<R>(reader: R, target_rate: u32) -> Result<WavChunks>
+where
+    R: Read + Seek + Send + 'static,
+{
+    open_seekable(reader, target_rate, IN_MEMORY.to_string())
+}
+
+fn open_seekable<R>(mut reader: R, target_rate: u32, source: String) -> Result<WavChunks>
+where
+    R: Read + Seek + Send + 'static,
+{
+    let header = wav_decode::read_header(&mut reader).map_err(|e| header_error(&source, e))?;
+    let here = reader.stream_position().map_err(|e| io_error(&source, e))?;
+    let end = reader
+        .seek(SeekFrom::End(0))
+        .map_err(|e| io_error(&source, e))?;
+    reader
+        .seek(SeekFrom::Start(here))
+        .map_err(|e| io_error(&source, e))?;
+    let present = end.saturating_sub(here);
+    WavChunks::new(Box::new(reader), header, Some(present), target_rate, source)
+}
+
+/// A WAV being converted, as an iterator of chunks (mono s16le at the target rate, 100 ms by
+/// default; the last one may be shorter). Reads the input block by block, so memory use does
+/// not depend on its length. Made by [`open_wav`] and [`open_wav_reader`].
+///
+/// A read failure ends the iteration after one `Err` item ([`Error::Io`]); a partial frame at
+/// the end of the input is dropped.
 pub struct WavChunks {
-    reader: hound::WavReader<std::io::BufReader<std::fs::File>>,
+    reader: Box<dyn Read + Send>,
+    header: Header,
     converter: AudioConverter,
     info: WavInfo,
-    path: PathBuf,
+    source: String,
+    /// Bytes of sample data still to read; `None`: up to the end of the input.
+    remaining: Option<u64>,
+    /// Only this channel, instead of the downmix of all.
+    channel: Option<u16>,
+    /// The bytes of a frame split across two reads.
+    carry: Vec<u8>,
+    bytes: Vec<u8>,
     ready: std::collections::VecDeque<AudioChunk>,
     buf: Vec<f32>,
     finished: bool,
@@ -134,14 +206,57 @@ pub struct WavChunks {
 impl std::fmt::Debug for WavChunks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WavChunks")
-            .field("path", &self.path)
+            .field("source", &self.source)
             .field("info", &self.info)
+            .field("channel", &self.channel)
             .finish_non_exhaustive()
     }
 }
 
 impl WavChunks {
-    /// What the file holds.
+    fn new(
+        reader: Box<dyn Read + Send>,
+        header: Header,
+        present: Option<u64>,
+        target_rate: u32,
+        source: String,
+    ) -> Result<Self> {
+        let remaining = match (header.data_len, present) {
+            (Some(len), Some(present)) => Some(len.min(present)),
+            (len, _) => len,
+        };
+        let frames = remaining.or(present).unwrap_or(0) / header.block_align.max(1) as u64;
+        let info = WavInfo {
+            sample_rate: header.sample_rate,
+            channels: header.channels,
+            bits_per_sample: header.bits_per_sample,
+            sample_format: match header.codec {
+                Codec::Int(_) => WavSampleFormat::Int,
+                Codec::Float(_) => WavSampleFormat::Float,
+                Codec::ALaw => WavSampleFormat::ALaw,
+                Codec::MuLaw => WavSampleFormat::MuLaw,
+            },
+            frames,
+        };
+        let converter = AudioConverter::new(header.sample_rate, header.channels, target_rate)
+            .map_err(|e| audio_error(&source, e))?;
+        Ok(WavChunks {
+            reader,
+            header,
+            converter,
+            info,
+            source,
+            remaining,
+            channel: None,
+            carry: Vec::new(),
+            bytes: Vec::new(),
+            ready: std::collections::VecDeque::new(),
+            buf: Vec::new(),
+            finished: false,
+        })
+    }
+
+    /// What the input holds.
     pub fn info(&self) -> WavInfo {
         self.info
     }
@@ -152,36 +267,78 @@ impl WavChunks {
         Ok(self)
     }
 
-    /// Reads and converts the next block of the file into `ready`.
+    /// Converts only channel `channel` (0-based: 0 is left) instead of the downmix of all
+    /// channels; for per-channel sessions of call recordings. Call before iterating.
+    /// Fails with [`Error::Audio`] when the file has no such channel.
+    pub fn only_channel(mut self, channel: u16) -> Result<Self> {
+        if channel >= self.info.channels {
+            return Err(audio_error(
+                &self.source,
+                format!(
+                    "no channel {channel} (the audio has {} channel(s))",
+                    self.info.channels
+                ),
+            ));
+        }
+        let chunk = self.converter.chunk_samples();
+        let rate = self.converter.output_rate();
+        self.converter = AudioConverter::new(self.info.sample_rate, 1, rate)?.with_chunk_duration(
+            Duration::from_micros(chunk as u64 * 1_000_000 / u64::from(rate.max(1))),
+        )?;
+        self.channel = Some(channel);
+        Ok(self)
+    }
+
+    fn collect_all(self) -> Result<(Vec<AudioChunk>, WavInfo)> {
+        let info = self.info;
+        Ok((self.collect::<Result<Vec<_>>>()?, info))
+    }
+
+    /// Reads and converts the next block of the input into `ready`.
     fn refill(&mut self) -> Result<()> {
-        // About 8192 frames per read: large enough to be cheap, small enough to stream.
-        let block = 8192 * usize::from(self.info.channels.max(1));
+        // Up to 8192 frames and 256 KiB per read: large enough to be cheap, small enough to
+        // stream with bounded memory whatever the frame size.
+        let align = self.header.block_align.max(1);
+        let mut want = (8192 * align).min((256 << 10) / align * align).max(align);
+        if let Some(remaining) = self.remaining {
+            want = want.min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        }
+        self.bytes.clear();
+        self.bytes.append(&mut self.carry);
+        let start = self.bytes.len();
+        self.bytes.resize(start + want, 0);
+        let got = wav_decode::read_up_to(&mut self.reader, &mut self.bytes[start..])
+            .map_err(|e| io_error(&self.source, e))?;
+        self.bytes.truncate(start + got);
+        if let Some(remaining) = &mut self.remaining {
+            *remaining -= got as u64;
+        }
+        let at_end = got == 0 || self.remaining == Some(0);
+        // Whole frames only; a split frame waits for the next read (or is dropped at the end).
+        let whole = self.bytes.len() / align * align;
+        self.carry.extend_from_slice(&self.bytes[whole..]);
+        self.bytes.truncate(whole);
+
         self.buf.clear();
-        let path = &self.path;
-        match self.info.sample_format {
-            WavSampleFormat::Float => {
-                for s in self.reader.samples::<f32>().take(block) {
-                    self.buf.push(s.map_err(|e| wav_error(path, e))?);
-                }
-            }
-            WavSampleFormat::Int => {
-                // hound yields 8-bit samples (unsigned in the file) already centred on zero.
-                let bits = self.info.bits_per_sample.clamp(1, 32);
-                let scale = 1.0 / f64::from(1u32 << (bits - 1));
-                for s in self.reader.samples::<i32>().take(block) {
-                    let s = s.map_err(|e| wav_error(path, e))?;
-                    self.buf.push((f64::from(s) * scale) as f32);
+        match self.channel {
+            None => wav_decode::decode(self.header.codec, &self.bytes, &mut self.buf),
+            Some(channel) => {
+                let width = align / usize::from(self.header.channels.max(1));
+                let at = usize::from(channel) * width;
+                for frame in self.bytes.chunks_exact(align) {
+                    wav_decode::decode(self.header.codec, &frame[at..at + width], &mut self.buf);
                 }
             }
         }
-        let mut out = if self.buf.is_empty() {
-            self.finished = true;
-            self.converter.finish()
-        } else {
-            self.converter.push_interleaved_f32(&self.buf)
-        };
-        let err = out.error();
+        let mut out = self.converter.push_interleaved_f32(&self.buf);
+        let mut err = out.error();
         self.ready.extend(&mut out);
+        if at_end {
+            self.finished = true;
+            let mut tail = self.converter.finish();
+            err = err.or(tail.error());
+            self.ready.extend(&mut tail);
+        }
         err.map_or(Ok(()), Err)
     }
 }
@@ -198,7 +355,7 @@ impl Iterator for WavChunks {
                 return None;
             }
             if let Err(e) = self.refill() {
-                // A broken file ends the iteration after reporting it once.
+                // A broken input ends the iteration after reporting it once.
                 self.finished = true;
                 return Some(Err(e));
             }

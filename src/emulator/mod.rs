@@ -379,12 +379,17 @@ impl EmulatorBuilder {
         let shared = Arc::new(state::Shared::new(config, script, llm, stop_rx));
         let ca_pem = tls.as_ref().and_then(|t| t.ca_pem.clone());
         let tls_on = tls.is_some();
-        let task = tokio::spawn(server::serve(listener, shared, tls.map(|t| t.acceptor)));
+        let task = tokio::spawn(server::serve(
+            listener,
+            Arc::clone(&shared),
+            tls.map(|t| t.acceptor),
+        ));
         Ok(EmulatorHandle {
             local_addr,
             api_key,
             tls: tls_on,
             ca_pem,
+            shared,
             stop: stop_tx,
             task: Some(task),
         })
@@ -397,6 +402,7 @@ pub struct EmulatorHandle {
     api_key: String,
     tls: bool,
     ca_pem: Option<String>,
+    shared: Arc<state::Shared>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -447,6 +453,14 @@ impl EmulatorHandle {
     /// The API key it accepts.
     pub fn api_key(&self) -> &str {
         &self.api_key
+    }
+
+    /// Streaming sessions open right now (upgraded and not yet ended): lets a test check that
+    /// a client or service it drives leaves nothing running.
+    pub fn active_sessions(&self) -> usize {
+        self.shared
+            .active
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Stops accepting connections, ends every session and waits for the server task.

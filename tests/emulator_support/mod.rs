@@ -264,3 +264,80 @@ pub fn concat(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 pub const Q: &str = "speech_model=universal-streaming-english&sample_rate=16000";
+
+/// The bundled spoken sample (`examples/assets/sample.wav`, 16 kHz chunks of 100 ms) and its
+/// script (three sentences with es/fr/de translations).
+pub fn bundled_sample() -> (
+    Vec<assemblyai_streaming::AudioChunk>,
+    assemblyai_streaming::emulator::Script,
+) {
+    let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/assets");
+    let (chunks, _) = assemblyai_streaming::audio::read_wav(assets.join("sample.wav"), 16_000)
+        .expect("bundled sample");
+    let script =
+        assemblyai_streaming::emulator::Script::from_json_file(assets.join("sample.script.json"))
+            .expect("bundled script");
+    (chunks, script)
+}
+
+/// An emulator with `script` that accepts audio faster than real time (turn detection follows
+/// the audio clock, so results equal a real-time stream's, only sooner).
+pub async fn fast_emulator(
+    script: assemblyai_streaming::emulator::Script,
+) -> assemblyai_streaming::emulator::EmulatorHandle {
+    assemblyai_streaming::emulator::Emulator::builder()
+        .script(script)
+        .realtime_tolerance(Duration::from_secs(3600))
+        .start()
+        .await
+        .expect("emulator")
+}
+
+/// A client of `emu`'s streaming endpoint.
+pub fn emulator_client(
+    emu: &assemblyai_streaming::emulator::EmulatorHandle,
+) -> assemblyai_streaming::StreamingClient {
+    assemblyai_streaming::StreamingClient::builder()
+        .api_key(emu.api_key())
+        .base_url(emu.ws_url())
+        .build()
+        .expect("client")
+}
+
+/// Waits (up to 5 s) until `emu` has no session open; returns the count at the end.
+pub async fn sessions_drained(emu: &assemblyai_streaming::emulator::EmulatorHandle) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while emu.active_sessions() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    emu.active_sessions()
+}
+
+/// A stereo call made from the bundled sample, 16 kHz 16-bit, 8.3 s: the left channel says the
+/// first sentence (0.3–3.1 s), the right channel the second (4.5–7.2 s). Returns its path.
+/// Written once per test process (tests run in parallel and share it).
+pub fn stereo_call() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(write_stereo_call).clone()
+}
+
+fn write_stereo_call() -> PathBuf {
+    let (chunks, _) = bundled_sample();
+    let pcm: Vec<i16> = chunks.iter().flat_map(|c| c.to_pcm16()).collect();
+    let (split, end) = (4 * 16_000, 8 * 16_000 + 4_800);
+    let path = std::env::temp_dir().join(format!("aai-stereo-call-{}.wav", std::process::id()));
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).expect("create the stereo WAV");
+    for (n, &sample) in pcm.iter().enumerate().take(end) {
+        let (left, right) = if n < split { (sample, 0) } else { (0, sample) };
+        w.write_sample(left).expect("write");
+        w.write_sample(right).expect("write");
+    }
+    w.finalize().expect("finalize");
+    path
+}

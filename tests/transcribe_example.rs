@@ -1,0 +1,168 @@
+//! The `transcribe` example's output formats: JSON lines (the default, unchanged), WebVTT and
+//! SRT of the final turns.
+
+mod common;
+#[path = "emulator_support/mod.rs"]
+mod emulator_support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use emulator_support::{bundled_sample, fast_emulator, stereo_call};
+
+fn sample_wav() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/assets/sample.wav")
+}
+
+async fn transcribe(args: &[&str], wav: &std::path::Path) -> Output {
+    let (_, script) = bundled_sample();
+    let emu = fast_emulator(script).await;
+    let bin = common::example_binary("transcribe");
+    let url = emu.ws_url();
+    let key = emu.api_key().to_owned();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let wav = wav.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args(["--url", &url, "--fast"])
+            .args(&args)
+            .arg(&wav)
+            .env("ASSEMBLYAI_API_KEY", key)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    drop(emu);
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The JSON lines with the per-session values (ids, times) blanked.
+fn normalized_json(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            for key in ["id", "expires_at", "session_duration_seconds"] {
+                if let Some(field) = v.get_mut(key) {
+                    *field = serde_json::Value::Null;
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_is_the_default_and_keeps_its_contract() {
+    let default = stdout(&transcribe(&[], &sample_wav()).await);
+    let explicit = stdout(&transcribe(&["--format", "json"], &sample_wav()).await);
+    let lines = normalized_json(&default);
+    assert_eq!(lines, normalized_json(&explicit));
+    assert_eq!(lines[0]["type"], "Begin");
+    assert_eq!(lines.last().unwrap()["type"], "Termination");
+    let finals: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "Turn" && l["final"] == true)
+        .map(|l| l["transcript"].as_str().unwrap())
+        .collect();
+    assert_eq!(finals.len(), 3);
+    assert!(lines.iter().all(|l| l.get("channel").is_none()));
+    // Every Turn carries "final"; nothing else does.
+    assert!(
+        lines
+            .iter()
+            .all(|l| (l["type"] == "Turn") == l.get("final").is_some())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vtt_and_srt_hold_the_three_finals() {
+    let (_, script) = bundled_sample();
+    let vtt = stdout(&transcribe(&["--format", "vtt"], &sample_wav()).await);
+    assert!(vtt.starts_with("WEBVTT\n\n1\n00:00:00."), "{vtt}");
+    let srt = stdout(&transcribe(&["--format", "srt"], &sample_wav()).await);
+    assert!(srt.starts_with("1\n00:00:00,"), "{srt}");
+    for (text, what) in [(&vtt, "vtt"), (&srt, "srt")] {
+        let body: String = text
+            .lines()
+            .filter(|l| !l.contains("-->"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for turn in &script.turns {
+            for word in turn.text.split_whitespace() {
+                assert!(body.contains(word), "{what} lacks {word:?}: {text}");
+            }
+        }
+    }
+    assert_eq!(srt.matches(" --> ").count(), vtt.matches(" --> ").count());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_format_is_a_usage_error() {
+    let out = transcribe(&["--format", "xml"], &sample_wav()).await;
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn separate_channels_tag_every_line_and_merge_by_audio_time() {
+    let (_, script) = bundled_sample();
+    let out = transcribe(&["--channels", "separate"], &stereo_call()).await;
+    let lines = normalized_json(&stdout(&out));
+    assert!(
+        lines.iter().all(|l| l["channel"] == 0 || l["channel"] == 1),
+        "{lines:?}"
+    );
+    let finals: Vec<(u64, i64)> = lines
+        .iter()
+        .filter(|l| l["type"] == "Turn" && l["final"] == true)
+        .map(|l| {
+            (
+                l["channel"].as_u64().unwrap(),
+                l["words"][0]["start"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    // Left speaks at 0.3 s, right at 4.5 s. (One emulator serves both sessions, and each session
+    // takes its script from the top, so both finals carry the script's first sentence.)
+    assert_eq!(finals.len(), 2, "{finals:?}");
+    assert_eq!(finals[0].0, 0);
+    assert_eq!(finals[1].0, 1);
+    assert!(finals[0].1 < 1_000 && finals[1].1 > 4_000, "{finals:?}");
+    assert_eq!(
+        lines.iter().filter(|l| l["type"] == "Termination").count(),
+        2
+    );
+    let first = lines.iter().find(|l| l["final"] == true).unwrap();
+    assert_eq!(first["transcript"], script.turns[0].text.as_str());
+
+    // Captions name the channel of each cue.
+    let vtt = stdout(
+        &transcribe(
+            &["--channels", "separate", "--format", "vtt"],
+            &stereo_call(),
+        )
+        .await,
+    );
+    assert!(
+        vtt.contains("<v channel 0>") && vtt.contains("<v channel 1>"),
+        "{vtt}"
+    );
+    assert!(vtt.find("<v channel 0>") < vtt.find("<v channel 1>"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_separate_channels_a_stereo_file_is_one_session_and_has_no_channel_field() {
+    let lines = normalized_json(&stdout(&transcribe(&[], &stereo_call()).await));
+    assert!(lines.iter().all(|l| l.get("channel").is_none()));
+    assert_eq!(lines.iter().filter(|l| l["type"] == "Begin").count(), 1);
+}
