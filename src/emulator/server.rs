@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub config: Config,
     pub script: Arc<[Arc<PreparedTurn>]>,
     pub active: AtomicUsize,
+    /// Websocket sessions started so far (for `Faults::faulty_sessions`).
+    pub started: AtomicUsize,
     pub llm: Arc<LlmState>,
     pub shutdown: watch::Receiver<bool>,
     tokens: Mutex<HashMap<String, TokenEntry>>,
@@ -78,6 +80,7 @@ impl Shared {
             config,
             script,
             active: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
             llm: Arc::new(llm),
             shutdown,
             tokens: Mutex::new(HashMap::new()),

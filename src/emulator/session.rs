@@ -202,7 +202,13 @@ where
 {
     let shared = setup.shared;
     let opened = Instant::now();
-    let faults = &shared.config.faults;
+    let index = shared.started.fetch_add(1, Ordering::AcqRel);
+    let faults = if shared.config.faults.faulty_sessions.is_none_or(|n| index < n) {
+        shared.config.faults.clone()
+    } else {
+        super::Faults::default()
+    };
+    let faults = &faults;
     let mut conn = Conn {
         ws,
         stamp: shared.config.stamp_send_time,
@@ -210,6 +216,7 @@ where
     };
     let mut shutdown = shared.shutdown.clone();
     let drop_at = faults.drop_after.map(|d| opened + d);
+    let close_at = faults.close_after.map(|(d, code)| (opened + d, code));
     let session = async {
         let token_cap = match setup.auth {
             Ok(cap) => cap,
@@ -238,6 +245,7 @@ where
         run_session(
             &mut conn,
             &shared,
+            faults,
             params,
             token_cap,
             setup.api_version,
@@ -245,18 +253,25 @@ where
         )
         .await;
     };
-    tokio::select! {
-        _ = session => {}
+    let close_with = tokio::select! {
+        _ = session => None,
         _ = async { match drop_at { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
             // Fault: the TCP connection goes away without a close frame.
+            None
         }
-        _ = shutdown.wait_for(|stop| *stop) => {}
+        // Fault: the server ends the session mid-stream with a close code.
+        _ = async { match close_at { Some((at, _)) => sleep_until(at).await, None => std::future::pending().await } } => close_at.map(|(_, code)| code),
+        _ = shutdown.wait_for(|stop| *stop) => None,
+    };
+    if let Some(code) = close_with {
+        conn.fail(code, crate::error::CloseKind::meaning(code)).await;
     }
 }
 
 async fn run_session<S>(
     conn: &mut Conn<S>,
     shared: &Arc<Shared>,
+    faults: &super::Faults,
     params: SessionParams,
     token_cap: Option<Duration>,
     api_version: Option<String>,
@@ -265,7 +280,6 @@ async fn run_session<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let config = &shared.config;
-    let faults = &config.faults;
     let cap = token_cap.unwrap_or(config.max_session_duration);
     if let Some(d) = faults.delay_begin {
         sleep(d).await;
