@@ -16,6 +16,7 @@ pub mod protocol;
 // Wired into the error paths by the transport work; allowed unused until then.
 #[allow(dead_code)]
 mod redact;
+pub mod resilient;
 mod session;
 pub mod translate;
 
@@ -23,6 +24,7 @@ pub use audio::AudioChunk;
 pub use client::{API_KEY_ENV, Region, Secret, StreamingClient, StreamingClientBuilder};
 pub use error::{CloseKind, Error, Result, TimeoutKind};
 pub use params::{ConnectionParams, Encoding, SpeechModel};
+pub use resilient::{ResilientEvent, ResilientSession};
 pub use session::{
     AudioSink, EventStream, SessionHandle, SessionInfo, StreamingSession, TurnEvent,
 };

@@ -203,7 +203,12 @@ where
     let shared = setup.shared;
     let opened = Instant::now();
     let index = shared.started.fetch_add(1, Ordering::AcqRel);
-    let faults = if shared.config.faults.faulty_sessions.is_none_or(|n| index < n) {
+    let faults = if shared
+        .config
+        .faults
+        .faulty_sessions
+        .is_none_or(|n| index < n)
+    {
         shared.config.faults.clone()
     } else {
         super::Faults::default()
@@ -264,7 +269,8 @@ where
         _ = shutdown.wait_for(|stop| *stop) => None,
     };
     if let Some(code) = close_with {
-        conn.fail(code, crate::error::CloseKind::meaning(code)).await;
+        conn.fail(code, crate::error::CloseKind::meaning(code))
+            .await;
     }
 }
 
