@@ -95,6 +95,18 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
+    /// The next script turn a detected turn takes (script turns finalised so far, counting
+    /// from where the session started).
+    pub(crate) fn next_script(&self) -> usize {
+        self.next_script
+    }
+
+    /// Starts the session's turns at script turn `index` (a conversation continued from an
+    /// earlier session).
+    pub(crate) fn start_script_at(&mut self, index: usize) {
+        self.next_script = index;
+    }
+
     pub(crate) fn new(
         params: &SessionParams,
         formatting: Formatting,

@@ -145,6 +145,7 @@ pub struct EmulatorBuilder {
     bind: Option<SocketAddr>,
     max_session_duration: Option<Duration>,
     realtime_tolerance: Option<Duration>,
+    script_across_sessions: bool,
 }
 
 impl std::fmt::Debug for EmulatorBuilder {
@@ -161,6 +162,7 @@ impl std::fmt::Debug for EmulatorBuilder {
             .field("bind", &self.bind)
             .field("max_session_duration", &self.max_session_duration)
             .field("realtime_tolerance", &self.realtime_tolerance)
+            .field("script_across_sessions", &self.script_across_sessions)
             .finish()
     }
 }
@@ -236,6 +238,15 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Treat the script as one conversation across sessions (default `false`: every session
+    /// starts at the first script turn). Each session then starts at the first script turn no
+    /// session has finalised yet, so a turn cut off by a dropped connection is said again,
+    /// whole, on the next one — what a client that reconnects and replays audio expects.
+    pub fn script_across_sessions(mut self, yes: bool) -> Self {
+        self.script_across_sessions = yes;
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     pub async fn start(self) -> std::io::Result<EmulatorHandle> {
         let addr = self
@@ -263,6 +274,7 @@ impl EmulatorBuilder {
                 .max_session_duration
                 .unwrap_or(Duration::from_secs(10_800)),
             realtime_tolerance: self.realtime_tolerance.unwrap_or(Duration::from_secs(1)),
+            script_across_sessions: self.script_across_sessions,
         };
         let shared = Arc::new(server::Shared::new(config, script, llm, stop_rx));
         let task = tokio::spawn(server::serve(listener, shared));

@@ -37,6 +37,8 @@ pub(crate) struct Config {
     pub reject_with_401: bool,
     pub stamp_send_time: bool,
     pub max_session_duration: Duration,
+    /// The script is one conversation across sessions (`EmulatorBuilder::script_across_sessions`).
+    pub script_across_sessions: bool,
     pub realtime_tolerance: Duration,
 }
 
@@ -54,6 +56,8 @@ pub(crate) struct Shared {
     pub active: AtomicUsize,
     /// Websocket sessions started so far (for `Faults::faulty_sessions`).
     pub started: AtomicUsize,
+    /// Script turns finalised by any session (with `script_across_sessions`).
+    pub script_done: AtomicUsize,
     pub llm: Arc<LlmState>,
     pub shutdown: watch::Receiver<bool>,
     tokens: Mutex<HashMap<String, TokenEntry>>,
@@ -81,6 +85,7 @@ impl Shared {
             script,
             active: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
+            script_done: AtomicUsize::new(0),
             llm: Arc::new(llm),
             shutdown,
             tokens: Mutex::new(HashMap::new()),

@@ -327,6 +327,18 @@ async fn run_session<S>(
     }
 
     let mut engine = Engine::new(&params, config.formatting, shared.script.clone());
+    let across = config.script_across_sessions;
+    if across {
+        engine.start_script_at(shared.script_done.load(Ordering::Acquire));
+    }
+    // With a conversation across sessions, record the script turns this one finalised.
+    let record = |engine: &Engine| {
+        if across {
+            shared
+                .script_done
+                .fetch_max(engine.next_script(), Ordering::AcqRel);
+        }
+    };
     let mut out: Vec<ServerMessage> = Vec::with_capacity(4);
     let bytes_per_sample = params.encoding.bytes_per_sample() as u64;
     let rate = u64::from(params.sample_rate);
@@ -353,6 +365,7 @@ async fn run_session<S>(
                             return;
                         }
                         engine.push_audio(&bytes, &mut out);
+                        record(&engine);
                         // Measured from the upgrade, so audio a client sends while `Begin` is
                         // delayed does not count against it.
                         let wall_ms = opened.elapsed().as_millis() as i64;
@@ -377,6 +390,7 @@ async fn run_session<S>(
                         }
                         Ok(ClientMessage::Terminate) => {
                             engine.flush(&mut out);
+                            record(&engine);
                             engine.closing_messages(&mut out);
                             if !conn.send_all(&mut out).await {
                                 return;
@@ -400,6 +414,7 @@ async fn run_session<S>(
                         }
                         Ok(ClientMessage::ForceEndpoint) => {
                             engine.force_endpoint(&mut out);
+                            record(&engine);
                             if !conn.send_all(&mut out).await {
                                 return;
                             }
@@ -479,6 +494,7 @@ mod tests {
             stamp_send_time: false,
             max_session_duration: Duration::from_secs(10_800),
             realtime_tolerance: Duration::from_secs(1),
+            script_across_sessions: false,
         };
         let llm = LlmState::new(LlmOptions::default(), "k".into(), &Script::default());
         (
