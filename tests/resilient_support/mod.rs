@@ -1,0 +1,182 @@
+//! Helpers of the resilient-session tests (`tests/resilient_*.rs`): the bundled sample, a paced
+//! feeder, and a collector that checks the stream's contract and the one-timeline guarantees.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use assemblyai_streaming::audio::read_wav;
+use assemblyai_streaming::emulator::Script;
+use assemblyai_streaming::protocol::Turn;
+use assemblyai_streaming::resilient::{ResilientEvent, ResilientSink};
+use assemblyai_streaming::{AudioChunk, Error, TurnEvent};
+use futures::{SinkExt, Stream, StreamExt};
+use tokio::task::JoinHandle;
+
+/// The bundled sample (16 kHz, 100 ms chunks) and its script. Its three sentences span about
+/// 0.3–3.1 s, 4.6–7.2 s and 8.7–11.1 s.
+pub fn sample() -> (Vec<AudioChunk>, Script) {
+    let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/assets");
+    let (chunks, _) = read_wav(assets.join("sample.wav"), 16_000).unwrap();
+    let script = Script::from_json_file(assets.join("sample.script.json")).unwrap();
+    (chunks, script)
+}
+
+/// Sends `chunks` at real time (each chunk, then its duration's sleep, at `bytes_per_ms`), then
+/// closes the sink (Terminate). Returns how many chunks were accepted.
+pub fn feed_paced(
+    mut sink: ResilientSink,
+    chunks: Vec<AudioChunk>,
+    bytes_per_ms: usize,
+) -> JoinHandle<usize> {
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
+        let mut at = Duration::ZERO;
+        let mut sent = 0;
+        for chunk in chunks {
+            at += Duration::from_millis((chunk.len() / bytes_per_ms) as u64);
+            if sink.send(chunk).await.is_err() {
+                return sent;
+            }
+            sent += 1;
+            tokio::time::sleep_until(start + at).await;
+        }
+        let _ = sink.close().await;
+        sent
+    })
+}
+
+/// Everything a resilient stream yielded.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub events: Vec<ResilientEvent>,
+    pub error: Option<Error>,
+}
+
+impl Collected {
+    pub fn finals(&self) -> Vec<&Turn> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                ResilientEvent::Turn(TurnEvent::Final(t)) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn transcripts(&self) -> Vec<String> {
+        self.finals().iter().map(|t| t.transcript.clone()).collect()
+    }
+
+    pub fn reconnects(&self) -> Vec<(u32, Option<u16>)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                ResilientEvent::Reconnected { attempt, cause, .. } => {
+                    Some((*attempt, cause.code()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn rollovers(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, ResilientEvent::RolledOver { .. }))
+            .count()
+    }
+
+    pub fn gaps(&self) -> Vec<(Duration, Duration)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                ResilientEvent::AudioGap { start, duration } => Some((*start, *duration)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn terminated(&self) -> bool {
+        matches!(
+            self.events.last(),
+            Some(ResilientEvent::Turn(TurnEvent::Termination(_)))
+        )
+    }
+
+    /// The one-timeline guarantees: finals numbered 0, 1, 2, … with no gap or repeat, and word
+    /// times that never go back, within and across finals.
+    pub fn assert_one_timeline(&self) {
+        let finals = self.finals();
+        let orders: Vec<u64> = finals.iter().map(|t| t.turn_order).collect();
+        let expected: Vec<u64> = (0..finals.len() as u64).collect();
+        assert_eq!(orders, expected, "turn_order of the finals");
+        let mut last_end = i64::MIN;
+        for t in &finals {
+            for w in &t.words {
+                assert!(
+                    w.start >= last_end && w.end >= w.start,
+                    "word {:?} at {}–{} ms goes back (previous end {last_end} ms) in turn {}",
+                    w.text,
+                    w.start,
+                    w.end,
+                    t.turn_order
+                );
+                last_end = w.end;
+            }
+        }
+        // Partials never carry a turn already final.
+        let mut finalised = None;
+        for e in &self.events {
+            if let ResilientEvent::Turn(TurnEvent::Partial(t)) = e {
+                assert!(
+                    finalised.is_none_or(|f| t.turn_order > f),
+                    "stale partial {t:?}"
+                );
+            }
+            if let ResilientEvent::Turn(TurnEvent::Final(t)) = e {
+                finalised = Some(t.turn_order);
+            }
+        }
+    }
+}
+
+/// Reads `stream` to its end (bounded by `limit`): decode errors may be followed by more
+/// items; any other error, and `Termination`, are the last item.
+pub async fn collect<S>(mut stream: S, limit: Duration) -> Collected
+where
+    S: Stream<Item = assemblyai_streaming::Result<ResilientEvent>> + Unpin,
+{
+    let mut out = Collected::default();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let item = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("stream did not end within {limit:?}: {out:#?}"));
+        match item {
+            None => break,
+            Some(Ok(event)) => {
+                assert!(
+                    out.error.is_none(),
+                    "an item after the final error: {event:?}"
+                );
+                assert!(!out.terminated(), "an item after Termination: {event:?}");
+                out.events.push(event);
+            }
+            Some(Err(Error::Decode { .. })) => {}
+            Some(Err(e)) => {
+                assert!(
+                    out.error.is_none(),
+                    "two final errors: {:?} then {e:?}",
+                    out.error
+                );
+                out.error = Some(e);
+            }
+        }
+    }
+    assert!(
+        stream.next().await.is_none(),
+        "the stream yielded after its end"
+    );
+    out
+}
