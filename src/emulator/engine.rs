@@ -101,10 +101,12 @@ impl Engine {
         self.next_script
     }
 
-    /// Starts the session's turns at script turn `index` (a conversation continued from an
-    /// earlier session).
-    pub(crate) fn start_script_at(&mut self, index: usize) {
-        self.next_script = index;
+    /// Continues at script turn `index` when it is ahead and no turn is in progress (a
+    /// conversation that other sessions carried on meanwhile).
+    pub(crate) fn continue_script_at(&mut self, index: usize) {
+        if self.turn.is_none() && index > self.next_script {
+            self.next_script = index;
+        }
     }
 
     pub(crate) fn new(

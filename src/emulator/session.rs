@@ -328,9 +328,6 @@ async fn run_session<S>(
 
     let mut engine = Engine::new(&params, config.formatting, shared.script.clone());
     let across = config.script_across_sessions;
-    if across {
-        engine.start_script_at(shared.script_done.load(Ordering::Acquire));
-    }
     // With a conversation across sessions, record the script turns this one finalised.
     let record = |engine: &Engine| {
         if across {
@@ -363,6 +360,11 @@ async fn run_session<S>(
                             let reason = format!("Input duration violation: {ms} ms. Expected between 50 and 1000 ms");
                             conn.fail(3007, &reason).await;
                             return;
+                        }
+                        if across {
+                            // Another session may have carried the conversation on meanwhile
+                            // (a session opened ahead of a rollover).
+                            engine.continue_script_at(shared.script_done.load(Ordering::Acquire));
                         }
                         engine.push_audio(&bytes, &mut out);
                         record(&engine);

@@ -171,6 +171,10 @@ impl ReplayBuffer {
     }
 
     /// A final covered the audio up to `stream_at`: frames ending by then are dropped.
+    ///
+    /// The frame holding `stream_at` is cut there, so a replay starts exactly at the end of the
+    /// final's last word: a replay that began at the frame's start would have the service
+    /// transcribe the tail of that word again.
     pub(crate) fn finalised(&mut self, stream_at: u64) {
         self.covered_until = self.covered_until.max(stream_at);
         while let Some(f) = self.frames.front() {
@@ -179,6 +183,15 @@ impl ReplayBuffer {
             }
             self.frames.pop_front();
             self.cursor = self.cursor.saturating_sub(1);
+        }
+        let bps = self.cfg.encoding.bytes_per_sample();
+        if let Some(f) = self.frames.front_mut() {
+            if f.at < stream_at {
+                let cut = stream_at - f.at;
+                f.data = f.data.slice(cut as usize * bps..);
+                f.at = stream_at;
+                f.samples -= cut;
+            }
         }
     }
 
@@ -345,11 +358,17 @@ mod tests {
         let mut b = buffer(100);
         b.push(&speech(10));
         assert_eq!(send_all(&mut b).len(), 10);
-        // A final ends at 450 ms: frames ending by then go; the one holding 450 ms stays.
+        // A final ends at 450 ms: frames ending by then go; the one holding 450 ms is cut there.
         b.finalised(450 * 16);
-        assert_eq!(b.rewind(), 6 * 1600);
+        assert_eq!(b.rewind(), 5 * 1600 + 50 * 16);
         assert_eq!(b.take_gap(), None);
-        assert_eq!(send_all(&mut b), [4, 5, 6, 7, 8, 9]);
+        let first = b.next_frame().unwrap();
+        assert_eq!(
+            (first.at, first.samples, first.data.len()),
+            (7200, 800, 1600)
+        );
+        b.mark_sent();
+        assert_eq!(send_all(&mut b), [5, 6, 7, 8, 9]);
     }
 
     #[test]

@@ -105,8 +105,9 @@ pub(crate) struct Timeline {
     rate: u32,
     /// The stream `turn_order` the next final gets.
     next_order: u64,
-    /// Added to the connection's `turn_order`s.
-    order_offset: u64,
+    /// Added to the connection's `turn_order`s (negative when the connection's first turns
+    /// were duplicates).
+    order_offset: i64,
     /// Stream end (ms) of the last word of the last final delivered.
     delivered_end_ms: Option<i64>,
     /// A partial arrived after the last final: a turn is being spoken.
@@ -129,7 +130,7 @@ impl Timeline {
 
     /// A new connection starts: its turn 0 is the stream's next turn.
     pub(crate) fn new_connection(&mut self) {
-        self.order_offset = self.next_order;
+        self.order_offset = self.next_order as i64;
         self.open_turn = false;
     }
 
@@ -146,7 +147,8 @@ impl Timeline {
 
     /// Rewrites a turn of the current connection onto the stream.
     pub(crate) fn map_turn(&mut self, mut turn: Turn, is_final: bool, clock: &ConnClock) -> Mapped {
-        let order = self.order_offset.saturating_add(turn.turn_order);
+        let conn_order = turn.turn_order as i64;
+        let order = u64::try_from(self.order_offset.saturating_add(conn_order)).unwrap_or(0);
         if order < self.next_order {
             return if is_final {
                 self.duplicates += 1;
@@ -167,8 +169,10 @@ impl Timeline {
         let end = turn.words.iter().map(|w| w.end).max();
         if let (Some(end), Some(delivered)) = (end, self.delivered_end_ms) {
             if end <= delivered {
-                // Every word of it ends inside audio that an earlier final covered.
+                // Every word of it ends inside audio that an earlier final covered. Its number
+                // goes to the connection's next turn.
                 self.duplicates += 1;
+                self.order_offset = self.next_order as i64 - (conn_order + 1);
                 return Mapped::Duplicate;
             }
         }
@@ -333,12 +337,12 @@ mod tests {
             Mapped::Duplicate
         );
         assert_eq!(timeline.duplicates, 2);
-        // A final ending later is new, and numbered next.
+        // A final ending later is new, and numbered next: the duplicate used no number.
         let Mapped::Deliver(t) = timeline.map_turn(turn(1, &[("b", 600, 800)]), true, &clock)
         else {
             panic!()
         };
-        assert_eq!(t.turn_order, 2);
+        assert_eq!(t.turn_order, 1);
     }
 
     #[test]

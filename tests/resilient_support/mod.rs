@@ -180,3 +180,46 @@ where
     );
     out
 }
+
+/// `ms` of 16-bit audio at `rate` Hz: a 300 Hz tone (about −12 dBFS, speech to the emulator's
+/// VAD) when `tone`, else digital silence.
+pub fn pcm(rate: u32, ms: u64, tone: bool) -> Vec<u8> {
+    let n = rate as u64 * ms / 1000;
+    (0..n)
+        .flat_map(|i| {
+            let s = if tone {
+                let t = i as f64 / f64::from(rate);
+                (8000.0 * (2.0 * std::f64::consts::PI * 300.0 * t).sin()) as i16
+            } else {
+                0
+            };
+            s.to_le_bytes()
+        })
+        .collect()
+}
+
+/// Streams `seconds` of 8 kHz audio at real time, one 1 s chunk per second: an 800 ms
+/// utterance at the start of every `every`-th second (from second 1), silence otherwise. Then
+/// closes the sink. Returns how many utterances were sent.
+pub fn feed_utterances(mut sink: ResilientSink, seconds: u64, every: u64) -> JoinHandle<u64> {
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
+        let tone = [pcm(8_000, 800, true), pcm(8_000, 200, false)].concat();
+        let silence = pcm(8_000, 1_000, false);
+        let mut utterances = 0;
+        for s in 0..seconds {
+            let chunk = if s % every == 1 {
+                utterances += 1;
+                tone.clone()
+            } else {
+                silence.clone()
+            };
+            if sink.send(AudioChunk::from_bytes(chunk)).await.is_err() {
+                return utterances;
+            }
+            tokio::time::sleep_until(start + Duration::from_secs(s + 1)).await;
+        }
+        let _ = sink.close().await;
+        utterances
+    })
+}

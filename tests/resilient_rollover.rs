@@ -1,0 +1,128 @@
+//! Rolling over before the session cap: hours of paced speech on a paused clock (see
+//! `robust_long_sessions.rs` for why loopback sockets and a paused clock work together), with
+//! the service's 3-hour cap and with a temporary token's 60 s cap.
+
+mod resilient_support;
+mod robust_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use assemblyai_streaming::emulator::{Emulator, Script};
+use assemblyai_streaming::resilient::ResilientSession;
+use assemblyai_streaming::{ConnectionParams, StreamingClient};
+use resilient_support::*;
+use robust_support::client_for;
+
+const HOUR: u64 = 3600;
+
+fn script(turns: u64) -> Script {
+    Script::from_texts((0..turns).map(|i| format!("Utterance number {i}.")))
+}
+
+/// Every utterance exactly once, in order, numbered 0.. and at its time on the caller's clock.
+fn assert_every_utterance_once(out: &Collected, utterances: u64, every: u64) {
+    out.assert_one_timeline();
+    let want: Vec<String> = (0..utterances)
+        .map(|i| format!("Utterance number {i}."))
+        .collect();
+    assert_eq!(out.transcripts(), want);
+    for t in out.finals() {
+        // Utterance k starts at second k·every + 1.
+        let at = (t.turn_order * every + 1) as i64 * 1000;
+        let first = t.words.first().unwrap().start;
+        assert!(
+            (first - at).abs() <= 300,
+            "turn {} starts at {first} ms, spoken at {at} ms",
+            t.turn_order
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn seven_hours_roll_over_past_the_three_hour_cap_without_losing_a_turn() {
+    let seconds = 7 * HOUR;
+    let every = 60;
+    let emu = Emulator::builder()
+        .script(script(seconds / every + 1))
+        .script_across_sessions(true)
+        .start()
+        .await
+        .unwrap();
+    let session = ResilientSession::builder(
+        client_for(&emu),
+        ConnectionParams::new()
+            .with_sample_rate(8_000)
+            .format_turns(true),
+    )
+    .frame_duration(Duration::from_secs(1))
+    .connect()
+    .await
+    .unwrap();
+    let (sink, events) = session.split();
+    let feeder = feed_utterances(sink, seconds, every);
+    let out = collect(events, Duration::from_secs(seconds + HOUR)).await;
+    let utterances = feeder.await.unwrap();
+    assert!(out.error.is_none() && out.terminated(), "{:?}", out.error);
+    // Rolled over before 3 h and before 6 h; never reached the cap (no 3008, no reconnect).
+    assert_eq!(out.rollovers(), 2);
+    assert!(out.reconnects().is_empty(), "{:?}", out.reconnects());
+    assert!(out.gaps().is_empty());
+    assert_eq!(utterances, 420);
+    assert_every_utterance_once(&out, utterances, every);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_60_second_token_cap_rolls_over_every_minute_with_a_fresh_token_each_time() {
+    let minutes = 10;
+    let every = 7;
+    let emu = Emulator::builder()
+        .script(script(minutes * 60 / every + 1))
+        .script_across_sessions(true)
+        .start()
+        .await
+        .unwrap();
+    // Tokens come from a server-side key client; the session itself only ever sees tokens.
+    let minter = client_for(&emu).build().unwrap();
+    let minted = Arc::new(AtomicUsize::new(0));
+    let count = minted.clone();
+    let session = ResilientSession::builder(
+        StreamingClient::builder().base_url(emu.ws_url()),
+        ConnectionParams::new()
+            .with_sample_rate(8_000)
+            .format_turns(true),
+    )
+    .frame_duration(Duration::from_secs(1))
+    .token_provider(move || {
+        let minter = minter.clone();
+        let count = count.clone();
+        async move {
+            count.fetch_add(1, Ordering::SeqCst);
+            minter.create_temporary_token(600, Some(60)).await
+        }
+    })
+    .connect()
+    .await
+    .unwrap();
+    let (sink, events) = session.split();
+    let feeder = feed_utterances(sink, minutes * 60, every);
+    let out = collect(events, Duration::from_secs(minutes * 60 + HOUR)).await;
+    let utterances = feeder.await.unwrap();
+    assert!(out.error.is_none() && out.terminated(), "{:?}", out.error);
+    // A session lasts at most 60 s, so 10 minutes take at least 10 of them; each rollover
+    // happens in the last quarter of a session's minute.
+    let rollovers = out.rollovers();
+    assert!((10..=13).contains(&rollovers), "{rollovers}");
+    assert!(
+        out.reconnects().is_empty(),
+        "no session reached its cap: {:?}",
+        out.reconnects()
+    );
+    assert_eq!(
+        minted.load(Ordering::SeqCst),
+        rollovers + 1,
+        "one token per session"
+    );
+    assert_every_utterance_once(&out, utterances, every);
+}
