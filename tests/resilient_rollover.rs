@@ -23,14 +23,20 @@ fn script(turns: u64) -> Script {
 
 /// Every utterance exactly once, in order, numbered 0.. and at its time on the caller's clock.
 fn assert_every_utterance_once(out: &Collected, utterances: u64, every: u64) {
+    let starts: Vec<u64> = (0..utterances).map(|k| k * every + 1).collect();
+    assert_utterances_at(out, &starts);
+}
+
+/// The finals are the script's utterances 0, 1, … once each, the k-th starting at second
+/// `starts[k]` of the caller's audio.
+fn assert_utterances_at(out: &Collected, starts: &[u64]) {
     out.assert_one_timeline();
-    let want: Vec<String> = (0..utterances)
+    let want: Vec<String> = (0..starts.len())
         .map(|i| format!("Utterance number {i}."))
         .collect();
     assert_eq!(out.transcripts(), want);
-    for t in out.finals() {
-        // Utterance k starts at second k·every + 1.
-        let at = (t.turn_order * every + 1) as i64 * 1000;
+    for (t, at) in out.finals().iter().zip(starts) {
+        let at = *at as i64 * 1000;
         let first = t.words.first().unwrap().start;
         assert!(
             (first - at).abs() <= 300,
@@ -38,6 +44,32 @@ fn assert_every_utterance_once(out: &Collected, utterances: u64, every: u64) {
             t.turn_order
         );
     }
+}
+
+/// A resilient session on `emu` whose every connection takes a fresh token capped at 60 s;
+/// returns it and the count of tokens minted.
+async fn with_60s_tokens(
+    emu: &assemblyai_streaming::emulator::EmulatorHandle,
+    params: ConnectionParams,
+) -> (ResilientSession, Arc<AtomicUsize>) {
+    let minter = client_for(emu).build().unwrap();
+    let minted = Arc::new(AtomicUsize::new(0));
+    let count = minted.clone();
+    let session =
+        ResilientSession::builder(StreamingClient::builder().base_url(emu.ws_url()), params)
+            .frame_duration(Duration::from_secs(1))
+            .token_provider(move || {
+                let minter = minter.clone();
+                let count = count.clone();
+                async move {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    minter.create_temporary_token(600, Some(60)).await
+                }
+            })
+            .connect()
+            .await
+            .unwrap();
+    (session, minted)
 }
 
 #[tokio::test(start_paused = true)]
@@ -125,4 +157,100 @@ async fn a_60_second_token_cap_rolls_over_every_minute_with_a_fresh_token_each_t
         "one token per session"
     );
     assert_every_utterance_once(&out, utterances, every);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_turn_still_spoken_at_the_deadline_is_carried_over_whole() {
+    // 14 s of continuous speech from 44 s and from 89 s. The 60 s sessions' rollover windows
+    // (from 45 s after each one opened: 45 s, then 90 s as the second was opened at 45 s) find
+    // a turn in progress until their deadlines (56.25 s, 101.25 s), so each switch happens
+    // mid-turn and the new session transcribes the turn from the replay.
+    let long = |i: u64| {
+        let filler = vec!["extraordinarily"; 16].join(" ");
+        format!("Utterance number {i}, {filler}.")
+    };
+    let texts: Vec<String> = (0..2).map(long).collect();
+    let emu = Emulator::builder()
+        .script(Script::from_texts(texts.clone()))
+        .script_across_sessions(true)
+        .start()
+        .await
+        .unwrap();
+    let (session, _) = with_60s_tokens(
+        &emu,
+        ConnectionParams::new()
+            .with_sample_rate(8_000)
+            .format_turns(true),
+    )
+    .await;
+    let (sink, events) = session.split();
+    let speaking = |s: u64| (44..58).contains(&s) || (89..103).contains(&s);
+    let feeder = feed_seconds(sink, 150, move |s| if speaking(s) { 1000 } else { 0 });
+    let out = collect(events, Duration::from_secs(HOUR)).await;
+    assert_eq!(feeder.await.unwrap(), 2);
+    assert!(out.error.is_none() && out.terminated(), "{:?}", out.error);
+    assert!(out.rollovers() >= 2, "{}", out.rollovers());
+    assert!(
+        out.reconnects().is_empty() && out.gaps().is_empty(),
+        "{out:#?}"
+    );
+    out.assert_one_timeline();
+    assert_eq!(out.transcripts(), texts);
+    // Each was interrupted by a switch and replayed: far more than a second was sent again.
+    let replays: Vec<Duration> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            assemblyai_streaming::ResilientEvent::RolledOver { replayed, .. } => Some(*replayed),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        replays[0] >= Duration::from_secs(12) && replays[1] >= Duration::from_secs(11),
+        "{replays:?}"
+    );
+    for (t, at) in out.finals().iter().zip([44_000, 89_000]) {
+        let first = t.words[0].start;
+        assert!(
+            (first - at).abs() <= 300,
+            "turn {} at {first} ms, spoken at {at} ms",
+            t.turn_order
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeats_of_the_next_session_do_not_stop_a_rollover() {
+    // With session_heartbeat, the session opened ahead of the switch sends Heartbeats while it
+    // waits; they are not a failure.
+    let emu = Emulator::builder()
+        .script(script(30))
+        .script_across_sessions(true)
+        .start()
+        .await
+        .unwrap();
+    let (session, minted) = with_60s_tokens(
+        &emu,
+        ConnectionParams::new()
+            .with_sample_rate(8_000)
+            .format_turns(true)
+            .session_heartbeat(true),
+    )
+    .await;
+    let (sink, events) = session.split();
+    let feeder = feed_utterances(sink, 170, 7);
+    let out = collect(events, Duration::from_secs(HOUR)).await;
+    let utterances = feeder.await.unwrap();
+    assert!(out.error.is_none() && out.terminated(), "{:?}", out.error);
+    assert_eq!(out.rollovers(), 3);
+    assert_eq!(
+        minted.load(Ordering::SeqCst),
+        4,
+        "no session was opened twice"
+    );
+    assert!(out.events.iter().any(|e| matches!(
+        e,
+        assemblyai_streaming::ResilientEvent::Turn(assemblyai_streaming::TurnEvent::Heartbeat(_))
+    )));
+    assert_every_utterance_once(&out, utterances, 7);
 }

@@ -99,7 +99,8 @@ pub enum ResilientEvent {
     Turn(TurnEvent),
     /// A failed connection was replaced.
     Reconnected {
-        /// Which try of this outage succeeded (1 for the first).
+        /// Failed connections and connect tries in a row, this outage included (1 after a
+        /// single failure; reset once a connection stays up `stable_after`).
         attempt: u32,
         /// From the failure to the new session's `Begin`.
         downtime: Duration,
@@ -791,7 +792,7 @@ impl Driver {
     /// Ends the stream with `error` (and answers `terminate()` callers).
     async fn fail(&mut self, error: Error) {
         for w in self.waiters.drain(..) {
-            let _ = w.send(Err(Error::SessionClosed));
+            let _ = w.send(Err(error.duplicate()));
         }
         let _ = self.out.send(Err(error)).await;
     }
@@ -890,14 +891,20 @@ impl Driver {
             },
             event = next_event(&mut self.live) => self.on_live_event(event).await,
             event = next_event(&mut self.standby) => {
-                // The next session failed before the switch: open another a little later.
-                if !matches!(event, Some(Ok(TurnEvent::Begin(_))) | Some(Ok(TurnEvent::Warning(_)))) {
-                    tracing::warn!(?event, "the next session ended before the switch");
-                    self.standby = None;
-                    self.standby_retry_at = Some(Instant::now() + self.policy.backoff_initial * 4);
+                // It has no audio yet: only its end matters (it failed before the switch; open
+                // another a little later).
+                match event {
+                    Some(Ok(_)) | Some(Err(Error::Decode { .. })) => {}
+                    ended => {
+                        tracing::warn!(?ended, "the next session ended before the switch");
+                        self.standby = None;
+                        self.standby_retry_at = Some(Instant::now() + self.policy.backoff_initial * 4);
+                    }
                 }
                 Flow::Continue
             }
+            // Nobody reads the events any more: the session ends.
+            _ = self.out.closed() => Flow::Stop,
             joined = async {
                 match connecting {
                     Some((_, task)) => task.await,
@@ -1034,7 +1041,10 @@ impl Driver {
                 ))
                 .await
             }
-            Some(Ok(other)) => self.emit(Ok(ResilientEvent::Turn(other))).await,
+            Some(Ok(other)) => {
+                let event = self.map_other(other);
+                self.emit(Ok(ResilientEvent::Turn(event))).await
+            }
             Some(Err(e @ Error::Decode { .. })) => self.emit(Err(e)).await,
             Some(Err(e)) => self.on_failure(e).await,
             None => {
@@ -1043,6 +1053,41 @@ impl Driver {
                 ))
                 .await
             }
+        }
+    }
+
+    /// Puts the turn numbers and times of the other messages on the stream's timeline.
+    /// `Heartbeat` keeps the connection's figures (they describe the connection).
+    fn map_other(&self, event: TurnEvent) -> TurnEvent {
+        let Some(live) = &self.live else {
+            return event;
+        };
+        let tl = &self.timeline;
+        match event {
+            TurnEvent::SpeechStarted(mut s) => {
+                s.timestamp = tl.map_ms(s.timestamp, &live.clock);
+                TurnEvent::SpeechStarted(s)
+            }
+            TurnEvent::Silence(mut s) => {
+                s.start_ms = tl.map_ms(s.start_ms, &live.clock);
+                s.end_ms = tl.map_ms(s.end_ms, &live.clock);
+                TurnEvent::Silence(s)
+            }
+            TurnEvent::LlmGatewayResponse(mut r) => {
+                r.turn_order = tl.order(r.turn_order);
+                TurnEvent::LlmGatewayResponse(r)
+            }
+            TurnEvent::SpeakerRevision(mut r) => {
+                for rev in &mut r.revisions {
+                    rev.turn_order = tl.order(rev.turn_order);
+                    for w in &mut rev.words {
+                        w.start = tl.map_ms(w.start, &live.clock);
+                        w.end = tl.map_ms(w.end, &live.clock);
+                    }
+                }
+                TurnEvent::SpeakerRevision(r)
+            }
+            other => other,
         }
     }
 

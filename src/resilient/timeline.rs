@@ -189,7 +189,14 @@ impl Timeline {
         self.delivered_end_ms.map(|ms| ms_to_samples(ms, self.rate))
     }
 
-    fn map_ms(&self, ms: i64, clock: &ConnClock) -> i64 {
+    /// The stream `turn_order` of the connection's turn `conn_order` (for the messages that
+    /// refer to a turn: `LLMGatewayResponse`, `SpeakerRevision`).
+    pub(crate) fn order(&self, conn_order: u64) -> u64 {
+        u64::try_from(self.order_offset.saturating_add(conn_order as i64)).unwrap_or(0)
+    }
+
+    /// The stream time (ms) of the connection's time `ms`.
+    pub(crate) fn map_ms(&self, ms: i64, clock: &ConnClock) -> i64 {
         samples_to_ms(clock.to_stream(ms_to_samples(ms, self.rate)), self.rate)
     }
 }

@@ -111,18 +111,33 @@ impl Collected {
         let orders: Vec<u64> = finals.iter().map(|t| t.turn_order).collect();
         let expected: Vec<u64> = (0..finals.len() as u64).collect();
         assert_eq!(orders, expected, "turn_order of the finals");
-        let mut last_end = i64::MIN;
+        // Word starts never go back; a turn starts after the previous turn's last word ended.
+        // (Within a turn a word may start a window before the previous one ended: the
+        // emulator's reveal does that.)
+        let mut last_start = i64::MIN;
+        let mut last_turn_end = i64::MIN;
         for t in &finals {
+            if let Some(first) = t.words.first() {
+                assert!(
+                    first.start >= last_turn_end,
+                    "turn {} starts at {} ms, before the previous turn ended ({last_turn_end} ms)",
+                    t.turn_order,
+                    first.start
+                );
+            }
             for w in &t.words {
                 assert!(
-                    w.start >= last_end && w.end >= w.start,
-                    "word {:?} at {}–{} ms goes back (previous end {last_end} ms) in turn {}",
+                    w.start >= last_start && w.end >= w.start,
+                    "word {:?} at {}–{} ms goes back (previous start {last_start} ms) in turn {}",
                     w.text,
                     w.start,
                     w.end,
                     t.turn_order
                 );
-                last_end = w.end;
+                last_start = w.start;
+            }
+            if let Some(end) = t.words.iter().map(|w| w.end).max() {
+                last_turn_end = end;
             }
         }
         // Partials never carry a turn already final.
@@ -201,19 +216,29 @@ pub fn pcm(rate: u32, ms: u64, tone: bool) -> Vec<u8> {
 /// Streams `seconds` of 8 kHz audio at real time, one 1 s chunk per second: an 800 ms
 /// utterance at the start of every `every`-th second (from second 1), silence otherwise. Then
 /// closes the sink. Returns how many utterances were sent.
-pub fn feed_utterances(mut sink: ResilientSink, seconds: u64, every: u64) -> JoinHandle<u64> {
+pub fn feed_utterances(sink: ResilientSink, seconds: u64, every: u64) -> JoinHandle<u64> {
+    feed_seconds(sink, seconds, move |s| if s % every == 1 { 800 } else { 0 })
+}
+
+/// Streams `seconds` of 8 kHz audio at real time, one 1 s chunk per second, second `s`
+/// starting with `tone_ms(s)` of tone and silent after it. Then closes the sink. Returns how
+/// many seconds started with a tone after silence (utterances).
+pub fn feed_seconds(
+    mut sink: ResilientSink,
+    seconds: u64,
+    tone_ms: impl Fn(u64) -> u64 + Send + 'static,
+) -> JoinHandle<u64> {
     tokio::spawn(async move {
         let start = tokio::time::Instant::now();
-        let tone = [pcm(8_000, 800, true), pcm(8_000, 200, false)].concat();
-        let silence = pcm(8_000, 1_000, false);
         let mut utterances = 0;
+        let mut speaking = false;
         for s in 0..seconds {
-            let chunk = if s % every == 1 {
+            let ms = tone_ms(s).min(1000);
+            if ms > 0 && !speaking {
                 utterances += 1;
-                tone.clone()
-            } else {
-                silence.clone()
-            };
+            }
+            speaking = ms == 1000;
+            let chunk = [pcm(8_000, ms, true), pcm(8_000, 1000 - ms, false)].concat();
             if sink.send(AudioChunk::from_bytes(chunk)).await.is_err() {
                 return utterances;
             }
