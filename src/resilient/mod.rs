@@ -142,17 +142,18 @@ impl ResilientEvent {
 /// classifies errors (to be replaced by the crate's retry classifier).
 ///
 /// Transient: a dropped connection or websocket failure, a connect failure or timeout, HTTP
-/// 5xx/408/429 at the upgrade, closes 1000 (before `Termination`), 1001, 1006, 1011, 1012, 1013,
-/// 3005 and 3008 (a cap the rollover did not beat), and an `Error` frame without a code.
+/// 5xx/408/429 at the upgrade (or from the token provider's request), an HTTP transport
+/// failure, closes 1000 (before `Termination`), 1001, 1006, 1011, 1012, 1013, 3005 and 3008 (a
+/// cap the rollover did not beat), and an `Error` frame without a code.
 /// Never: 1008 and HTTP 401/403 (credentials), 3006 and 3007 (the client's messages or audio
 /// are wrong — a new connection would get the same), 3009 (too many sessions: a retry makes
 /// it worse), configuration and audio errors, and the terminate timeout.
 pub fn is_transient(error: &Error) -> bool {
     match error {
         Error::ConnectionLost(_) | Error::Connect { .. } | Error::WebSocket(_) => true,
-        Error::Server { .. } => true,
-        Error::Timeout { kind, .. } => *kind == TimeoutKind::Connect,
-        Error::HandshakeRejected { status, .. } => {
+        Error::Server { .. } | Error::Http(_) => true,
+        Error::Timeout { kind, .. } => *kind != TimeoutKind::Termination,
+        Error::HandshakeRejected { status, .. } | Error::Api { status, .. } => {
             *status >= 500 || *status == 408 || *status == 429
         }
         Error::Closed { code, .. } => {
@@ -1319,6 +1320,15 @@ mod tests {
             after: Duration::from_secs(5)
         }));
         assert!(!is_transient(&Error::Config("x".into())));
+        // The token provider's request.
+        assert!(is_transient(&Error::Http("reset".into())));
+        let api = |status| Error::Api {
+            status,
+            message: String::new(),
+            request_id: None,
+            retry_after: None,
+        };
+        assert!(is_transient(&api(503)) && !is_transient(&api(401)));
     }
 
     #[test]

@@ -242,7 +242,9 @@ mod tests {
     #[test]
     fn a_clock_maps_contiguous_and_skipped_audio() {
         // (stream start ms, length ms) of the pieces sent, then (conn ms → stream ms) lookups.
-        let cases: &[(&[(u64, u64)], &[(u64, u64)])] = &[
+        /// (stream start ms, length ms) pieces sent; (conn ms, stream ms) lookups.
+        type Case<'a> = (&'a [(u64, u64)], &'a [(u64, u64)]);
+        let cases: &[Case] = &[
             (&[], &[(0, 0), (500, 500)]),
             (&[(0, 100), (100, 100)], &[(0, 0), (150, 150), (400, 400)]),
             // A replay from 4 s: the connection's 0 is the stream's 4 s.
