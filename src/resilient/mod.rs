@@ -1,5 +1,5 @@
 //! Sessions that outlive their connection: reconnect, replay and roll over without losing a
-//! word (opt-in; [`StreamingSession`](crate::StreamingSession) is unchanged).
+//! word (opt-in; [`StreamingSession`](crate::StreamingSession) itself is unchanged).
 //!
 //! A [`ResilientSession`] has the shape of a plain session — a [`Sink<AudioChunk>`] for audio
 //! and a [`Stream`] of events — but one stream of audio may span many connections:
