@@ -657,6 +657,9 @@ impl Jitter {
     }
 }
 
+/// Sessions said to live longer than this are not rolled over (the service's cap is 3 h).
+const MAX_LIFE: Duration = Duration::from_secs(86_400 * 365);
+
 /// One open connection.
 struct Live {
     sink: AudioSink,
@@ -688,11 +691,15 @@ impl Live {
             .filter(|s| *s > 0)
             .map(Duration::from_secs);
         let (rollover_at, switch_by) = match life {
-            Some(life) => {
+            // Capped: a server's far-future (or absurd) `expires_at` must not overflow the clock.
+            Some(life) if life <= MAX_LIFE => {
                 let lead = lead.min(life / 4);
-                (Some(now + (life - lead)), Some(now + (life - lead / 4)))
+                (
+                    now.checked_add(life - lead),
+                    now.checked_add(life - lead / 4),
+                )
             }
-            None => (None, None),
+            _ => (None, None),
         };
         let handle = session.handle();
         let (sink, events) = session.split();
@@ -747,6 +754,15 @@ struct Driver {
     terminate_sent: bool,
     waiters: Vec<oneshot::Sender<Result<Termination>>>,
     rng: Jitter,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // A session being opened for a stream that ended is not wanted.
+        if let Some((_, task)) = self.connecting.take() {
+            task.abort();
+        }
+    }
 }
 
 async fn next_event(live: &mut Option<Live>) -> Option<Result<TurnEvent>> {
