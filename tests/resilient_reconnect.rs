@@ -222,7 +222,8 @@ async fn a_replay_buffer_smaller_than_the_lost_audio_is_an_audio_gap() {
     })
     .await;
     // 1 s of buffer, no backoff: at the reconnect (5.8 s) the buffer holds 4.8–5.8 s, and
-    // 3.1–4.8 s (after the first final, before the buffer) cannot be replayed.
+    // 3.2–4.8 s (from the replay start after the first final, to the buffer) cannot be
+    // replayed.
     let out = stream_sample(
         resilient(&emu)
             .replay_buffer(Duration::from_secs(1))
@@ -238,8 +239,8 @@ async fn a_replay_buffer_smaller_than_the_lost_audio_is_an_audio_gap() {
     let (start, duration) = gaps[0];
     assert_eq!(
         start,
-        Duration::from_millis(3_100),
-        "the gap starts at the last final's end"
+        Duration::from_millis(3_200),
+        "the gap starts where a replay would: 100 ms (the guard) after the last final's end"
     );
     let end = start + duration;
     assert!(
@@ -346,4 +347,65 @@ async fn settings_changed_mid_stream_carry_over_to_the_next_connection() {
     assert_eq!(update["max_turn_silence"], 3000);
     assert_eq!(update["vad_threshold"], 0.6);
     assert_eq!(seen[2], "audio");
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_replay_the_session_catches_up_by_skipping_silence() {
+    // An utterance at 1 s, 40 s of silence, an utterance at 41 s; the connection drops at 30 s.
+    // The replay (from the first final's end, ~28 s of silence) keeps 1.5 s of the pause and
+    // skips the rest, so the second utterance is transcribed live, not ~28 s late.
+    let emu = Emulator::builder()
+        .script(assemblyai_streaming::emulator::Script::from_texts([
+            "First words.",
+            "Second words.",
+        ]))
+        .script_across_sessions(true)
+        .faults(Faults {
+            drop_after: Some(Duration::from_secs(30)),
+            faulty_sessions: Some(1),
+            ..Faults::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    let session =
+        ResilientSession::builder(client_for(&emu), ConnectionParams::new().format_turns(true))
+            .backoff(Duration::from_millis(50), Duration::from_secs(1))
+            .connect()
+            .await
+            .unwrap();
+    let (sink, mut events) = session.split();
+    let audio = [
+        pcm(16_000, 1_000, false),
+        pcm(16_000, 800, true),
+        pcm(16_000, 39_200, false),
+        pcm(16_000, 800, true),
+        pcm(16_000, 3_200, false),
+    ]
+    .concat();
+    let chunks = audio
+        .chunks(3_200)
+        .map(|c| assemblyai_streaming::AudioChunk::from_bytes(c.to_vec()))
+        .collect();
+    let started = Instant::now();
+    let feeder = feed_paced(sink, chunks, 32);
+    let mut finals = Vec::new();
+    let mut reconnects = 0;
+    while let Some(event) = events.next().await {
+        match event.unwrap() {
+            ResilientEvent::Turn(assemblyai_streaming::TurnEvent::Final(t)) => {
+                finals.push((t.transcript.clone(), t.words[0].start, started.elapsed()))
+            }
+            ResilientEvent::Reconnected { .. } => reconnects += 1,
+            _ => {}
+        }
+    }
+    feeder.await.unwrap();
+    assert_eq!(reconnects, 1);
+    assert_eq!(finals.len(), 2, "{finals:?}");
+    assert_eq!(finals[1].0, "Second words.");
+    // Spoken at 41 s of the caller's audio, and reported there.
+    assert!((finals[1].1 - 41_000).abs() <= 300, "{finals:?}");
+    // Delivered within a few seconds of being spoken (without catching up: ~69 s).
+    assert!(finals[1].2 < Duration::from_secs(45), "{finals:?}");
 }

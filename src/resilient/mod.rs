@@ -11,8 +11,8 @@
 //!   and the stream ends with the last error. Authentication (1008, HTTP 401/403), validation
 //!   (3006, 3007) and concurrency (3009) failures end the stream at once.
 //! - **Replays** the audio the service had not finalised: a bounded buffer keeps the audio
-//!   since the end of the last final (by its words' `end` times) and a new connection gets it
-//!   first, so the interrupted turn is transcribed once, whole. The service's real-time rule is
+//!   since the end of the last final (by its words' `end` times, plus a 100 ms guard) and a new
+//!   connection gets it first, so the interrupted turn is transcribed once, whole. The service's real-time rule is
 //!   kept: `burst` of audio (default 500 ms) at once, then real time, catching up by skipping
 //!   silence beyond `keep_silence` (default 1.5 s) in each pause — speech is never skipped. When
 //!   the buffer bound (default 60 s) is passed, [`ResilientEvent::AudioGap`] says which audio
@@ -171,7 +171,7 @@ pub type TokenProvider =
 ///
 /// Defaults: at most 5 reconnect tries in a row, backoff from 250 ms doubling to 10 s (each
 /// delay jittered to 50–100 % of its value), a connection counts as healthy again after 30 s
-/// up; 60 s replay buffer; 500 ms burst; 1.5 s of every pause kept when catching up; silence
+/// up; 60 s replay buffer, replays from 100 ms after the last final's last word; 500 ms burst; 1.5 s of every pause kept when catching up; silence
 /// below RMS 0.01 (−40 dBFS); rollover 2 min before the cap; 100 ms frames; 64 buffered audio
 /// chunks; 256 buffered events; no token provider (the client's credentials for every
 /// connection).
@@ -185,6 +185,7 @@ pub struct ResilientSessionBuilder {
     backoff_max: Duration,
     stable_after: Duration,
     replay_buffer: Duration,
+    replay_guard: Duration,
     burst: Duration,
     keep_silence: Duration,
     silence_level: f32,
@@ -234,6 +235,17 @@ impl ResilientSessionBuilder {
     /// it before a final covers it is reported as [`ResilientEvent::AudioGap`].
     pub fn replay_buffer(mut self, d: Duration) -> Self {
         self.replay_buffer = d;
+        self
+    }
+
+    /// A replay starts this long after the last final's last word ends (default 100 ms).
+    /// Word end times are estimates; a replay from a little before the speech really ended
+    /// has the service transcribe the tail again, as a fragment of the next turn. A turn ends
+    /// only after a silence (at least `min_end_of_turn_silence_when_confident`, 100–400 ms by
+    /// model), so the guard skips silence, not speech — except after a `ForceEndpoint`
+    /// in mid-word.
+    pub fn replay_guard(mut self, d: Duration) -> Self {
+        self.replay_guard = d;
         self
     }
 
@@ -359,6 +371,7 @@ impl ResilientSessionBuilder {
                 burst: samples(self.burst),
                 rollover_lead: self.rollover_lead,
                 frame_samples,
+                replay_guard: samples(self.replay_guard),
                 backpressure_at: samples(self.replay_buffer) / 2,
             },
             settings,
@@ -433,6 +446,7 @@ impl ResilientSession {
             backoff_max: Duration::from_secs(10),
             stable_after: Duration::from_secs(30),
             replay_buffer: Duration::from_secs(60),
+            replay_guard: Duration::from_millis(100),
             burst: Duration::from_millis(500),
             keep_silence: Duration::from_millis(1500),
             silence_level: 0.01,
@@ -625,6 +639,8 @@ struct Policy {
     burst: u64,
     rollover_lead: Duration,
     frame_samples: u64,
+    /// Replays start this long after the last final's last word ends.
+    replay_guard: u64,
     /// Stop taking audio from the sink while this much waits on a live connection.
     backpressure_at: u64,
 }
@@ -1117,7 +1133,7 @@ impl Driver {
             Mapped::Deliver(turn) => {
                 if is_final {
                     if let Some(end) = self.timeline.delivered_end_samples() {
-                        self.replay.finalised(end);
+                        self.replay.finalised(end + self.policy.replay_guard);
                     }
                     if let Some(ms) = conn_end {
                         live.clock
