@@ -165,11 +165,7 @@ async fn a_turn_still_spoken_at_the_deadline_is_carried_over_whole() {
     // (from 45 s after each one opened: 45 s, then 90 s as the second was opened at 45 s) find
     // a turn in progress until their deadlines (56.25 s, 101.25 s), so each switch happens
     // mid-turn and the new session transcribes the turn from the replay.
-    let long = |i: u64| {
-        let filler = vec!["extraordinarily"; 16].join(" ");
-        format!("Utterance number {i}, {filler}.")
-    };
-    let texts: Vec<String> = (0..2).map(long).collect();
+    let texts = long_texts();
     let emu = Emulator::builder()
         .script(Script::from_texts(texts.clone()))
         .script_across_sessions(true)
@@ -219,38 +215,78 @@ async fn a_turn_still_spoken_at_the_deadline_is_carried_over_whole() {
     }
 }
 
+/// Two long utterances (about 15 s of words each), so that a 14 s stretch of speech is one turn.
+fn long_texts() -> Vec<String> {
+    (0..2)
+        .map(|i| {
+            let filler = vec!["extraordinarily"; 16].join(" ");
+            format!("Utterance number {i}, {filler}.")
+        })
+        .collect()
+}
+
 #[tokio::test(start_paused = true)]
-async fn heartbeats_of_the_next_session_do_not_stop_a_rollover() {
-    // With session_heartbeat, the session opened ahead of the switch sends Heartbeats while it
-    // waits; they are not a failure.
-    let emu = Emulator::builder()
-        .script(script(30))
-        .script_across_sessions(true)
-        .start()
-        .await
-        .unwrap();
-    let (session, minted) = with_60s_tokens(
-        &emu,
-        ConnectionParams::new()
-            .with_sample_rate(8_000)
-            .format_turns(true)
-            .session_heartbeat(true),
-    )
-    .await;
-    let (sink, events) = session.split();
-    let feeder = feed_utterances(sink, 170, 7);
-    let out = collect(events, Duration::from_secs(HOUR)).await;
-    let utterances = feeder.await.unwrap();
-    assert!(out.error.is_none() && out.terminated(), "{:?}", out.error);
-    assert_eq!(out.rollovers(), 3);
-    assert_eq!(
-        minted.load(Ordering::SeqCst),
-        4,
-        "no session was opened twice"
-    );
-    assert!(out.events.iter().any(|e| matches!(
-        e,
-        assemblyai_streaming::ResilientEvent::Turn(assemblyai_streaming::TurnEvent::Heartbeat(_))
-    )));
-    assert_every_utterance_once(&out, utterances, 7);
+async fn the_next_session_waits_for_the_switch_through_heartbeats_and_inactivity_timeouts() {
+    // Speech over the rollover windows (as in the mid-turn test) keeps the session opened
+    // ahead of the switch waiting, without audio, for 11 s. With session_heartbeat it sends
+    // Heartbeats meanwhile (not a failure); with inactivity_timeout=5 the service would close it
+    // after 5 s idle, so it is sent KeepAlive. Either way: one session (and one token) per
+    // rollover, no reconnect.
+    let variants = [
+        (
+            "session_heartbeat",
+            ConnectionParams::new().session_heartbeat(true),
+        ),
+        (
+            "inactivity_timeout",
+            ConnectionParams::new().inactivity_timeout(5),
+        ),
+    ];
+    for (name, params) in variants {
+        let texts = long_texts();
+        let emu = Emulator::builder()
+            .script(Script::from_texts(texts.clone()))
+            .script_across_sessions(true)
+            .start()
+            .await
+            .unwrap();
+        let (session, minted) =
+            with_60s_tokens(&emu, params.with_sample_rate(8_000).format_turns(true)).await;
+        let (sink, events) = session.split();
+        let speaking = |s: u64| (44..58).contains(&s) || (89..103).contains(&s);
+        let feeder = feed_seconds(sink, 150, move |s| if speaking(s) { 1000 } else { 0 });
+        let out = collect(events, Duration::from_secs(HOUR)).await;
+        assert_eq!(feeder.await.unwrap(), 2);
+        assert!(
+            out.error.is_none() && out.terminated(),
+            "{name}: {:?}",
+            out.error
+        );
+        assert_eq!(out.rollovers(), 3, "{name}");
+        assert!(
+            out.reconnects().is_empty(),
+            "{name}: {:?}",
+            out.reconnects()
+        );
+        assert_eq!(
+            minted.load(Ordering::SeqCst),
+            4,
+            "{name}: no session was opened twice"
+        );
+        out.assert_one_timeline();
+        assert_eq!(out.transcripts(), texts, "{name}");
+        let heartbeats = out
+            .events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    assemblyai_streaming::ResilientEvent::Turn(
+                        assemblyai_streaming::TurnEvent::Heartbeat(_)
+                    )
+                )
+            })
+            .count();
+        assert_eq!(heartbeats > 0, name == "session_heartbeat", "{name}");
+    }
 }

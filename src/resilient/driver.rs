@@ -61,6 +61,10 @@ pub(super) struct Policy {
     pub(super) backpressure_at: u64,
 }
 
+/// How often the next session, open ahead of a rollover, is sent `KeepAlive` (the service's
+/// smallest `inactivity_timeout` is 5 s).
+const STANDBY_KEEP_ALIVE: Duration = Duration::from_secs(4);
+
 /// Sessions said to live longer than this are not rolled over (the service's cap is 3 h).
 const MAX_LIFE: Duration = Duration::from_secs(86_400 * 365);
 
@@ -147,6 +151,8 @@ pub(super) struct Driver {
     standby: Option<Live>,
     connecting: Option<(Purpose, JoinHandle<Result<StreamingSession>>)>,
     standby_retry_at: Option<Instant>,
+    /// The next `KeepAlive` for the waiting next session (against `inactivity_timeout`).
+    standby_keep_alive_at: Option<Instant>,
     /// Every `UpdateConfiguration` field set so far.
     overlay: serde_json::Map<String, serde_json::Value>,
     /// Failed tries in a row.
@@ -206,6 +212,7 @@ impl Driver {
             standby: None,
             connecting: None,
             standby_retry_at: None,
+            standby_keep_alive_at: None,
             overlay: serde_json::Map::new(),
             failures: 0,
             down_since: None,
@@ -294,6 +301,13 @@ impl Driver {
                 self.start_connect(Purpose::Rollover);
             }
         }
+        // The next session gets no audio until the switch: keep it from an inactivity close.
+        if let (Some(standby), Some(at)) = (&self.standby, self.standby_keep_alive_at) {
+            if at <= now {
+                let _ = standby.handle.keep_alive().await;
+                self.standby_keep_alive_at = Some(now + STANDBY_KEEP_ALIVE);
+            }
+        }
         if let Flow::Stop = self.send_ready().await {
             return Flow::Stop;
         }
@@ -325,6 +339,9 @@ impl Driver {
                 }));
             }
             timers.push(l.switch_by);
+        }
+        if self.standby.is_some() {
+            timers.push(self.standby_keep_alive_at);
         }
         let wake = timers.into_iter().flatten().min();
 
@@ -625,6 +642,7 @@ impl Driver {
                     Purpose::Rollover if self.live.is_some() => {
                         self.standby = Some(next);
                         self.standby_retry_at = None;
+                        self.standby_keep_alive_at = Some(Instant::now() + STANDBY_KEEP_ALIVE);
                         Flow::Continue
                     }
                     Purpose::Rollover => self.switch(Some(next)).await,
