@@ -290,3 +290,41 @@ async fn the_next_session_waits_for_the_switch_through_heartbeats_and_inactivity
         assert_eq!(heartbeats > 0, name == "session_heartbeat", "{name}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn at_the_concurrency_limit_the_rollover_switches_without_overlap() {
+    // One session allowed at a time: the session opened ahead of the switch is refused with
+    // 3009, so the switch happens at the deadline by closing the live session first; the
+    // replay carries the audio of the moment between.
+    let emu = Emulator::builder()
+        .script(script(30))
+        .script_across_sessions(true)
+        .max_concurrent_sessions(1)
+        .start()
+        .await
+        .unwrap();
+    let (session, minted) = with_60s_tokens(
+        &emu,
+        ConnectionParams::new()
+            .with_sample_rate(8_000)
+            .format_turns(true),
+    )
+    .await;
+    let (sink, events) = session.split();
+    let feeder = feed_utterances(sink, 170, 7);
+    let out = collect(events, Duration::from_secs(HOUR)).await;
+    let utterances = feeder.await.unwrap();
+    assert!(out.error.is_none() && out.terminated(), "{:?}", out.error);
+    assert!(out.rollovers() >= 2, "{}", out.rollovers());
+    assert!(out.reconnects().is_empty(), "{:?}", out.reconnects());
+    assert!(out.gaps().is_empty());
+    assert_every_utterance_once(&out, utterances, 7);
+    // Each rollover first tried a session ahead of time (refused: one token each), then
+    // opened one at the deadline.
+    assert_eq!(
+        minted.load(Ordering::SeqCst),
+        1 + 2 * out.rollovers(),
+        "{} rollovers",
+        out.rollovers()
+    );
+}

@@ -61,6 +61,17 @@ pub(super) struct Policy {
     pub(super) backpressure_at: u64,
 }
 
+/// 3009 (legacy 4102): the account's concurrent-session limit.
+fn too_many_sessions(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Closed {
+            kind: crate::error::CloseKind::TooManySessions,
+            ..
+        }
+    )
+}
+
 /// How often the next session, open ahead of a rollover, is sent `KeepAlive` (the service's
 /// smallest `inactivity_timeout` is 5 s).
 const STANDBY_KEEP_ALIVE: Duration = Duration::from_secs(4);
@@ -160,6 +171,8 @@ pub(super) struct Driver {
     down_since: Option<Instant>,
     last_error: Option<Error>,
     retry_at: Option<Instant>,
+    /// What the connect at `retry_at` is for.
+    retry_purpose: Purpose,
     terminating: bool,
     terminate_sent: bool,
     waiters: Vec<oneshot::Sender<Result<Termination>>>,
@@ -218,6 +231,7 @@ impl Driver {
             down_since: None,
             last_error: None,
             retry_at: None,
+            retry_purpose: Purpose::Reconnect,
             terminating: false,
             terminate_sent: false,
             waiters: Vec::new(),
@@ -270,7 +284,7 @@ impl Driver {
         // A reconnect whose backoff is over.
         if self.retry_at.is_some_and(|at| at <= now) && self.connecting.is_none() {
             self.retry_at = None;
-            self.start_connect(Purpose::Reconnect);
+            self.start_connect(self.retry_purpose);
         }
         // Rollover: open the next session ahead of the cap, switch at a turn boundary.
         let (due, forced) = match &self.live {
@@ -281,6 +295,7 @@ impl Driver {
             None => (false, false),
         };
         if due
+            && !forced
             && self.standby.is_none()
             && self.connecting.is_none()
             && self.standby_retry_at.is_none_or(|at| at <= now)
@@ -298,7 +313,10 @@ impl Driver {
             self.live = None;
             self.down_since.get_or_insert(now);
             if self.connecting.is_none() {
-                self.start_connect(Purpose::Rollover);
+                // A moment for the service to release the session just closed (it may count
+                // against the account's concurrency limit until then).
+                self.retry_purpose = Purpose::Rollover;
+                self.retry_at = Some(now + self.policy.backoff_initial);
             }
         }
         // The next session gets no audio until the switch: keep it from an inactivity close.
@@ -626,6 +644,7 @@ impl Driver {
                 self.policy.backoff_max,
                 &mut self.rng,
             );
+            self.retry_purpose = Purpose::Reconnect;
             self.retry_at = Some(now + delay);
         } else if let Some((purpose, _)) = &mut self.connecting {
             // A rollover connect in flight now serves as the reconnect.
@@ -653,6 +672,13 @@ impl Driver {
                 }
             }
             Err(e) if purpose == Purpose::Rollover && self.live.is_some() => {
+                if too_many_sessions(&e) {
+                    // The live session counts against the account's limit: no overlap; switch
+                    // by the deadline instead (closing this one first).
+                    tracing::warn!(error = %e, "no room for the next session; switching at the deadline without overlap");
+                    self.standby_retry_at = self.live.as_ref().and_then(|l| l.switch_by);
+                    return Flow::Continue;
+                }
                 tracing::warn!(error = %e, "could not open the next session; trying again");
                 if !is_transient(&e) {
                     // Credentials or settings went bad: the stream cannot go on past the cap.
@@ -671,7 +697,11 @@ impl Driver {
                 Flow::Continue
             }
             Err(e) => {
-                if !is_transient(&e) || self.failures >= self.policy.max_reconnects {
+                // After a switch without overlap, the session just closed may still count
+                // against the concurrency limit for a moment: 3009 is worth a retry there.
+                let retry =
+                    is_transient(&e) || (purpose == Purpose::Rollover && too_many_sessions(&e));
+                if !retry || self.failures >= self.policy.max_reconnects {
                     tracing::warn!(error = %e, failures = self.failures, "reconnect failed; giving up");
                     self.fail(e).await;
                     return Flow::Stop;
@@ -685,6 +715,7 @@ impl Driver {
                 );
                 tracing::warn!(error = %e, failures = self.failures, ?delay, "reconnect failed; retrying");
                 self.last_error = Some(e);
+                self.retry_purpose = purpose;
                 self.retry_at = Some(Instant::now() + delay);
                 Flow::Continue
             }

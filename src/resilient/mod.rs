@@ -315,7 +315,13 @@ impl ResilientSessionBuilder {
                 self.frame
             )));
         }
-        let client_builder = self.client.clone().frame_duration(self.frame);
+        // The session retries with its own backoff and budget; the client's handshake retries
+        // would multiply the tries, and would reuse a single-use temporary token.
+        let client_builder = self
+            .client
+            .clone()
+            .frame_duration(self.frame)
+            .retries(0, Duration::ZERO);
         // Checks the settings now; with a token provider, each connection builds its own.
         let client = match &self.token_provider {
             Some(_) => {
@@ -402,7 +408,8 @@ pub struct ResilientSession {
 
 impl ResilientSession {
     /// A builder: `client` is the template for every connection (its credentials are replaced
-    /// by the token provider's tokens, if one is set), `params` the parameters of every
+    /// by the token provider's tokens, if one is set; its handshake retries are turned off, as
+    /// the session retries with its own backoff and budget), `params` the parameters of every
     /// connection.
     pub fn builder(
         client: StreamingClientBuilder,
