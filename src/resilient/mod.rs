@@ -12,30 +12,37 @@
 //!   (3006, 3007) and concurrency (3009) failures end the stream at once.
 //! - **Replays** the audio the service had not finalised: a bounded buffer keeps the audio
 //!   since the end of the last final (by its words' `end` times, plus a 100 ms guard) and a new
-//!   connection gets it first, so the interrupted turn is transcribed once, whole. The service's real-time rule is
-//!   kept: `burst` of audio (default 500 ms) at once, then real time, catching up by skipping
-//!   silence beyond `keep_silence` (default 1.5 s) in each pause — speech is never skipped. When
-//!   the buffer bound (default 60 s) is passed, [`ResilientEvent::AudioGap`] says which audio
-//!   will not be transcribed.
+//!   connection gets it first, so the interrupted turn is transcribed once, whole. The
+//!   service's real-time rule (3007 for audio ahead of the clock) is kept: `burst` of audio
+//!   (default 500 ms) at once, then real time, catching up by skipping silence beyond
+//!   `keep_silence` (default 1.5 s) in each pause — speech is never skipped. When the buffer
+//!   bound (default 60 s) is passed, [`ResilientEvent::AudioGap`] says which audio will not be
+//!   transcribed. The sink accepts audio at any rate and paces it, so a file can be sent as
+//!   fast as it is read (the sink waits while 30 s are queued on a live connection).
 //! - **Keeps one timeline**: `turn_order` continues across connections, word `start`/`end` are
 //!   milliseconds of the caller's audio (from the first sample given to the sink, silence
 //!   skipped or not), and no final is delivered twice (a final whose words all end inside audio
 //!   an earlier final covered is dropped). [`ResilientEvent::Reconnected`] tells what happened.
 //! - **Rolls over before the session cap**: from `rollover_lead` (default 2 min, at most a
 //!   quarter of the session's life) before `Begin.expires_at` (3 h, or a temporary token's
-//!   `max_session_duration_seconds`), it opens the next session and switches at a turn
-//!   boundary (after a final, before the next turn's first partial); by a quarter of the lead
-//!   before the cap it switches whatever is being said (the replay carries the turn over). Each
-//!   connection takes a fresh temporary token from the token provider, if one is set.
+//!   `max_session_duration_seconds`), it opens the next session (sending it `KeepAlive` while
+//!   it waits) and switches at a turn boundary (after a final, before the next turn's first
+//!   partial); by a quarter of the lead before the cap it switches whatever is being said (the
+//!   replay carries the turn over). Each connection takes a fresh temporary token from the
+//!   token provider, if one is set. If the account's concurrency limit refuses the session
+//!   opened ahead (3009), the switch happens at that deadline without overlap: the live
+//!   session is closed first.
 //! - **Carries settings over**: every new connection uses the same [`ConnectionParams`], then
 //!   gets one `UpdateConfiguration` with every change made through
 //!   [`ResilientHandle::update_configuration`] so far (later values win).
 //!
 //! What it does not do: it cannot recover audio the caller never gave it, or more than the
 //! buffer holds (reported as gaps); a `ForceEndpoint` sent while no connection is up is
-//! dropped; `Termination` reports the last connection's figures; during a rollover two
-//! sessions are open at once for a moment (an account at its concurrency limit sees 3009 on
-//! the new one, and the switch then happens by the cap's deadline without overlap).
+//! dropped; `Termination` reports the last connection's figures; `Heartbeat` messages describe
+//! their own connection. With `inactivity_timeout`, an idle close (3005 on the emulator) is
+//! reconnected like any server error: to end the stream, close the sink. `expires_at` is read
+//! against the local clock: a clock that is behind by more than the lead meets the cap (3008),
+//! which is then reconnected (and replayed) like a drop.
 //!
 //! ```no_run
 //! use assemblyai_streaming::resilient::{ResilientEvent, ResilientSession};
