@@ -18,7 +18,9 @@
 //!   `keep_silence` (default 1.5 s) in each pause — speech is never skipped. When the buffer
 //!   bound (default 60 s) is passed, [`ResilientEvent::AudioGap`] says which audio will not be
 //!   transcribed. The sink accepts audio at any rate and paces it, so a file can be sent as
-//!   fast as it is read (the sink waits while 30 s are queued on a live connection).
+//!   fast as it is read (the sink waits while 30 s are queued on a live connection). While
+//!   no connection is up the sink keeps taking audio (a live source cannot wait), so a fast
+//!   producer can run past the bound during an outage.
 //! - **Keeps one timeline**: `turn_order` continues across connections, word `start`/`end` are
 //!   milliseconds of the caller's audio (from the first sample given to the sink, silence
 //!   skipped or not), and no final is delivered twice (a final whose words all end inside audio
