@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --example transcribe -- [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast]
-//!     [--format json|vtt|srt] [--channels mix|separate] FILE.wav
+//!     [--format json|vtt|srt] [--channels mix|separate] [--resilient] FILE.wav
 //! ```
 //!
 //! Contract (other tools script this):
@@ -18,6 +18,13 @@
 //! - stderr: each error as `{"error": {"kind": "...", "code": <int or null>, "message": "..."}}`.
 //! - exit status 0 only when the session (every session, with `--channels separate`) ended with
 //!   `Termination`.
+//! - `--resilient` streams through a `ResilientSession` (reconnects, replays, rolls over; see
+//!   `assemblyai_streaming::resilient`; not with `--channels separate`): server events keep the
+//!   format above (on one timeline), and its own events are lines (on stdout with `--format
+//!   json`, else on stderr) `{"type":"Reconnected","attempt":…,"downtime_ms":…,
+//!   "replayed_ms":…,"session_id":…,"cause":{"kind":…,"code":…,"message":…}}`,
+//!   `{"type":"RolledOver","replayed_ms":…,"session_id":…}` and
+//!   `{"type":"AudioGap","start_ms":…,"duration_ms":…}`.
 //!
 //! The key comes from `ASSEMBLYAI_API_KEY`; `--url` takes a base such as `ws://127.0.0.1:8080`.
 
@@ -27,7 +34,10 @@ use std::process::ExitCode;
 use assemblyai_streaming::audio::{paced, read_wav};
 use assemblyai_streaming::captions::{self, Transcript};
 use assemblyai_streaming::channels::MergedChannels;
-use assemblyai_streaming::{ConnectionParams, Error, StreamingClient, TurnEvent};
+use assemblyai_streaming::resilient::{ResilientEvent, ResilientSession};
+use assemblyai_streaming::{
+    AudioChunk, ConnectionParams, Encoding, Error, StreamingClient, TurnEvent,
+};
 use futures::{SinkExt, StreamExt};
 
 struct Args {
@@ -37,7 +47,15 @@ struct Args {
     fast: bool,
     format: Format,
     separate_channels: bool,
+    resilient: bool,
     file: String,
+}
+
+/// One thing to print: a server event (tagged with its channel), or a line of the resilient
+/// session's own.
+enum Item {
+    Event(Option<u16>, Result<TurnEvent, Error>),
+    Note(serde_json::Value),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -49,7 +67,7 @@ enum Format {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: transcribe [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast] [--format json|vtt|srt] [--channels mix|separate] FILE.wav"
+        "usage: transcribe [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast] [--format json|vtt|srt] [--channels mix|separate] [--resilient] FILE.wav"
     );
     std::process::exit(2)
 }
@@ -63,6 +81,7 @@ fn parse_args() -> Args {
         fast: false,
         format: Format::Json,
         separate_channels: false,
+        resilient: false,
         file: String::new(),
     };
     while let Some(arg) = args.next() {
@@ -90,12 +109,13 @@ fn parse_args() -> Args {
                     _ => usage(),
                 }
             }
+            "--resilient" => parsed.resilient = true,
             "-h" | "--help" => usage(),
             _ if parsed.file.is_empty() && !arg.starts_with("--") => parsed.file = arg,
             _ => usage(),
         }
     }
-    if parsed.file.is_empty() {
+    if parsed.file.is_empty() || (parsed.resilient && parsed.separate_channels) {
         usage()
     }
     parsed
@@ -136,7 +156,9 @@ async fn run(args: Args) -> Result<bool, Error> {
         let merged =
             MergedChannels::from_wav(&builder.build()?, params, &args.file, !args.fast).await?;
         let channels = merged.channels();
-        let events = merged.map(|e| (Some(e.channel), e.event)).boxed();
+        let events = merged
+            .map(|e| Item::Event(Some(e.channel), e.event))
+            .boxed();
         (events, channels, None)
     } else {
         let sample_rate = params.get_sample_rate();
@@ -144,29 +166,37 @@ async fn run(args: Args) -> Result<bool, Error> {
         // Any WAV: other rates, channel counts and sample formats are converted (resampled
         // with the same path as the microphone) to the session's 16-bit mono at its rate.
         let (chunks, _info) = read_wav(&args.file, sample_rate)?;
-        let session = builder.build()?.connect(params).await?;
-        let (mut sink, events) = session.split();
         let fast = args.fast;
-        let sender = tokio::spawn(async move {
-            if fast {
-                for chunk in chunks {
-                    sink.send(chunk).await?;
-                }
-            } else {
-                let mut audio = paced(chunks, sample_rate, encoding);
-                while let Some(chunk) = audio.next().await {
-                    sink.send(chunk).await?;
-                }
-            }
-            sink.close().await
-        });
-        (events.map(|e| (None, e)).boxed(), 1, Some(sender))
+        let (events, sender) = if args.resilient {
+            let session = ResilientSession::builder(builder, params).connect().await?;
+            let (sink, events) = session.split();
+            let sender = tokio::spawn(send_audio(sink, chunks, fast, sample_rate, encoding));
+            (events.filter_map(resilient_item).boxed(), sender)
+        } else {
+            let session = builder.build()?.connect(params).await?;
+            let (sink, events) = session.split();
+            let sender = tokio::spawn(send_audio(sink, chunks, fast, sample_rate, encoding));
+            (events.map(|e| Item::Event(None, e)).boxed(), sender)
+        };
+        (events, 1, Some(sender))
     };
 
     let mut terminations = 0;
     let mut transcripts = vec![Transcript::new(); usize::from(channels)];
     let mut stdout = std::io::stdout().lock();
-    while let Some((channel, event)) = events.next().await {
+    while let Some(item) = events.next().await {
+        let (channel, event) = match item {
+            Item::Event(channel, event) => (channel, event),
+            Item::Note(line) if args.format == Format::Json => {
+                let _ = writeln!(stdout, "{line}");
+                let _ = stdout.flush();
+                continue;
+            }
+            Item::Note(line) => {
+                eprintln!("{line}");
+                continue;
+            }
+        };
         match event {
             Ok(event) => {
                 let is_final = match &event {
@@ -224,4 +254,56 @@ async fn run(args: Args) -> Result<bool, Error> {
         let _ = sender.await;
     }
     Ok(terminations == usize::from(channels))
+}
+
+/// Sends the file's audio (at real-time pace unless `fast`), then closes the sink (which sends
+/// what is buffered, then `Terminate`).
+async fn send_audio<S>(
+    mut sink: S,
+    chunks: Vec<AudioChunk>,
+    fast: bool,
+    sample_rate: u32,
+    encoding: Encoding,
+) -> Result<(), Error>
+where
+    S: futures::Sink<AudioChunk, Error = Error> + Unpin,
+{
+    if fast {
+        for chunk in chunks {
+            sink.send(chunk).await?;
+        }
+    } else {
+        let mut audio = paced(chunks, sample_rate, encoding);
+        while let Some(chunk) = audio.next().await {
+            sink.send(chunk).await?;
+        }
+    }
+    sink.close().await
+}
+
+/// A resilient session's event as a line to print.
+async fn resilient_item(event: Result<ResilientEvent, Error>) -> Option<Item> {
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let line = match event {
+        Err(e) => return Some(Item::Event(None, Err(e))),
+        Ok(ResilientEvent::Turn(event)) => return Some(Item::Event(None, Ok(event))),
+        Ok(ResilientEvent::Reconnected {
+            attempt,
+            downtime,
+            replayed,
+            session_id,
+            cause,
+        }) => serde_json::json!({"type": "Reconnected", "attempt": attempt,
+            "downtime_ms": ms(downtime), "replayed_ms": ms(replayed), "session_id": session_id,
+            "cause": {"kind": cause.kind(), "code": cause.code(), "message": cause.to_string()}}),
+        Ok(ResilientEvent::RolledOver {
+            replayed,
+            session_id,
+        }) => serde_json::json!({"type": "RolledOver", "replayed_ms": ms(replayed),
+            "session_id": session_id}),
+        Ok(ResilientEvent::AudioGap { start, duration }) => serde_json::json!({"type": "AudioGap",
+            "start_ms": ms(start), "duration_ms": ms(duration)}),
+        Ok(_) => return None,
+    };
+    Some(Item::Note(line))
 }

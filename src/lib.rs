@@ -17,6 +17,7 @@ pub mod params;
 pub mod protocol;
 mod proxy;
 mod redact;
+pub mod resilient;
 mod session;
 mod stream_audio;
 pub mod translate;
@@ -25,6 +26,7 @@ pub use audio::AudioChunk;
 pub use client::{API_KEY_ENV, Region, Secret, StreamingClient, StreamingClientBuilder};
 pub use error::{CloseKind, Error, Result, TimeoutKind};
 pub use params::{ConnectionParams, Encoding, SpeechModel};
+pub use resilient::{ResilientEvent, ResilientSession};
 pub use session::{
     AudioSink, EventStream, SessionHandle, SessionInfo, StreamingSession, TurnEvent,
 };

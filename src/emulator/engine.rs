@@ -144,6 +144,24 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
+    /// The script sentence the speaker is at (after a final: the first one not wholly
+    /// finalised; a sentence a forced end cut in two counts as not finalised, so a session
+    /// that continues the conversation says it again whole).
+    pub(crate) fn next_script(&self) -> usize {
+        self.cursor.sentence
+    }
+
+    /// Continues at the start of script sentence `index` when it is ahead and no turn is in
+    /// progress (a conversation that other sessions carried on meanwhile).
+    pub(crate) fn continue_script_at(&mut self, index: usize) {
+        if self.turn.is_none() && index > self.cursor.sentence {
+            self.cursor = Cursor {
+                sentence: index,
+                ..Cursor::default()
+            };
+        }
+    }
+
     pub(crate) fn new(
         params: &SessionParams,
         formatting: Formatting,

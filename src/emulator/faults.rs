@@ -15,6 +15,8 @@ use std::time::Duration;
 /// | `malformed_frame: true` | sends a text frame that is not valid JSON right after `Begin`, then goes on normally | a decode error; the session goes on |
 /// | `untyped_error: true` | right after `Begin`, sends the untyped catch-all error `{"error":"Session Cancelled: An error occurred"}` (no `type`, as older servers did; fixtures line 50) and closes with 3005 | the error (reported once) and the end of the stream |
 /// | `slow_messages: Some(d)` | waits `d` before writing every server message | every event arrives `d` late (a slow server) |
+/// | `close_after: Some((d, code))` | `d` after the upgrade, sends an `Error` frame with `code` and the code's documented meaning, then closes with `code` | the error, mid-stream (e.g. 1012 "service restart") |
+/// | `faulty_sessions: Some(n)` | applies the other faults to the first `n` websocket sessions only (counted from the emulator's start); later sessions are healthy | a fault that a reconnecting client gets past |
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Faults {
     /// Drop the TCP connection (no close frame) this long after the websocket upgrade.
@@ -34,6 +36,11 @@ pub struct Faults {
     pub untyped_error: bool,
     /// Delay every server message by this much.
     pub slow_messages: Option<Duration>,
+    /// This long after the websocket upgrade, send an `Error` frame with this code and close
+    /// with it.
+    pub close_after: Option<(Duration, u16)>,
+    /// Apply the faults to the first `n` sessions only (default: every session).
+    pub faulty_sessions: Option<usize>,
 }
 
 impl Faults {

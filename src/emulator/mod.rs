@@ -219,6 +219,7 @@ pub struct EmulatorBuilder {
     write_timeout: Option<Duration>,
     header_read_timeout: Option<Duration>,
     tls: Option<TlsCertificate>,
+    script_across_sessions: bool,
 }
 
 impl std::fmt::Debug for EmulatorBuilder {
@@ -238,6 +239,7 @@ impl std::fmt::Debug for EmulatorBuilder {
             .field("write_timeout", &self.write_timeout)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("tls", &self.tls)
+            .field("script_across_sessions", &self.script_across_sessions)
             .finish()
     }
 }
@@ -313,6 +315,15 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Treat the script as one conversation across sessions (default `false`: every session
+    /// starts at the first script turn). Each session then starts at the first script turn no
+    /// session has finalised yet, so a turn cut off by a dropped connection is said again,
+    /// whole, on the next one — what a client that reconnects and replays audio expects.
+    pub fn script_across_sessions(mut self, yes: bool) -> Self {
+        self.script_across_sessions = yes;
+        self
+    }
+
     /// Longest time one write to a client may take (default 10 s). A client that stops reading
     /// its socket fills the TCP window; its session then ends when a write hits this limit, so
     /// it cannot hold a `max_concurrent_sessions` slot past the session cap or
@@ -375,6 +386,7 @@ impl EmulatorBuilder {
             realtime_tolerance: self.realtime_tolerance.unwrap_or(Duration::from_secs(1)),
             write_timeout: self.write_timeout.unwrap_or(DEFAULT_IO_TIMEOUT),
             header_read_timeout: self.header_read_timeout.unwrap_or(DEFAULT_IO_TIMEOUT),
+            script_across_sessions: self.script_across_sessions,
         };
         let shared = Arc::new(state::Shared::new(config, script, llm, stop_rx));
         let ca_pem = tls.as_ref().and_then(|t| t.ca_pem.clone());

@@ -234,7 +234,18 @@ where
 {
     let shared = setup.shared;
     let opened = Instant::now();
-    let faults = &shared.config.faults;
+    let index = shared.started.fetch_add(1, Ordering::AcqRel);
+    let faults = if shared
+        .config
+        .faults
+        .faulty_sessions
+        .is_none_or(|n| index < n)
+    {
+        shared.config.faults.clone()
+    } else {
+        super::Faults::default()
+    };
+    let faults = &faults;
     let mut conn = Conn {
         ws,
         stamp: shared.config.stamp_send_time,
@@ -243,6 +254,7 @@ where
     };
     let mut shutdown = shared.shutdown.clone();
     let drop_at = faults.drop_after.map(|d| opened + d);
+    let close_at = faults.close_after.map(|(d, code)| (opened + d, code));
     let session = async {
         let token_cap = match setup.auth {
             Ok(cap) => cap,
@@ -271,6 +283,7 @@ where
         run_session(
             &mut conn,
             &shared,
+            faults,
             params,
             token_cap,
             setup.api_version,
@@ -278,18 +291,26 @@ where
         )
         .await;
     };
-    tokio::select! {
-        _ = session => {}
+    let close_with = tokio::select! {
+        _ = session => None,
         _ = async { match drop_at { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
             // Fault: the TCP connection goes away without a close frame.
+            None
         }
-        _ = shutdown.wait_for(|stop| *stop) => {}
+        // Fault: the server ends the session mid-stream with a close code.
+        _ = async { match close_at { Some((at, _)) => sleep_until(at).await, None => std::future::pending().await } } => close_at.map(|(_, code)| code),
+        _ = shutdown.wait_for(|stop| *stop) => None,
+    };
+    if let Some(code) = close_with {
+        conn.fail(code, crate::error::CloseKind::meaning(code))
+            .await;
     }
 }
 
 async fn run_session<S>(
     conn: &mut Conn<S>,
     shared: &Arc<Shared>,
+    faults: &super::Faults,
     params: SessionParams,
     token_cap: Option<Duration>,
     api_version: Option<String>,
@@ -298,7 +319,6 @@ async fn run_session<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let config = &shared.config;
-    let faults = &config.faults;
     let cap = token_cap.unwrap_or(config.max_session_duration);
     if let Some(d) = faults.delay_begin {
         sleep(d).await;
@@ -357,6 +377,15 @@ async fn run_session<S>(
     let mut ending_warned = ending_notice.is_none();
 
     let mut engine = Engine::new(&params, config.formatting, shared.script.clone());
+    let across = config.script_across_sessions;
+    // With a conversation across sessions, record the script turns this one finalised.
+    let record = |engine: &Engine| {
+        if across {
+            shared
+                .script_done
+                .fetch_max(engine.next_script(), Ordering::AcqRel);
+        }
+    };
     let mut out: Vec<ServerMessage> = Vec::with_capacity(4);
     let bytes_per_sample = params.encoding.bytes_per_sample() as u64;
     let rate = u64::from(params.sample_rate);
@@ -382,7 +411,13 @@ async fn run_session<S>(
                             conn.fail(3007, &reason).await;
                             return;
                         }
+                        if across {
+                            // Another session may have carried the conversation on meanwhile
+                            // (a session opened ahead of a rollover).
+                            engine.continue_script_at(shared.script_done.load(Ordering::Acquire));
+                        }
                         engine.push_audio(&bytes, &mut out);
+                        record(&engine);
                         // Measured from the upgrade, so audio a client sends while `Begin` is
                         // delayed does not count against it.
                         let wall_ms = opened.elapsed().as_millis() as i64;
@@ -407,6 +442,7 @@ async fn run_session<S>(
                         }
                         Ok(ClientMessage::Terminate) => {
                             engine.flush(&mut out);
+                            record(&engine);
                             engine.closing_messages(&mut out);
                             if !conn.send_all(&mut out).await {
                                 return;
@@ -430,6 +466,7 @@ async fn run_session<S>(
                         }
                         Ok(ClientMessage::ForceEndpoint) => {
                             engine.force_endpoint(&mut out);
+                            record(&engine);
                             if !conn.send_all(&mut out).await {
                                 return;
                             }
@@ -529,6 +566,7 @@ mod tests {
             realtime_tolerance: Duration::from_secs(1),
             write_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            script_across_sessions: false,
         };
         let llm = LlmState::new(LlmOptions::default(), "k".into(), &Script::default());
         (

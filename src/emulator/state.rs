@@ -24,6 +24,8 @@ pub(crate) struct Config {
     pub stamp_send_time: bool,
     pub max_session_duration: Duration,
     pub realtime_tolerance: Duration,
+    /// The script is one conversation across sessions (`EmulatorBuilder::script_across_sessions`).
+    pub script_across_sessions: bool,
     /// Longest time one write to a client may take.
     pub write_timeout: Duration,
     /// Longest time a connection may take to send a complete request head.
@@ -42,6 +44,10 @@ pub(crate) struct Shared {
     pub config: Config,
     pub script: Arc<[Arc<PreparedTurn>]>,
     pub active: AtomicUsize,
+    /// Websocket sessions started so far (for `Faults::faulty_sessions`).
+    pub started: AtomicUsize,
+    /// Script turns finalised by any session (with `script_across_sessions`).
+    pub script_done: AtomicUsize,
     pub llm: Arc<LlmState>,
     pub shutdown: watch::Receiver<bool>,
     tokens: Mutex<HashMap<String, TokenEntry>>,
@@ -68,6 +74,8 @@ impl Shared {
             config,
             script,
             active: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+            script_done: AtomicUsize::new(0),
             llm: Arc::new(llm),
             shutdown,
             tokens: Mutex::new(HashMap::new()),
