@@ -306,3 +306,20 @@ fn level_meter_reads_rms() {
     let level = rms_level(&chunk);
     assert!((level - 0.3536).abs() < 0.001, "{level}");
 }
+
+#[test]
+fn nan_infinite_and_out_of_range_floats_are_clipped_not_fed_to_the_resampler() {
+    // A broken device or float WAV: NaN made the resampler's FFT panic (found by a property
+    // test on WAV headers). NaN is silence; ±inf and values beyond full scale are clipped.
+    for (rate, channels) in [(48_000, 2), (44_100, 1), (39_456, 1), (16_000, 1)] {
+        let mut conv = AudioConverter::new(rate, channels, 16_000).unwrap();
+        let mut input = sine(440.0, rate, 0.5, 0.5, channels as usize);
+        for (i, s) in input.iter_mut().enumerate().step_by(97) {
+            *s = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3.0e38][i % 4];
+        }
+        let out = pcm(&convert(&mut conv, &input, 1_000));
+        let tail: Vec<AudioChunk> = conv.finish().collect();
+        let tail = pcm(&tail);
+        assert!(out.len() + tail.len() >= 7_000, "{rate} Hz: {}", out.len());
+    }
+}

@@ -232,14 +232,15 @@ async fn a_replay_buffer_smaller_than_the_lost_audio_is_an_audio_gap() {
     .await;
     assert!(out.error.is_none() && out.terminated(), "{out:#?}");
     out.assert_one_timeline();
+    // The first sentence ends a little after 3 s (the emulator's word timing decides where).
     let first_final_end = out.finals()[0].words.last().unwrap().end;
-    assert_eq!(first_final_end, 3_100);
+    assert!((3_000..3_500).contains(&first_final_end), "{first_final_end}");
     let gaps = out.gaps();
     assert_eq!(gaps.len(), 1, "{gaps:?}");
     let (start, duration) = gaps[0];
     assert_eq!(
         start,
-        Duration::from_millis(3_200),
+        Duration::from_millis(first_final_end as u64 + 100),
         "the gap starts where a replay would: 100 ms (the guard) after the last final's end"
     );
     let end = start + duration;

@@ -7,7 +7,9 @@
 /// midpoint (e.g. `u16` 32768 is silence), as devices deliver them.
 ///
 /// The integer scalings are powers of two, so `i16` audio survives the round trip through
-/// `f32` bit-exact.
+/// `f32` bit-exact. Float samples are clipped to `[-1.0, 1.0]` and NaN is silence: a broken
+/// file or device must not feed the resampler values it cannot take (a NaN makes its FFT
+/// fail), and anything outside full scale would saturate on the way to 16 bits anyway.
 ///
 /// ```
 /// use assemblyai_streaming::audio::PcmSample;
@@ -15,23 +17,31 @@
 /// assert_eq!(16384i16.to_f32(), 0.5);
 /// assert_eq!(32768u16.to_f32(), 0.0);
 /// assert_eq!((-1.0f32).to_f32(), -1.0);
+/// assert_eq!(f32::NAN.to_f32(), 0.0);
+/// assert_eq!(f64::INFINITY.to_f32(), 1.0);
 /// ```
 pub trait PcmSample: Copy + Send + 'static {
-    /// The sample as a float, full scale being `[-1.0, 1.0]` (floats pass through unclamped).
+    /// The sample as a float in `[-1.0, 1.0]`.
     fn to_f32(self) -> f32;
+}
+
+/// A float sample in full scale: clipped, NaN as silence.
+#[inline]
+fn full_scale(x: f32) -> f32 {
+    if x.is_nan() { 0.0 } else { x.clamp(-1.0, 1.0) }
 }
 
 impl PcmSample for f32 {
     #[inline]
     fn to_f32(self) -> f32 {
-        self
+        full_scale(self)
     }
 }
 
 impl PcmSample for f64 {
     #[inline]
     fn to_f32(self) -> f32 {
-        self as f32
+        full_scale(self as f32)
     }
 }
 
