@@ -1,4 +1,4 @@
-#![doc = include_str!("../README.md")]
+#![doc = include_str!("docs/tutorial.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -31,3 +31,8 @@ pub use session::{
     AudioSink, EventStream, SessionHandle, SessionInfo, StreamingSession, TurnEvent,
 };
 pub use stream_audio::{AudioItem, PumpedEvents};
+
+// The README's code blocks are tests too, so they cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
