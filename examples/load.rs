@@ -321,7 +321,7 @@ async fn one_session(
     {
         Ok(s) => s,
         Err(e) => {
-            stats.error(e.kind());
+            stats.error(e.kind().as_str());
             return;
         }
     };
@@ -353,7 +353,7 @@ async fn one_session(
                 }
                 terminated |= matches!(event, TurnEvent::Termination(_));
             }
-            Err(e) => stats.error(e.kind()),
+            Err(e) => stats.error(e.kind().as_str()),
         }
     }
     if sender.await.is_err() {

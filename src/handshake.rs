@@ -15,6 +15,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::error::{Error, Result};
 
+/// A client websocket as [`connect`] makes it.
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 /// Largest response head or rejection body read during the handshake.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
@@ -60,7 +63,7 @@ pub(crate) async fn connect(
     target: &Target,
     headers: &[(&str, &str)],
     config: WebSocketConfig,
-) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>> {
+) -> Result<Ws> {
     let url = target.display_url();
     let connect_error = |message: String| Error::Connect {
         url: url.clone(),

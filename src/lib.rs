@@ -16,13 +16,15 @@ pub mod protocol;
 // Wired into the error paths by the transport work; allowed unused until then.
 #[allow(dead_code)]
 mod redact;
+pub mod retry;
 mod session;
 pub mod translate;
 
 pub use audio::AudioChunk;
 pub use client::{API_KEY_ENV, Region, Secret, StreamingClient, StreamingClientBuilder};
-pub use error::{CloseKind, Error, Result, TimeoutKind};
+pub use error::{CloseKind, Error, ErrorKind, Result, TimeoutKind};
 pub use params::{ConnectionParams, Encoding, SpeechModel};
+pub use retry::RetryPolicy;
 pub use session::{
     AudioSink, EventStream, SessionHandle, SessionInfo, StreamingSession, TurnEvent,
 };

@@ -46,7 +46,7 @@ impl WavInfo {
 
 fn wav_error(path: &Path, e: hound::Error) -> Error {
     match e {
-        hound::Error::IoError(io) => Error::Io(io),
+        hound::Error::IoError(io) => Error::from(io),
         other => Error::Audio(format!("{}: {other}", path.display())),
     }
 }
@@ -281,7 +281,7 @@ impl WavRecorder {
                 }
                 let _ = done_tx.send(result);
             })
-            .map_err(Error::Io)?;
+            .map_err(Error::from)?;
         Ok(Self {
             path,
             sample_rate,
