@@ -246,7 +246,7 @@ impl StreamingClientBuilder {
 
     /// How many events may wait for a slow consumer before superseded partials are coalesced
     /// (default 256; see [`EventStream::coalesced_partials`](crate::EventStream::coalesced_partials)).
-    /// The socket is read regardless. Past 16 times this many events, or 32 MiB of server
+    /// The socket is read regardless. Past 16 times this many events (at least 4,096), or 32 MiB of server
     /// frames, the session ends with [`Error::EventOverflow`]: memory stays bounded.
     pub fn event_buffer(mut self, events: usize) -> Self {
         self.options.event_buffer = events.max(1);
@@ -396,10 +396,7 @@ impl StreamingClient {
         .await
     }
 
-    async fn connect_once(
-        &self,
-        params: &ConnectionParams,
-    ) -> Result<(Ws, Core, Begin)> {
+    async fn connect_once(&self, params: &ConnectionParams) -> Result<(Ws, Core, Begin)> {
         let endpoint = &self.inner.endpoint;
         let mut path_and_query = format!("{}?{}", endpoint.path, params.to_query());
         let mut headers = vec![("User-Agent", USER_AGENT)];
@@ -522,8 +519,7 @@ async fn wait_for_begin(ws: &mut Ws, core: &mut Core) -> Result<Begin> {
         let now = || tokio::time::Instant::now().into_std();
         let frame = match core.next_deadline() {
             Some(at) => {
-                match tokio::time::timeout_at(tokio::time::Instant::from_std(at), ws.next()).await
-                {
+                match tokio::time::timeout_at(tokio::time::Instant::from_std(at), ws.next()).await {
                     Ok(frame) => Some(frame),
                     Err(_) => None,
                 }

@@ -106,8 +106,14 @@ pub(crate) enum End {
 enum Phase {
     Opening,
     Streaming,
-    Terminating { deadline: Instant },
-    Closing { deadline: Instant, flushed: bool, peer_done: bool },
+    Terminating {
+        deadline: Instant,
+    },
+    Closing {
+        deadline: Instant,
+        flushed: bool,
+        peer_done: bool,
+    },
     Ended,
 }
 
@@ -309,7 +315,8 @@ impl Core {
             Input::ConsumerGone => {
                 // Nobody will read what comes: say goodbye if we can and close.
                 if matches!(self.phase, Phase::Streaming) {
-                    self.writes.push_back(Outgoing::Text(ClientMessage::Terminate.to_json()));
+                    self.writes
+                        .push_back(Outgoing::Text(ClientMessage::Terminate.to_json()));
                 }
                 self.events.clear();
                 self.finish(now, End::Quiet);
@@ -388,7 +395,8 @@ impl Core {
         if let Some(rest) = self.rechunker.finish() {
             self.writes.push_back(Outgoing::Binary(rest));
         }
-        self.writes.push_back(Outgoing::Text(ClientMessage::Terminate.to_json()));
+        self.writes
+            .push_back(Outgoing::Text(ClientMessage::Terminate.to_json()));
         self.phase = Phase::Terminating {
             deadline: later(now, self.terminate_timeout),
         };

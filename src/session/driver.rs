@@ -349,7 +349,9 @@ impl Driver {
                 session_seconds = t.session_duration_seconds,
                 "session terminated"
             ),
-            End::Error(e) => tracing::warn!(error = %e, kind = %e.kind(), "session ended with an error"),
+            End::Error(e) => {
+                tracing::warn!(error = %e, kind = %e.kind(), "session ended with an error")
+            }
             End::Quiet => tracing::debug!("event stream dropped; session closed"),
         }
         for waiter in self.waiters.drain(..) {

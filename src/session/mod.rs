@@ -79,8 +79,11 @@ impl Default for SessionOptions {
     }
 }
 
-/// Hard bound of the event queue, in events, as a multiple of the event buffer.
+/// Hard bound of the event queue, in events, as a multiple of the event buffer...
 const HARD_EVENTS_FACTOR: usize = 16;
+
+/// ...and at least this many.
+const HARD_EVENTS_MIN: usize = 4096;
 
 /// Hard bound of the event queue, in bytes of the server frames behind the events.
 const HARD_EVENT_BYTES: usize = 32 * 1024 * 1024;
@@ -472,7 +475,7 @@ pub(crate) fn start(
     let soft = options.event_buffer.max(1);
     let shared = Shared::new(EventQueue::new(
         soft,
-        soft.saturating_mul(HARD_EVENTS_FACTOR),
+        soft.saturating_mul(HARD_EVENTS_FACTOR).max(HARD_EVENTS_MIN),
         HARD_EVENT_BYTES,
     ));
     let info = Arc::new(SessionInfo {

@@ -57,9 +57,9 @@ impl EventQueue {
         if self.items.len() >= self.soft {
             if let Ok(TurnEvent::Partial(t) | TurnEvent::Final(t)) = &event {
                 let order = t.turn_order;
-                let older = self.items.iter().rposition(|(e, _)| {
-                    matches!(e, Ok(TurnEvent::Partial(p)) if p.turn_order == order)
-                });
+                let older = self.items.iter().rposition(
+                    |(e, _)| matches!(e, Ok(TurnEvent::Partial(p)) if p.turn_order == order),
+                );
                 if let Some(i) = older {
                     if let Some((_, b)) = self.items.remove(i) {
                         self.bytes -= b;
@@ -68,8 +68,7 @@ impl EventQueue {
                 }
             }
         }
-        if !force && (self.items.len() >= self.max_events || self.bytes + bytes > self.max_bytes)
-        {
+        if !force && (self.items.len() >= self.max_events || self.bytes + bytes > self.max_bytes) {
             return Err((self.items.len(), self.bytes));
         }
         self.bytes += bytes;
