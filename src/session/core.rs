@@ -712,3 +712,377 @@ impl FinalTracker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Begin, ClientMessage};
+
+    const BEGIN: &str = r#"{"type":"Begin","id":"s","expires_at":1}"#;
+    const TERMINATION: &str =
+        r#"{"type":"Termination","audio_duration_seconds":1,"session_duration_seconds":1}"#;
+
+    fn turn(order: u64, eot: bool, formatted: bool, text: &str) -> String {
+        serde_json::json!({"type": "Turn", "turn_order": order, "turn_is_formatted": formatted,
+            "end_of_turn": eot, "transcript": text, "end_of_turn_confidence": 0.5, "words": []})
+        .to_string()
+    }
+
+    fn options() -> SessionOptions {
+        SessionOptions {
+            terminate_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(2),
+            ..SessionOptions::default()
+        }
+    }
+
+    fn core_with(params: ConnectionParams, options: SessionOptions, t0: Instant) -> Core {
+        Core::new(
+            &params,
+            &options,
+            Redactor::new(["sk-canary-0123456789"]),
+            t0,
+        )
+    }
+
+    /// Feeds `steps` (milliseconds after the start, input) and returns the core with a log of
+    /// what came out: `W:` frames written, `E:` events, and `END:` once decided.
+    fn run(core: &mut Core, t0: Instant, steps: Vec<(u64, Input)>) -> Vec<String> {
+        let mut log = Vec::new();
+        let mut ended = false;
+        for (ms, input) in steps {
+            core.handle(t0 + Duration::from_millis(ms), input);
+            while let Some(w) = core.next_write() {
+                log.push(match w {
+                    Outgoing::Binary(b) => format!("W:bin{}", b.len()),
+                    Outgoing::Text(t) => {
+                        let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                        format!("W:{}", v["type"].as_str().unwrap())
+                    }
+                    Outgoing::Close => "W:close".into(),
+                });
+            }
+            for (e, _) in core.take_events() {
+                log.push(match e {
+                    Ok(TurnEvent::Partial(t)) => format!("E:P{}:{}", t.turn_order, t.transcript),
+                    Ok(TurnEvent::Final(t)) => format!("E:F{}:{}", t.turn_order, t.transcript),
+                    Ok(TurnEvent::Begin(_)) => "E:Begin".into(),
+                    Ok(TurnEvent::Termination(_)) => "E:Termination".into(),
+                    Ok(other) => format!("E:{other:?}"),
+                    Err(e) => format!("E:err:{}:{:?}", e.kind(), e.code()),
+                });
+            }
+            if !ended && core.decided().is_some() {
+                ended = true;
+                log.push("END".into());
+            }
+            if core.is_ended() {
+                log.push("ENDED".into());
+            }
+        }
+        log
+    }
+
+    fn text(s: &str) -> Input {
+        Input::Text(s.to_string())
+    }
+
+    /// One row: the inputs, and exactly the outputs they must give.
+    struct Case {
+        name: &'static str,
+        params: ConnectionParams,
+        steps: Vec<(u64, Input)>,
+        expect: Vec<&'static str>,
+    }
+
+    #[test]
+    fn input_sequences_and_their_outputs() {
+        let plain = ConnectionParams::new;
+        let legacy = || ConnectionParams::new().format_turns(true);
+        let cases = vec![
+            Case {
+                name: "graceful: audio, terminate, termination, close handshake",
+                params: plain(),
+                steps: vec![
+                    (0, text(BEGIN)),
+                    (10, Input::Audio(Bytes::from(vec![0u8; 3200 + 100]))),
+                    (20, Input::Terminate),
+                    (30, text(&turn(0, true, false, "hi"))),
+                    (40, text(TERMINATION)),
+                    (41, Input::CloseFlushed),
+                    (42, Input::Eof),
+                ],
+                expect: vec![
+                    "E:Begin",
+                    "W:bin3200",
+                    "W:bin1600",
+                    "W:Terminate",
+                    "E:F0:hi",
+                    "W:close",
+                    "E:Termination",
+                    "END",
+                    "ENDED",
+                ],
+            },
+            Case {
+                name: "a close 1000 before Termination is an error",
+                params: plain(),
+                steps: vec![
+                    (0, text(BEGIN)),
+                    (5, text(&turn(0, false, false, "par"))),
+                    (10, Input::Close(Some((1000, String::new())))),
+                    (11, Input::CloseFlushed),
+                ],
+                expect: vec![
+                    "E:Begin",
+                    "E:P0:par",
+                    "W:close",
+                    "E:err:closed:Some(1000)",
+                    "END",
+                    "ENDED",
+                ],
+            },
+            Case {
+                name: "an Error frame and its close are one error; 1 s grace otherwise",
+                params: plain(),
+                steps: vec![
+                    (0, text(BEGIN)),
+                    (
+                        5,
+                        text(r#"{"type":"Error","error_code":3006,"error":"bad"}"#),
+                    ),
+                    (1004, Input::Tick),
+                    (1005, Input::Tick),
+                ],
+                expect: vec![
+                    "E:Begin",
+                    "W:close",
+                    "E:err:invalid_message:Some(3006)",
+                    "END",
+                ],
+            },
+            Case {
+                name: "no Termination within the terminate timeout",
+                params: plain(),
+                steps: vec![
+                    (0, text(BEGIN)),
+                    (10, Input::Terminate),
+                    (5009, Input::Tick),
+                    (5010, Input::Tick),
+                    (6010, Input::Tick),
+                ],
+                expect: vec![
+                    "E:Begin",
+                    "W:Terminate",
+                    "W:close",
+                    "E:err:timeout:None",
+                    "END",
+                    "ENDED",
+                ],
+            },
+            Case {
+                name: "a write stalled past the write timeout ends the session at once",
+                params: plain(),
+                steps: vec![
+                    (0, text(BEGIN)),
+                    (10, Input::WriteBlocked),
+                    (2009, Input::Tick),
+                    (2010, Input::Tick),
+                ],
+                expect: vec!["E:Begin", "E:err:timeout:None", "END", "ENDED"],
+            },
+            Case {
+                name: "the older formatting: the formatted twin is the only final",
+                params: legacy(),
+                steps: vec![
+                    (0, text(BEGIN)),
+                    (1, text(&turn(0, true, false, "hi there"))),
+                    (2, text(&turn(0, true, true, "Hi there."))),
+                    (3, text(&turn(1, false, false, "next"))),
+                ],
+                expect: vec!["E:Begin", "E:P0:hi there", "E:F0:Hi there.", "E:P1:next"],
+            },
+            Case {
+                name: "the older formatting: the format wait delivers the unformatted final",
+                params: legacy(),
+                steps: vec![
+                    (0, text(BEGIN)),
+                    (1, text(&turn(0, true, false, "hi"))),
+                    (1000, Input::Tick),
+                    (1001, Input::Tick),
+                ],
+                expect: vec!["E:Begin", "E:F0:hi"],
+            },
+            Case {
+                name: "dropping the consumer sends Terminate and closes, quietly",
+                params: plain(),
+                steps: vec![
+                    (0, text(BEGIN)),
+                    (5, Input::ConsumerGone),
+                    (6, Input::CloseFlushed),
+                    (7, Input::Eof),
+                ],
+                expect: vec!["E:Begin", "W:Terminate", "W:close", "END", "ENDED"],
+            },
+            Case {
+                name: "messages before Begin come after it; a decode error mid-session goes on",
+                params: plain(),
+                steps: vec![
+                    (
+                        0,
+                        text(r#"{"type":"Warning","warning_code":1,"warning":"w"}"#),
+                    ),
+                    (1, text(BEGIN)),
+                    (2, text("{not json")),
+                    (3, text(&turn(0, true, false, "ok"))),
+                ],
+                expect: vec![
+                    "E:Begin",
+                    "E:Warning(Warning { warning_code: 1, warning: \"w\" })",
+                    "E:err:decode:None",
+                    "E:F0:ok",
+                ],
+            },
+            Case {
+                name: "a TCP drop ends at once, no close frame to send",
+                params: plain(),
+                steps: vec![(0, text(BEGIN)), (5, Input::ReadFailed("reset".into()))],
+                expect: vec!["E:Begin", "E:err:connection_lost:None", "END", "ENDED"],
+            },
+            Case {
+                name: "a failed write waits for the read side's reason, then is connection_lost",
+                params: plain(),
+                steps: vec![
+                    (0, text(BEGIN)),
+                    (5, Input::WriteFailed("broken pipe".into())),
+                    (1005, Input::Tick),
+                ],
+                expect: vec!["E:Begin", "E:err:connection_lost:None", "END", "ENDED"],
+            },
+            Case {
+                name: "commands after Terminate are ignored; the sink is refused by the driver",
+                params: plain(),
+                steps: vec![
+                    (0, text(BEGIN)),
+                    (1, Input::Terminate),
+                    (2, Input::Audio(Bytes::from(vec![0u8; 3200]))),
+                    (3, Input::Control(ClientMessage::ForceEndpoint)),
+                ],
+                expect: vec!["E:Begin", "W:Terminate"],
+            },
+        ];
+        for case in cases {
+            let t0 = Instant::now();
+            let mut core = core_with(case.params, options(), t0);
+            let log = run(&mut core, t0, case.steps);
+            assert_eq!(log, case.expect, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn keep_alive_is_sent_after_the_interval_without_outbound_traffic() {
+        let t0 = Instant::now();
+        let opts = SessionOptions {
+            keep_alive_interval: Some(Duration::from_secs(30)),
+            ..options()
+        };
+        let mut core = core_with(ConnectionParams::new(), opts, t0);
+        let log = run(
+            &mut core,
+            t0,
+            vec![
+                (0, text(BEGIN)),
+                (29_999, Input::Tick),
+                (30_000, Input::Tick),
+                (30_001, Input::WriteDone),
+                (59_999, Input::Tick),
+                (60_001, Input::Tick),
+            ],
+        );
+        assert_eq!(log, ["E:Begin", "W:KeepAlive", "W:KeepAlive"]);
+        assert_eq!(
+            core.next_deadline(),
+            Some(t0 + Duration::from_millis(90_001))
+        );
+    }
+
+    #[test]
+    fn server_text_kept_by_the_core_is_redacted() {
+        let t0 = Instant::now();
+        let mut core = core_with(ConnectionParams::new(), options(), t0);
+        core.handle(t0, text(BEGIN));
+        core.handle(t0, text(r#"{"type":"Turn","oops":"sk-canary-0123456789"#));
+        core.handle(
+            t0,
+            text(r#"{"type":"Error","error_code":1008,"error":"bad key sk-canary-0123456789"}"#),
+        );
+        core.handle(
+            t0,
+            Input::Close(Some((1008, "key sk-canary-0123 was wrong".into()))),
+        );
+        let all: Vec<String> = core
+            .take_events()
+            .filter_map(|(e, _)| e.err())
+            .map(|e| format!("{e} {e:?}"))
+            .collect();
+        assert_eq!(all.len(), 2, "{all:?}");
+        for line in all {
+            assert!(!line.contains("sk-canary-0123"), "{line}");
+        }
+    }
+
+    #[test]
+    fn begin_is_returned_for_the_connect_path() {
+        let t0 = Instant::now();
+        let mut core = core_with(ConnectionParams::new(), options(), t0);
+        assert!(core.begin().is_none());
+        core.handle(t0, text(BEGIN));
+        assert!(core.began());
+        let b: Option<Begin> = core.begin();
+        assert_eq!(b.unwrap().id, "s");
+    }
+
+    #[test]
+    fn rechunker_cuts_exact_frames_and_pads_the_tail() {
+        let mut r = Rechunker::new(16_000, Encoding::PcmS16le, Duration::from_millis(100));
+        let mut out = Vec::new();
+        r.push(Bytes::from(vec![1u8; 1]), &mut out);
+        assert!(out.is_empty());
+        r.push(Bytes::from(vec![2u8; 6400 + 99]), &mut out);
+        assert_eq!(
+            out.iter().map(|f| f.len()).collect::<Vec<_>>(),
+            [3200, 3200]
+        );
+        let tail = r.finish().unwrap();
+        assert_eq!(tail.len(), 1600, "100 leftover bytes padded to 50 ms");
+        assert!(tail[100..].iter().all(|b| *b == 0));
+        assert!(r.finish().is_none());
+        r.push(Bytes::from(vec![0u8; 32_000 * 3]), &mut out);
+        assert_eq!(out.len(), 2 + 30);
+    }
+
+    #[test]
+    fn mulaw_pads_with_mulaw_silence() {
+        let mut r = Rechunker::new(8_000, Encoding::PcmMulaw, Duration::from_millis(100));
+        let mut out = Vec::new();
+        r.push(Bytes::from(vec![7u8; 10]), &mut out);
+        let tail = r.finish().unwrap();
+        assert_eq!(tail.len(), 400);
+        assert_eq!(tail[399], 0xFF);
+    }
+
+    #[test]
+    fn other_models_never_wait_for_a_formatted_twin() {
+        let params = ConnectionParams::new()
+            .speech_model(SpeechModel::UniversalStreamingMultilingual)
+            .format_turns(true);
+        let t0 = Instant::now();
+        let mut core = core_with(params, options(), t0);
+        let log = run(
+            &mut core,
+            t0,
+            vec![(0, text(BEGIN)), (1, text(&turn(0, true, false, "hola")))],
+        );
+        assert_eq!(log, ["E:Begin", "E:F0:hola"]);
+    }
+}

@@ -87,3 +87,72 @@ impl EventQueue {
         self.bytes = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Turn;
+
+    fn turn(order: u64, eot: bool, text: &str) -> Result<TurnEvent> {
+        let t: Turn = serde_json::from_value(serde_json::json!({"turn_order": order,
+            "turn_is_formatted": false, "end_of_turn": eot, "transcript": text,
+            "end_of_turn_confidence": 0.5, "words": []}))
+        .unwrap();
+        Ok(if eot {
+            TurnEvent::Final(t)
+        } else {
+            TurnEvent::Partial(t)
+        })
+    }
+
+    fn texts(q: &mut EventQueue) -> Vec<String> {
+        std::iter::from_fn(|| q.pop())
+            .map(|e| match e {
+                Ok(TurnEvent::Partial(t)) => format!("P{}:{}", t.turn_order, t.transcript),
+                Ok(TurnEvent::Final(t)) => format!("F{}:{}", t.turn_order, t.transcript),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn below_the_soft_bound_nothing_is_coalesced() {
+        let mut q = EventQueue::new(10, 20, 1 << 20);
+        for i in 0..5 {
+            q.push(turn(0, false, &i.to_string()), 10, false).unwrap();
+        }
+        assert_eq!(q.coalesced(), 0);
+        assert_eq!(q.len(), 5);
+    }
+
+    #[test]
+    fn past_the_soft_bound_newer_partials_and_finals_replace_older_partials() {
+        let mut q = EventQueue::new(2, 20, 1 << 20);
+        q.push(turn(0, false, "a"), 1, false).unwrap();
+        q.push(turn(1, false, "x"), 1, false).unwrap();
+        q.push(turn(0, false, "ab"), 1, false).unwrap(); // replaces P0:a
+        q.push(turn(0, true, "abc"), 1, false).unwrap(); // replaces P0:ab
+        q.push(turn(1, false, "xy"), 1, false).unwrap(); // replaces P1:x
+        assert_eq!(q.coalesced(), 3);
+        assert_eq!(texts(&mut q), ["F0:abc", "P1:xy"]);
+    }
+
+    #[test]
+    fn finals_and_other_kinds_are_never_dropped_and_the_hard_bound_refuses() {
+        let mut q = EventQueue::new(2, 4, 1 << 20);
+        for i in 0..4 {
+            q.push(turn(i, true, "f"), 1, false).unwrap();
+        }
+        assert_eq!(q.push(turn(9, true, "f"), 1, false), Err((4, 4)));
+        // The last item of a session always fits.
+        q.push(Err(crate::Error::SessionClosed), 0, true).unwrap();
+        assert_eq!(q.len(), 5);
+        let mut q = EventQueue::new(2, 100, 10);
+        q.push(turn(0, true, "f"), 8, false).unwrap();
+        assert_eq!(
+            q.push(turn(1, true, "f"), 8, false),
+            Err((1, 8)),
+            "byte bound"
+        );
+    }
+}
