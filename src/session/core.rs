@@ -762,7 +762,9 @@ mod tests {
                     Outgoing::Close => "W:close".into(),
                 });
             }
-            for (e, _) in core.take_events() {
+            // Like the connect path: nothing is taken before Begin.
+            let ready = if core.began() { core.events.len() } else { 0 };
+            for (e, _) in core.events.drain(..ready) {
                 log.push(match e {
                     Ok(TurnEvent::Partial(t)) => format!("E:P{}:{}", t.turn_order, t.transcript),
                     Ok(TurnEvent::Final(t)) => format!("E:F{}:{}", t.turn_order, t.transcript),
