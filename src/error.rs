@@ -269,9 +269,9 @@ pub enum Error {
 
     /// The server's TLS certificate failed verification. Never retried: trying again cannot
     /// change the certificate, and retrying hides a possible interception.
-    #[error("TLS certificate of {url} rejected: {message}")]
+    #[error("TLS certificate rejected{}: {message}", if url.is_empty() { String::new() } else { format!(" ({url})") })]
     Certificate {
-        /// The URL tried, without credentials.
+        /// The URL tried, without credentials (empty when not known).
         url: String,
         /// The verifier's complaint.
         message: String,

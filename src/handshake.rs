@@ -78,6 +78,11 @@ pub(crate) async fn connect(
     let mut stream = if target.secure {
         tls(tcp, &host).await.map_err(|e| match e {
             Error::Config(m) => Error::Config(m),
+            // Typed, so it is never retried (crate::retry).
+            Error::Certificate { message, .. } => Error::Certificate {
+                url: url.clone(),
+                message,
+            },
             other => connect_error(other.to_string()),
         })?
     } else {
@@ -205,7 +210,13 @@ async fn tls(tcp: TcpStream, host: &str) -> Result<MaybeTlsStream<TcpStream>> {
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| Error::WebSocket(format!("TLS: {e}")))?;
+        .map_err(|e| match crate::retry::certificate_failure(&e) {
+            Some(message) => Error::Certificate {
+                url: String::new(),
+                message,
+            },
+            None => Error::WebSocket(format!("TLS: {e}")),
+        })?;
     Ok(MaybeTlsStream::Rustls(stream))
 }
 

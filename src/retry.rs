@@ -117,6 +117,56 @@ impl RetryPolicy {
     }
 }
 
+/// The verifier's complaint when `error` (or anything in its cause chain, including the error
+/// inside an `io::Error`) is a TLS certificate that failed verification, so the classifier
+/// can refuse to retry it. Recognised by type for the `rustls` backend, and for `native-tls`
+/// on OpenSSL by its "certificate verify failed" reason (other native backends: not
+/// recognised, the failure stays an [`Error::Connect`] / [`Error::Http`]).
+pub(crate) fn certificate_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(message) = as_certificate(e) {
+            return Some(message);
+        }
+
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if let Some(message) = as_certificate(inner) {
+                return Some(message);
+            }
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn as_certificate(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    #[cfg(feature = "rustls")]
+    {
+        if let Some(rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>() {
+            return Some(e.to_string());
+        }
+        // reqwest's connector stack hides the rustls error behind private wrappers whose
+        // `source()` skips it; rustls' own text for `InvalidCertificate` is the fallback.
+        let text = e.to_string();
+        if text.starts_with("invalid peer certificate: ") {
+            return Some(text);
+        }
+    }
+    // native-tls keeps the verify result private; OpenSSL's reason text is the stable part.
+    #[cfg(feature = "native-tls")]
+    if let Some(n) = e.downcast_ref::<native_tls_crate::Error>() {
+        let text = n.to_string();
+        if text.contains("certificate verify failed") {
+            return Some(text);
+        }
+    }
+    let _ = e;
+    None
+}
+
 /// Reads a `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 §10.2.3), relative to
 /// `now`. A date in the past means "now" (zero). Anything else is ignored.
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {

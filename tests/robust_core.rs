@@ -399,3 +399,66 @@ async fn after_an_error_send_and_terminate_return_that_error() {
     let control = handle.force_endpoint().await.unwrap_err();
     assert_eq!(control.code(), Some(3005));
 }
+
+// ----- 5b. a certificate that fails verification is never retried ------------------------------
+
+/// A TLS server with a self-signed certificate (not in any root store); counts connections.
+async fn self_signed_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = vec![
+        CertificateDer::from_pem_slice(include_bytes!("robust_support/selfsigned.crt")).unwrap(),
+    ];
+    let key =
+        PrivateKeyDer::from_pem_slice(include_bytes!("robust_support/selfsigned.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = acceptor.accept(tcp).await;
+            });
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test]
+async fn a_certificate_that_fails_verification_is_never_retried() {
+    let (port, count) = self_signed_server().await;
+    let err = builder(&format!("wss://localhost:{port}"))
+        .retries(3, Duration::from_millis(10))
+        .build()
+        .unwrap()
+        .connect(ConnectionParams::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Certificate { .. }), "{err:?}");
+    assert_eq!(err.kind(), "certificate");
+    assert!(!err.is_retryable());
+    assert_eq!(count.load(Ordering::SeqCst), 1, "one attempt only");
+
+    let lemur = assemblyai_streaming::lemur::Lemur::builder()
+        .api_key(KEY)
+        .base_url(format!("https://localhost:{port}"))
+        .max_retries(3)
+        .retry_delay(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let err = lemur.translate("Hello", "es").await.unwrap_err();
+    assert!(matches!(err, Error::Certificate { .. }), "{err:?}");
+    assert_eq!(count.load(Ordering::SeqCst), 2, "one more attempt only");
+}

@@ -42,6 +42,7 @@ impl EventQueue {
         self.coalesced
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
