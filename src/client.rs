@@ -518,12 +518,9 @@ async fn wait_for_begin(ws: &mut Ws, core: &mut Core) -> Result<Begin> {
     loop {
         let now = || tokio::time::Instant::now().into_std();
         let frame = match core.next_deadline() {
-            Some(at) => {
-                match tokio::time::timeout_at(tokio::time::Instant::from_std(at), ws.next()).await {
-                    Ok(frame) => Some(frame),
-                    Err(_) => None,
-                }
-            }
+            Some(at) => tokio::time::timeout_at(tokio::time::Instant::from_std(at), ws.next())
+                .await
+                .ok(),
             None => Some(ws.next().await),
         };
         let input = match frame {
