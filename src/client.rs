@@ -533,7 +533,11 @@ async fn wait_for_begin(ws: &mut Ws, core: &mut Core) -> Result<Begin> {
             Some(Some(Ok(Message::Text(text)))) => Input::Text(text.as_str().to_owned()),
             Some(Some(Ok(Message::Binary(data)))) => Input::Binary(data.len()),
             Some(Some(Ok(Message::Close(frame)))) => {
-                Input::Close(frame.map(|f| (u16::from(f.code), f.reason.to_string())))
+                let parsed = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                Input::Close(session::wire::as_received(
+                    parsed,
+                    ws.get_ref().last_close(),
+                ))
             }
             Some(Some(Ok(_))) => continue,
         };

@@ -14,9 +14,10 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::error::{Error, Result};
+use crate::session::wire::Sniff;
 
-/// A client websocket as [`connect`] makes it.
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A client websocket as [`connect`] makes it; [`Sniff`] keeps the close code as received.
+pub(crate) type Ws = WebSocketStream<Sniff<MaybeTlsStream<TcpStream>>>;
 
 /// Largest response head or rejection body read during the handshake.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -160,6 +161,7 @@ pub(crate) async fn connect(
         ));
     }
     let leftover = buf.split_off(head_len);
+    let stream = Sniff::new(stream, &leftover);
     Ok(WebSocketStream::from_partially_read(stream, leftover, Role::Client, Some(config)).await)
 }
 

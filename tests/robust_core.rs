@@ -203,6 +203,36 @@ async fn any_close_before_termination_is_one_error_with_the_code_received() {
             }),
             1012,
         ),
+        // Codes that may not appear on the wire (RFC 6455 §7.4.1): reported as received, not
+        // as tungstenite's 1002 "Protocol violation".
+        (
+            Some(CloseFrame {
+                code: CloseCode::from(1005),
+                reason: "".into(),
+            }),
+            1005,
+        ),
+        (
+            Some(CloseFrame {
+                code: CloseCode::from(1006),
+                reason: "".into(),
+            }),
+            1006,
+        ),
+        (
+            Some(CloseFrame {
+                code: CloseCode::from(1015),
+                reason: "".into(),
+            }),
+            1015,
+        ),
+        (
+            Some(CloseFrame {
+                code: CloseCode::from(0),
+                reason: "".into(),
+            }),
+            0,
+        ),
     ] {
         let server = serve(
             |_| None,

@@ -187,7 +187,11 @@ impl Driver {
                     Message::Binary(data) => Input::Binary(data.len()),
                     Message::Close(frame) => {
                         // tungstenite queued our reply; the closing handshake flushes it.
-                        Input::Close(frame.map(|f| (u16::from(f.code), f.reason.to_string())))
+                        let parsed = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                        Input::Close(super::wire::as_received(
+                            parsed,
+                            self.ws.get_ref().last_close(),
+                        ))
                     }
                     Message::Ping(_) => {
                         // tungstenite queued the pong; flush it even with nothing else to send.

@@ -23,6 +23,7 @@
 mod core;
 mod driver;
 mod queue;
+pub(crate) mod wire;
 
 use std::pin::Pin;
 use std::sync::Arc;
