@@ -492,3 +492,100 @@ async fn a_certificate_that_fails_verification_is_never_retried() {
     assert!(matches!(err, Error::Certificate { .. }), "{err:?}");
     assert_eq!(count.load(Ordering::SeqCst), 2, "one more attempt only");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcribe_fast_exits_non_zero_in_bounded_time_when_the_server_stops_reading() {
+    let server = serve(
+        |_| None,
+        |mut ws, _| async move {
+            ws.send(begin()).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(ws);
+        },
+    )
+    .await;
+    let binary = tokio::task::spawn_blocking(|| example_binary("transcribe"))
+        .await
+        .unwrap();
+    // Five minutes of 16 kHz mono audio (9.6 MB): far more than the socket buffers hold.
+    let dir = std::env::temp_dir().join(format!("robust-core-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = dir.join("five-minutes.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&wav, spec).unwrap();
+    for i in 0..16_000 * 300 {
+        writer.write_sample(((i % 64) * 100) as i16).unwrap();
+    }
+    writer.finalize().unwrap();
+    let started = Instant::now();
+    let output = tokio::process::Command::new(binary)
+        .args(["--fast", "--url", &server.url])
+        .arg(&wav)
+        .env("ASSEMBLYAI_API_KEY", KEY)
+        .kill_on_drop(true)
+        .output();
+    // Write limit (5 s) + terminate timeout (5 s), plus process start-up.
+    let output = tokio::time::timeout(Duration::from_secs(15), output)
+        .await
+        .expect("transcribe --fast hung")
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!output.status.success());
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line: serde_json::Value =
+        serde_json::from_str(stderr.lines().last().unwrap_or("")).unwrap();
+    assert_eq!(line["error"]["kind"], "timeout", "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcribe_reports_a_close_1000_before_termination_on_stderr() {
+    let server = serve(
+        |_| None,
+        |mut ws, _| async move {
+            ws.send(begin()).await.unwrap();
+            ws.send(turn(0, true, false, "only this")).await.unwrap();
+            close(&mut ws, 1000, "").await;
+        },
+    )
+    .await;
+    let binary = tokio::task::spawn_blocking(|| example_binary("transcribe"))
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("robust-core-1000-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = dir.join("one-second.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&wav, spec).unwrap();
+    for _ in 0..16_000 {
+        writer.write_sample(0i16).unwrap();
+    }
+    writer.finalize().unwrap();
+    let output = tokio::process::Command::new(binary)
+        .args(["--fast", "--url", &server.url])
+        .arg(&wav)
+        .env("ASSEMBLYAI_API_KEY", KEY)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(10), output)
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line: serde_json::Value =
+        serde_json::from_str(stderr.lines().last().unwrap_or("")).unwrap();
+    assert_eq!(line["error"]["code"], 1000, "{stderr}");
+    assert_eq!(line["error"]["kind"], "closed", "{stderr}");
+}

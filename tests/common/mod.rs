@@ -139,3 +139,43 @@ pub async fn read_until_terminate(ws: &mut ServerWs) -> (Vec<usize>, Vec<String>
     }
     (frames, texts)
 }
+
+/// An example binary, built (or found up to date) once per test process: `cargo test --test X`
+/// alone does not build examples, and a stale binary would test old code.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    use std::process::Command;
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .args(["build", "--quiet", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    // Variables cargo sets for the test process would change build scripts' inputs and make
+    // this build and the outer one rebuild dependencies in turn.
+    for (key, _) in std::env::vars_os() {
+        let var = key.to_string_lossy();
+        let user_setting = [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_",
+            "CARGO_REGISTR",
+            "CARGO_NET_",
+        ]
+        .iter()
+        .any(|keep| var.starts_with(keep));
+        if (var.starts_with("CARGO_") && !user_setting) || var == "OUT_DIR" {
+            cargo.env_remove(&key);
+        }
+    }
+    let status = cargo.status().expect("run cargo");
+    assert!(status.success(), "building the example {name} failed");
+    // Examples live next to the test binaries: target/<profile>/examples.
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let bin = dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "example not built at {}", bin.display());
+    bin
+}
