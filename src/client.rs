@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tokio_tungstenite::tungstenite::{self, Message, http::HeaderValue, protocol::WebSocketConfig};
 use tracing::Instrument;
 
-use crate::error::{Error, Result, TimeoutKind};
+use crate::error::{Cause, Error, Result, TimeoutKind};
 use crate::handshake::Ws;
 use crate::params::ConnectionParams;
 use crate::protocol::Begin;
@@ -529,7 +529,7 @@ async fn wait_for_begin(ws: &mut Ws, core: &mut Core) -> Result<Begin> {
             | Some(Some(Err(
                 tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
             ))) => Input::Eof,
-            Some(Some(Err(e))) => Input::ReadFailed(e.to_string()),
+            Some(Some(Err(e))) => Input::ReadFailed(e.to_string(), Some(Cause::new(e))),
             Some(Some(Ok(Message::Text(text)))) => Input::Text(text.as_str().to_owned()),
             Some(Some(Ok(Message::Binary(data)))) => Input::Binary(data.len()),
             Some(Some(Ok(Message::Close(frame)))) => {
@@ -551,7 +551,7 @@ async fn wait_for_begin(ws: &mut Ws, core: &mut Core) -> Result<Begin> {
         if core.began() {
             return core
                 .begin()
-                .ok_or_else(|| Error::ConnectionLost("Begin vanished".into()));
+                .ok_or_else(|| Error::connection_lost("Begin vanished"));
         }
     }
 }

@@ -187,8 +187,14 @@ pub enum Error {
     },
 
     /// The connection dropped without a close frame (TCP reset, EOF).
-    #[error("connection lost: {0}")]
-    ConnectionLost(String),
+    #[error("connection lost: {message}")]
+    ConnectionLost {
+        /// What happened.
+        message: String,
+        /// The transport's error, when there was one (e.g. the `io::Error` of a reset).
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// A server frame could not be decoded. The session goes on; the payload is kept.
     #[error("could not decode server message: {message}")]
@@ -228,8 +234,14 @@ pub enum Error {
     LemurShutDown,
 
     /// HTTP transport failure (connect, TLS, body).
-    #[error("HTTP request failed: {0}")]
-    Http(String),
+    #[error("HTTP request failed: {message}")]
+    Http {
+        /// What happened, with the cause chain's messages.
+        message: String,
+        /// The HTTP client's error (a `reqwest::Error`).
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// The LLM answered without usable text.
     #[error("empty completion from the model")]
@@ -276,6 +288,42 @@ pub enum Error {
         /// The verifier's complaint.
         message: String,
     },
+}
+
+/// The underlying error of an [`Error`] (an `io::Error`, a websocket or HTTP client error),
+/// shared so that `Error` stays `Clone`. Its [`source`](std::error::Error::source) is that
+/// error itself, so `downcast_ref` works on it.
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Cause {
+    /// Wraps an error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(error))
+    }
+
+    /// The error itself.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
 }
 
 impl From<std::io::Error> for Error {
@@ -438,7 +486,7 @@ impl Error {
                 CloseKind::Other => ErrorKind::Closed,
             },
             Error::Server { .. } => ErrorKind::ServerError,
-            Error::ConnectionLost(_) => ErrorKind::ConnectionLost,
+            Error::ConnectionLost { .. } => ErrorKind::ConnectionLost,
             Error::Decode { .. } => ErrorKind::Decode,
             Error::WebSocket(_) => ErrorKind::WebSocket,
             Error::SessionClosed => ErrorKind::SessionClosed,
@@ -449,7 +497,7 @@ impl Error {
             Error::Api { status: 429, .. } => ErrorKind::RateLimited,
             Error::Api { .. } => ErrorKind::Api,
             Error::LemurShutDown => ErrorKind::LemurShutDown,
-            Error::Http(_) => ErrorKind::Http,
+            Error::Http { .. } => ErrorKind::Http,
             Error::EmptyCompletion => ErrorKind::EmptyCompletion,
             Error::Translation { .. } => ErrorKind::Translation,
             Error::Audio(_) => ErrorKind::Audio,
@@ -491,6 +539,14 @@ impl Error {
         }
     }
 
+    /// A [`Error::ConnectionLost`] without an underlying error.
+    pub(crate) fn connection_lost(message: impl Into<String>) -> Self {
+        Error::ConnectionLost {
+            message: message.into(),
+            source: None,
+        }
+    }
+
     /// A decode error keeping (the first 4 KiB of) the payload, with secrets removed before
     /// the cut.
     pub(crate) fn decode_redacted(
@@ -529,13 +585,14 @@ pub(crate) fn server_text(text: &str, redactor: &Redactor) -> String {
 }
 
 /// How the server side of a session (or of a connection attempt) ended before `Termination`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) enum PeerEnd {
     /// A close frame: its code and reason, or `None` when the frame carried no code (1005 on
     /// the wire, RFC 6455 §7.1.5).
     Close(Option<(u16, String)>),
-    /// The connection dropped (read error or EOF) without a close frame: why.
-    Dropped(String),
+    /// The connection dropped (read error or EOF) without a close frame: why, and the
+    /// transport's error if there was one.
+    Dropped(String, Option<Cause>),
     /// An `Error` frame came and nothing followed within the grace period.
     Silent,
 }
@@ -566,7 +623,7 @@ pub(crate) fn server_end(
             (Some(code), Some(server_text(&reason, redactor)), None)
         }
         PeerEnd::Close(None) => (Some(1005), None, None),
-        PeerEnd::Dropped(why) => (None, None, Some(why)),
+        PeerEnd::Dropped(why, cause) => (None, None, Some((why, cause))),
         PeerEnd::Silent => (None, None, None),
     };
     // A normal or code-less close after an Error frame says nothing the frame did not.
@@ -583,10 +640,13 @@ pub(crate) fn server_end(
                 reason
             },
         },
-        None => Error::ConnectionLost(server_text(
-            &dropped.unwrap_or_else(|| "the server went silent".into()),
-            redactor,
-        )),
+        None => {
+            let (why, source) = dropped.unwrap_or_else(|| ("the server went silent".into(), None));
+            Error::ConnectionLost {
+                message: server_text(&why, redactor),
+                source,
+            }
+        }
     }
 }
 
@@ -601,7 +661,10 @@ impl From<reqwest::Error> for Error {
                 after: Duration::ZERO,
             }
         } else {
-            Error::Http(e.to_string())
+            Error::Http {
+                message: e.to_string(),
+                source: Some(Cause::new(e)),
+            }
         }
     }
 }
@@ -655,7 +718,7 @@ mod tests {
             &r,
         );
         assert_eq!(e.code(), Some(3005));
-        let e = server_end(PeerEnd::Dropped("reset".into()), None, &r);
+        let e = server_end(PeerEnd::Dropped("reset".into(), None), None, &r);
         assert_eq!(e.kind(), "connection_lost");
     }
 

@@ -533,7 +533,10 @@ fn transport_error(e: reqwest::Error) -> Error {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    Error::Http(message)
+    Error::Http {
+        message,
+        source: Some(crate::error::Cause::new(e)),
+    }
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {

@@ -22,7 +22,7 @@ pub mod translate;
 
 pub use audio::AudioChunk;
 pub use client::{API_KEY_ENV, Region, Secret, StreamingClient, StreamingClientBuilder};
-pub use error::{CloseKind, Error, ErrorKind, Result, TimeoutKind};
+pub use error::{Cause, CloseKind, Error, ErrorKind, Result, TimeoutKind};
 pub use params::{ConnectionParams, Encoding, SpeechModel};
 pub use retry::RetryPolicy;
 pub use session::{

@@ -24,7 +24,7 @@ pub(crate) fn is_retryable(error: &Error) -> bool {
         Error::HandshakeRejected { status, .. } | Error::Api { status, .. } => {
             *status == 429 || *status == 408 || *status >= 500
         }
-        Error::Connect { .. } | Error::ConnectionLost(_) | Error::Http(_) => true,
+        Error::Connect { .. } | Error::ConnectionLost { .. } | Error::Http { .. } => true,
         Error::Timeout { kind, .. } => *kind != TimeoutKind::Request,
         Error::EmptyCompletion => true,
         Error::Closed { kind, .. } => matches!(
@@ -238,7 +238,7 @@ mod tests {
                 },
                 false,
             ),
-            (Error::ConnectionLost("reset".into()), true),
+            (Error::connection_lost("reset"), true),
             (Error::Config("x".into()), false),
         ];
         for (error, retry) in cases {
@@ -250,7 +250,7 @@ mod tests {
     fn backoff_doubles_up_to_the_cap_and_retry_after_wins_or_gives_up() {
         let p = RetryPolicy::new(5, Duration::from_millis(100), 2)
             .max_retry_wait(Duration::from_millis(350));
-        let e = Error::ConnectionLost("x".into());
+        let e = Error::connection_lost("x");
         let waits: Vec<_> = (0..6).map(|n| p.next_wait(n, &e)).collect();
         let ms = |m| Some(Duration::from_millis(m));
         assert_eq!(waits, [ms(100), ms(200), ms(350), ms(350), ms(350), None]);

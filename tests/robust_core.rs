@@ -589,3 +589,28 @@ async fn transcribe_reports_a_close_1000_before_termination_on_stderr() {
     assert_eq!(line["error"]["code"], 1000, "{stderr}");
     assert_eq!(line["error"]["kind"], "closed", "{stderr}");
 }
+
+#[tokio::test]
+async fn errors_keep_their_causes_and_clone_with_them() {
+    // A refused connection to the LLM Gateway: the reqwest error is the source.
+    let url = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let lemur = assemblyai_streaming::lemur::Lemur::builder()
+        .api_key(KEY)
+        .base_url(url)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let err = lemur.translate("Hello", "es").await.unwrap_err();
+    let copy = err.clone();
+    for e in [&err, &copy] {
+        let cause = std::error::Error::source(e).expect("a source");
+        let cause = cause.downcast_ref::<assemblyai_streaming::Cause>().unwrap();
+        assert!(
+            cause.get().downcast_ref::<reqwest::Error>().is_some(),
+            "{e:?}"
+        );
+    }
+}

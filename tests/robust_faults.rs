@@ -70,7 +70,7 @@ async fn tcp_drop_is_connection_lost_and_ends_the_stream() {
     let mut ended = drain(events, LIMIT).await;
     let err = ended.error.take().expect("an error ends the stream");
     // EOF after the drop, or a reset when the emulator dropped unread audio.
-    let Error::ConnectionLost(message) = &err else {
+    let Error::ConnectionLost { message, .. } = &err else {
         panic!("{err:?}")
     };
     assert!(
@@ -84,6 +84,15 @@ async fn tcp_drop_is_connection_lost_and_ends_the_stream() {
     assert_eq!(err.kind(), "connection_lost");
     assert_eq!(err.code(), None);
     assert!(err.is_retryable());
+    // The websocket error itself is kept as the source, not only its text.
+    let cause = std::error::Error::source(&err).expect("a source");
+    let cause = cause.downcast_ref::<assemblyai_streaming::Cause>().unwrap();
+    assert!(
+        cause
+            .get()
+            .downcast_ref::<tokio_tungstenite::tungstenite::Error>()
+            .is_some()
+    );
     println!("TCP drop: {err}");
     assert!(matches!(ended.events.first(), Some(TurnEvent::Begin(_))));
     // Nothing more can be sent or terminated; both say why the session ended.

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::error::{Error, PeerEnd, Result, TimeoutKind, server_end};
+use crate::error::{Cause, Error, PeerEnd, Result, TimeoutKind, server_end};
 use crate::params::{ConnectionParams, Encoding, SpeechModel};
 use crate::protocol::{ClientMessage, ServerMessage, Termination, Turn};
 use crate::redact::Redactor;
@@ -56,8 +56,8 @@ pub(crate) enum Input {
     Binary(usize),
     /// The server's Close frame: code and reason, `None` without a code.
     Close(Option<(u16, String)>),
-    /// Reading failed (TCP reset, protocol error): why.
-    ReadFailed(String),
+    /// Reading failed (TCP reset, protocol error): why, and the error itself.
+    ReadFailed(String, Option<Cause>),
     /// The connection ended without a close frame.
     Eof,
     /// Audio from the sink.
@@ -274,10 +274,10 @@ impl Core {
                 self.finish(now, End::Error(error));
                 self.peer_done();
             }
-            Input::ReadFailed(why) => {
+            Input::ReadFailed(why, cause) => {
                 self.socket_dead_on_read(true);
                 let error = server_end(
-                    PeerEnd::Dropped(why),
+                    PeerEnd::Dropped(why, cause),
                     self.error_frame.take(),
                     &self.redactor,
                 );
@@ -287,7 +287,7 @@ impl Core {
             Input::Eof => {
                 self.socket_dead_on_read(true);
                 let error = server_end(
-                    PeerEnd::Dropped("connection closed without a close frame".into()),
+                    PeerEnd::Dropped("connection closed without a close frame".into(), None),
                     self.error_frame.take(),
                     &self.redactor,
                 );
@@ -467,14 +467,14 @@ impl Core {
         }
         if due(self.error_deadline) {
             let error = match (self.error_frame.take(), self.write_failed.take()) {
-                (None, Some(why)) => Error::ConnectionLost(format!("sending failed: {why}")),
+                (None, Some(why)) => Error::connection_lost(format!("sending failed: {why}")),
                 (frame, why) => {
                     // A socket we cannot write to cannot take a Close frame either.
                     self.socket_dead |= why.is_some();
                     server_end(PeerEnd::Silent, frame, &self.redactor)
                 }
             };
-            self.socket_dead |= matches!(error, Error::ConnectionLost(_));
+            self.socket_dead |= matches!(error, Error::ConnectionLost { .. });
             self.finish(now, End::Error(error));
             return;
         }
@@ -948,7 +948,10 @@ mod tests {
             Case {
                 name: "a TCP drop ends at once, no close frame to send",
                 params: plain(),
-                steps: vec![(0, text(BEGIN)), (5, Input::ReadFailed("reset".into()))],
+                steps: vec![
+                    (0, text(BEGIN)),
+                    (5, Input::ReadFailed("reset".into(), None)),
+                ],
                 expect: vec!["E:Begin", "E:err:connection_lost:None", "END", "ENDED"],
             },
             Case {

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use super::core::{Core, End, Input, Outgoing};
 use super::queue::EventQueue;
 use super::{Command, TurnEvent};
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::handshake::Ws;
 use crate::protocol::Termination;
 
@@ -204,7 +204,7 @@ impl Driver {
                 Poll::Ready(Some(Err(
                     tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
                 ))) => Input::Eof,
-                Poll::Ready(Some(Err(e))) => Input::ReadFailed(e.to_string()),
+                Poll::Ready(Some(Err(e))) => Input::ReadFailed(e.to_string(), Some(Cause::new(e))),
             };
             self.feed(input);
         }
