@@ -371,7 +371,8 @@ impl Sink<AudioChunk> for AudioSink {
 
 /// The event half of a session: a `Stream<Item = Result<TurnEvent, Error>>`.
 ///
-/// Dropping it ends the session (see the [module docs](self)).
+/// Dropping it ends the session, even while the [`AudioSink`] lives: `Terminate` is sent if
+/// it can be, the socket closes, and the sink's next send fails.
 #[derive(Debug)]
 pub struct EventStream {
     shared: Arc<Shared>,
