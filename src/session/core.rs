@@ -218,6 +218,11 @@ impl Core {
         self.writes.pop_front()
     }
 
+    /// Whether events wait to be taken.
+    pub(crate) fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Events for the consumer, in order, each with the size of the frame it came from.
     pub(crate) fn take_events(&mut self) -> impl Iterator<Item = (Result<TurnEvent>, usize)> + '_ {
         self.events.drain(..)

@@ -13,6 +13,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use futures::channel::{mpsc, oneshot};
+use futures::task::AtomicWaker;
 use futures::{Sink, Stream};
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -31,6 +32,10 @@ const READ_BUDGET: usize = 64;
 pub(crate) struct Shared {
     /// Whether audio and control messages are still accepted (lock-free fast path).
     accepting: AtomicBool,
+    /// The event stream was dropped (lock-free, checked on every driver turn).
+    consumer_gone: AtomicBool,
+    /// The driver's waker, for the consumer's drop.
+    driver: AtomicWaker,
     inner: Mutex<SharedInner>,
 }
 
@@ -38,8 +43,6 @@ pub(crate) struct Shared {
 pub(crate) struct SharedInner {
     pub(crate) queue: EventQueue,
     consumer: Option<Waker>,
-    driver: Option<Waker>,
-    consumer_gone: bool,
     /// No event comes after those queued.
     finished: bool,
     /// The error the session ended with, for `send()` and `terminate()` after the end.
@@ -50,11 +53,11 @@ impl Shared {
     pub(crate) fn new(queue: EventQueue) -> Arc<Self> {
         Arc::new(Self {
             accepting: AtomicBool::new(true),
+            consumer_gone: AtomicBool::new(false),
+            driver: AtomicWaker::new(),
             inner: Mutex::new(SharedInner {
                 queue,
                 consumer: None,
-                driver: None,
-                consumer_gone: false,
                 finished: false,
                 end_error: None,
             }),
@@ -107,12 +110,9 @@ impl Shared {
 
     /// The event stream was dropped.
     pub(crate) fn consumer_dropped(&self) {
-        let mut inner = self.lock();
-        inner.consumer_gone = true;
-        inner.queue.clear();
-        if let Some(w) = inner.driver.take() {
-            w.wake();
-        }
+        self.lock().queue.clear();
+        self.consumer_gone.store(true, Ordering::Release);
+        self.driver.wake();
     }
 }
 
@@ -294,10 +294,7 @@ impl Driver {
     /// Moves the core's events to the consumer's queue; reports an overflow to the core.
     fn deliver(&mut self) {
         let decided = self.core.decided().is_some();
-        let mut overflow = None;
-        let mut inner = self.shared.lock();
-        if inner.consumer_gone {
-            drop(inner);
+        if self.shared.consumer_gone.load(Ordering::Acquire) {
             if !self.consumer_gone {
                 self.consumer_gone = true;
                 self.feed(Input::ConsumerGone);
@@ -305,6 +302,11 @@ impl Driver {
             let _ = self.core.take_events().count();
             return;
         }
+        if !self.core.has_events() && (self.answered || !decided) {
+            return;
+        }
+        let mut overflow = None;
+        let mut inner = self.shared.lock();
         let mut any = false;
         for (event, bytes) in self.core.take_events() {
             any = true;
@@ -395,13 +397,7 @@ impl Future for Driver {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        {
-            let mut inner = this.shared.lock();
-            match &inner.driver {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => inner.driver = Some(cx.waker().clone()),
-            }
-        }
+        this.shared.driver.register(cx.waker());
         loop {
             this.progress = false;
             this.read(cx);
