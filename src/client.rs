@@ -373,7 +373,9 @@ impl StreamingClient {
         async {
             let mut retry = 0;
             loop {
-                let e = match self.connect_once(&params).await {
+                // Boxed: the handshake's buffers (a few KiB) would otherwise stay part of the
+                // caller's future, and of its task, for the whole session.
+                let e = match Box::pin(self.connect_once(&params)).await {
                     Ok((ws, core, begin)) => {
                         return Ok(session::start(ws, core, begin, &params, opts));
                     }

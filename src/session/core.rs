@@ -427,8 +427,13 @@ impl Core {
             self.phase = Phase::Ended;
             return;
         }
-        // Whatever was queued (a last Terminate) goes first, then the Close.
-        self.writes.retain(|w| matches!(w, Outgoing::Text(_)));
+        // Nothing queued matters once the server ended the session; when the consumer left,
+        // a queued Terminate still goes first, then the Close.
+        if matches!(self.end, Some(End::Quiet)) {
+            self.writes.retain(|w| matches!(w, Outgoing::Text(_)));
+        } else {
+            self.writes.clear();
+        }
         self.writes.push_back(Outgoing::Close);
         self.phase = Phase::Closing {
             deadline: later(now, CLOSE_TIMEOUT),
