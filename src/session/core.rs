@@ -235,8 +235,12 @@ impl Core {
             _ => None,
         };
         let keep_alive = match (&self.phase, self.keep_alive) {
+            // The same conditions as `on_time` sends one under: a deadline it would not act on
+            // would fire again at once.
             (Phase::Streaming, Some(every))
-                if self.write_deadline.is_none() && self.write_failed.is_none() =>
+                if self.write_deadline.is_none()
+                    && self.write_failed.is_none()
+                    && self.writes.is_empty() =>
             {
                 Some(later(self.last_sent, every))
             }
