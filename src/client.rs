@@ -532,7 +532,7 @@ async fn wait_for_begin(ws: &mut Ws, core: &mut Core) -> Result<Begin> {
                 tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
             ))) => Input::Eof,
             Some(Some(Err(e))) => Input::ReadFailed(e.to_string(), Some(Cause::new(e))),
-            Some(Some(Ok(Message::Text(text)))) => Input::Text(text.as_str().to_owned()),
+            Some(Some(Ok(Message::Text(text)))) => Input::Text(text),
             Some(Some(Ok(Message::Binary(data)))) => Input::Binary(data.len()),
             Some(Some(Ok(Message::Close(frame)))) => {
                 let parsed = frame.map(|f| (u16::from(f.code), f.reason.to_string()));

@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::error::{Cause, Error, PeerEnd, Result, TimeoutKind, server_end};
 use crate::params::{ConnectionParams, Encoding, SpeechModel};
@@ -50,8 +51,8 @@ pub(crate) fn later(at: Instant, d: Duration) -> Instant {
 /// Something that happened, fed to [`Core::handle`].
 #[derive(Debug)]
 pub(crate) enum Input {
-    /// A text frame from the server.
-    Text(String),
+    /// A text frame from the server (the websocket's own buffer: no copy).
+    Text(Utf8Bytes),
     /// A binary frame from the server (the service never sends one): its length.
     Binary(usize),
     /// The server's Close frame: code and reason, `None` without a code.
@@ -522,9 +523,9 @@ impl Core {
         }
     }
 
-    fn on_text(&mut self, now: Instant, text: String) {
+    fn on_text(&mut self, now: Instant, text: Utf8Bytes) {
         let len = text.len();
-        let message = match ServerMessage::from_json(&text) {
+        let message = match ServerMessage::from_json(text.as_str()) {
             Ok(message) => message,
             Err(e) if matches!(self.phase, Phase::Opening) => {
                 tracing::warn!(error = %e, "undecodable frame before Begin; ignored");
@@ -800,7 +801,7 @@ mod tests {
     }
 
     fn text(s: &str) -> Input {
-        Input::Text(s.to_string())
+        Input::Text(s.to_string().into())
     }
 
     /// One row: the inputs, and exactly the outputs they must give.

@@ -183,7 +183,7 @@ impl Driver {
                 Poll::Pending => return,
                 Poll::Ready(None) => Input::Eof,
                 Poll::Ready(Some(Ok(message))) => match message {
-                    Message::Text(text) => Input::Text(text.as_str().to_owned()),
+                    Message::Text(text) => Input::Text(text),
                     Message::Binary(data) => Input::Binary(data.len()),
                     Message::Close(frame) => {
                         // tungstenite queued our reply; the closing handshake flushes it.
