@@ -3,7 +3,14 @@
 //! ```text
 //! cargo run --release --example load -- [--url URL] --sessions N --seconds S [--json FILE]
 //!     [--threads T] [--ramp-ms MS] [--frame-ms MS] [--emulator-pid PID]
+//!     [--client crate|raw|both]
 //! ```
+//!
+//! `--client raw` measures a minimal baseline instead of the crate: one task per session, one
+//! `select!` over the pacing timer and the socket, a byte scan for `type` and the send stamp
+//! (no JSON parse), with the same URL, headers, audio, frames and ramp. `--client both` runs
+//! the crate, then the raw client, against the same emulator in the same process, and reports
+//! both and their ratios (crate / raw): the floor and the crate side by side in one run.
 //!
 //! Without `--url` it starts the emulator as a separate process (this same binary, with
 //! send-time stamping on) and stops it at the end. Each session streams the bundled speech at
@@ -50,12 +57,20 @@ struct Args {
     threads: usize,
     frame_ms: u64,
     emulator_pid: Option<String>,
+    client: ClientKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientKind {
+    Crate,
+    Raw,
+    Both,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: load [--url URL] --sessions N --seconds S [--json FILE] [--threads T] \
-         [--ramp-ms MS] [--frame-ms MS] [--emulator-pid PID]"
+         [--ramp-ms MS] [--frame-ms MS] [--emulator-pid PID] [--client crate|raw|both]"
     );
     std::process::exit(2)
 }
@@ -70,6 +85,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Args {
         threads: 0,
         frame_ms: CHUNK_MS,
         emulator_pid: None,
+        client: ClientKind::Crate,
     };
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
@@ -81,6 +97,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Args {
             "--threads" => out.threads = value().parse().unwrap_or_else(|_| usage()),
             "--frame-ms" => out.frame_ms = value().parse().unwrap_or_else(|_| usage()),
             "--emulator-pid" => out.emulator_pid = Some(value()),
+            "--client" => {
+                out.client = match value().as_str() {
+                    "crate" => ClientKind::Crate,
+                    "raw" => ClientKind::Raw,
+                    "both" => ClientKind::Both,
+                    _ => usage(),
+                }
+            }
             "--ramp-ms" => {
                 out.ramp = Duration::from_millis(value().parse().unwrap_or_else(|_| usage()))
             }
@@ -321,7 +345,7 @@ async fn one_session(
     {
         Ok(s) => s,
         Err(e) => {
-            stats.error(e.kind());
+            stats.error(e.kind().as_str());
             return;
         }
     };
@@ -353,7 +377,7 @@ async fn one_session(
                 }
                 terminated |= matches!(event, TurnEvent::Termination(_));
             }
-            Err(e) => stats.error(e.kind()),
+            Err(e) => stats.error(e.kind().as_str()),
         }
     }
     if sender.await.is_err() {
@@ -362,6 +386,140 @@ async fn one_session(
     if terminated {
         stats.completed.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// The floor: what any client must do for one session, and nothing more. One task, one
+/// `select!` over the pacing timer and the socket, a byte scan for the message type and the
+/// send stamp, no JSON parse, no channels.
+async fn raw_session(
+    url: String,
+    key: String,
+    audio: Arc<Vec<AudioChunk>>,
+    seconds: u64,
+    stats: Arc<Stats>,
+) {
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+    let started = Instant::now();
+    let query = ConnectionParams::new().format_turns(true).to_query();
+    let Ok(mut request) = format!("{url}/v3/ws?{query}").into_client_request() else {
+        stats.error("config");
+        return;
+    };
+    let Ok(auth) = key.parse() else {
+        stats.error("config");
+        return;
+    };
+    request.headers_mut().insert("authorization", auth);
+    let Some(host) = request.uri().authority().map(|a| a.to_string()) else {
+        stats.error("config");
+        return;
+    };
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect(&host).await.ok()?;
+        let _ = tcp.set_nodelay(true);
+        // The crate's read buffer, so both read the same way.
+        let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+        let (ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
+            .await
+            .ok()?;
+        Some(ws)
+    };
+    let Ok(Some(mut ws)) = tokio::time::timeout(Duration::from_secs(20), connect).await else {
+        stats.error("connect");
+        return;
+    };
+    // Begin first, as the crate's connect() waits for it.
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if scan_type(t.as_bytes()) == Some(b"Begin") => break,
+            Some(Ok(_)) => {}
+            _ => {
+                stats.error("connect");
+                return;
+            }
+        }
+    }
+    if let Ok(mut c) = stats.connect_ms.lock() {
+        c.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    stats.connected.fetch_add(1, Ordering::Relaxed);
+    let chunks = (seconds * 1000 / CHUNK_MS) as usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(CHUNK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = 0;
+    let mut terminated = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick(), if sent <= chunks => {
+                let message = if sent < chunks {
+                    Message::Binary(audio[sent % audio.len()].clone().into_bytes())
+                } else {
+                    Message::text(r#"{"type":"Terminate"}"#)
+                };
+                sent += 1;
+                if ws.send(message).await.is_err() {
+                    stats.error("connection_lost");
+                    break;
+                }
+            }
+            message = ws.next() => match message {
+                Some(Ok(Message::Text(t))) => {
+                    stats.events.fetch_add(1, Ordering::Relaxed);
+                    let bytes = t.as_bytes();
+                    match scan_type(bytes) {
+                        Some(b"Turn") => {
+                            if let Some(at) = scan_stamp(bytes) {
+                                stats.latency.record(now_ns().saturating_sub(at));
+                            }
+                        }
+                        Some(b"Termination") => {
+                            terminated = true;
+                            let _ = ws.close(None).await;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => {
+                    stats.error("closed");
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) => {
+                    stats.error("connection_lost");
+                    break;
+                }
+            }
+        }
+    }
+    if terminated {
+        stats.completed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The value of `"type":"…"` in a server message, by byte search.
+fn scan_type(bytes: &[u8]) -> Option<&[u8]> {
+    const KEY: &[u8] = br#""type":""#;
+    let at = bytes.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let len = bytes[at..].iter().position(|b| *b == b'"')?;
+    Some(&bytes[at..at + len])
+}
+
+/// The emulator's send stamp (`"_emulator_sent_at_ns":<digits>`), by byte search.
+fn scan_stamp(bytes: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = br#""_emulator_sent_at_ns":"#;
+    let at = bytes.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = bytes[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    std::str::from_utf8(&bytes[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
@@ -373,6 +531,9 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 async fn run(args: Args) {
+    if args.client == ClientKind::Both {
+        return run_both(args).await;
+    }
     let audio = Arc::new(load_audio());
     let (mut child, url) = match &args.url {
         Some(url) => (None, url.clone()),
@@ -394,7 +555,7 @@ async fn run(args: Args) {
         _ => KEY.to_string(),
     };
     let client = StreamingClient::builder()
-        .api_key(key)
+        .api_key(key.clone())
         .base_url(&url)
         .frame_duration(Duration::from_millis(args.frame_ms))
         .connect_timeout(Duration::from_secs(20))
@@ -423,9 +584,16 @@ async fn run(args: Args) {
         let at = args.ramp.mul_f64(i as f64 / args.sessions as f64);
         let (client, audio, stats) = (client.clone(), audio.clone(), stats.clone());
         let seconds = args.seconds;
+        let raw = (args.client == ClientKind::Raw).then(|| (client.url(), key.clone()));
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(at).await;
-            one_session(client, audio, seconds, stats).await;
+            match raw {
+                Some((url, key)) => {
+                    let base = url.trim_end_matches("/v3/ws").to_string();
+                    raw_session(base, key, audio, seconds, stats).await
+                }
+                None => one_session(client, audio, seconds, stats).await,
+            }
         }));
     }
     for t in tasks {
@@ -460,7 +628,13 @@ async fn run(args: Args) {
     connect.sort_by(f64::total_cmp);
     let errors = stats.errors.lock().map(|e| e.clone()).unwrap_or_default();
     let report: Vec<(&str, Value)> = vec![
-        ("client", json!("assemblyai-streaming (rust)")),
+        (
+            "client",
+            json!(match args.client {
+                ClientKind::Raw => "raw baseline (tokio-tungstenite, no JSON parse)",
+                _ => "assemblyai-streaming (rust)",
+            }),
+        ),
         ("sessions_requested", json!(args.sessions)),
         (
             "sessions_connected",
@@ -524,6 +698,89 @@ async fn run(args: Args) {
             .map(|(k, v)| format!("  {}: {v}", json!(k)))
             .collect();
         if let Err(e) = std::fs::write(path, format!("{{\n{}\n}}\n", body.join(",\n"))) {
+            eprintln!("cannot write {path}: {e}");
+        }
+    }
+}
+
+/// `--client both`: the crate, then the raw baseline, each in its own process (so CPU and RSS
+/// are each one's own) against one emulator; prints and writes both, and the ratios.
+async fn run_both(args: Args) {
+    let (mut child, url, pid) = match &args.url {
+        Some(url) => (None, url.clone(), args.emulator_pid.clone()),
+        None => match spawn_emulator(args.sessions + 16) {
+            Ok((child, url)) => {
+                let pid = child.id().to_string();
+                (Some(child), url, Some(pid))
+            }
+            Err(e) => {
+                eprintln!("cannot start the emulator: {e}");
+                std::process::exit(1)
+            }
+        },
+    };
+    let dir = std::env::temp_dir();
+    let mut reports = Vec::new();
+    for kind in ["crate", "raw"] {
+        let path = dir.join(format!("load-{}-{kind}.json", std::process::id()));
+        let mut cmd = Command::new(std::env::current_exe().unwrap_or_else(|_| "load".into()));
+        cmd.args(["--client", kind, "--url", &url])
+            .args(["--sessions", &args.sessions.to_string()])
+            .args(["--seconds", &args.seconds.to_string()])
+            .args(["--threads", &args.threads.to_string()])
+            .args(["--ramp-ms", &args.ramp.as_millis().to_string()])
+            .args(["--frame-ms", &args.frame_ms.to_string()])
+            .arg("--json")
+            .arg(&path);
+        if let Some(pid) = &pid {
+            cmd.args(["--emulator-pid", pid]);
+        }
+        if child.is_some() {
+            // Our emulator accepts our key only.
+            cmd.env("ASSEMBLYAI_API_KEY", KEY);
+        }
+        println!("== {kind} ==");
+        let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
+        let report: Value = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        let _ = std::fs::remove_file(&path);
+        if !ok || report.is_null() {
+            eprintln!("the {kind} run failed");
+        }
+        reports.push(report);
+    }
+    if let Some(child) = child.as_mut() {
+        drop(child.stdin.take());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let (krate, raw) = (&reports[0], &reports[1]);
+    let ratio = |key: &str| -> Value {
+        match (krate[key].as_f64(), raw[key].as_f64()) {
+            (Some(a), Some(b)) if b > 0.0 => json!(a / b),
+            _ => Value::Null,
+        }
+    };
+    let ratios = json!({
+        "cpu_seconds": ratio("client_cpu_seconds"),
+        "rss_per_session": ratio("rss_per_session_kb"),
+        "latency_p50": ratio("latency_ms_p50"),
+        "latency_p99": ratio("latency_ms_p99"),
+    });
+    println!("== crate / raw ==");
+    if let Some(map) = ratios.as_object() {
+        for (k, v) in map {
+            println!("{:40} {v}", format!("ratio_{k}"));
+        }
+    }
+    if let Some(path) = &args.json {
+        let mut out = krate.as_object().cloned().unwrap_or_default();
+        out.insert("raw".into(), raw.clone());
+        out.insert("ratios".into(), ratios);
+        let text = serde_json::to_string_pretty(&Value::Object(out)).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, text + "\n") {
             eprintln!("cannot write {path}: {e}");
         }
     }

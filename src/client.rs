@@ -5,13 +5,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio_tungstenite::tungstenite::{Message, http::HeaderValue, protocol::WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message, http::HeaderValue, protocol::WebSocketConfig};
 use tracing::Instrument;
 
-use crate::error::{Error, Result, TimeoutKind};
+use crate::error::{Cause, Error, Result, TimeoutKind};
+use crate::handshake::Ws;
 use crate::params::ConnectionParams;
-use crate::protocol::{Begin, ServerMessage};
-use crate::session::{self, StreamingSession, Ws};
+use crate::protocol::Begin;
+use crate::redact::Redactor;
+use crate::retry::RetryPolicy;
+use crate::session::{self, Core, End, Input, SessionOptions, StreamingSession};
 
 /// Environment variable read for the API key when none is given.
 pub const API_KEY_ENV: &str = "ASSEMBLYAI_API_KEY";
@@ -79,36 +82,6 @@ impl Region {
     }
 }
 
-/// Per-session behaviour; every field has a documented default.
-#[derive(Debug, Clone)]
-pub(crate) struct SessionOptions {
-    pub connect_timeout: Duration,
-    pub terminate_timeout: Duration,
-    pub frame_duration: Duration,
-    pub keep_alive_interval: Option<Duration>,
-    pub max_retries: u32,
-    pub retry_delay: Duration,
-    pub event_buffer: usize,
-    pub audio_buffer: usize,
-    pub format_wait: Duration,
-}
-
-impl Default for SessionOptions {
-    fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(5),
-            terminate_timeout: Duration::from_secs(5),
-            frame_duration: Duration::from_millis(100),
-            keep_alive_interval: None,
-            max_retries: 2,
-            retry_delay: Duration::from_millis(500),
-            event_buffer: 256,
-            audio_buffer: 32,
-            format_wait: Duration::from_secs(1),
-        }
-    }
-}
-
 /// A parsed endpoint: `ws(s)://authority` plus the socket path.
 #[derive(Debug, Clone)]
 struct Endpoint {
@@ -168,8 +141,9 @@ impl Endpoint {
 ///
 /// Defaults: credentials from `ASSEMBLYAI_API_KEY`; the edge-routed endpoint; connect timeout
 /// 5 s (socket open plus `Begin`); 2 handshake retries 500 ms apart (transient failures only);
-/// terminate timeout 5 s; 100 ms audio frames; no automatic keep-alive; 256 buffered events;
-/// 32 buffered audio chunks; 1 s wait for a formatted turn under the older formatting behaviour.
+/// terminate timeout 5 s; write timeout 5 s; 100 ms audio frames; no automatic keep-alive;
+/// 256 buffered events before partials are coalesced; 32 buffered audio chunks; 1 s wait for a
+/// formatted turn under the older formatting behaviour.
 #[derive(Debug, Clone, Default)]
 pub struct StreamingClientBuilder {
     credentials: Option<Credentials>,
@@ -233,16 +207,50 @@ impl StreamingClientBuilder {
         self
     }
 
-    /// Handshake retries on transient failures (timeouts, refused connections, 5xx), never on
-    /// authentication errors (default 2 retries, 500 ms apart).
-    pub fn retries(mut self, max_retries: u32, delay: Duration) -> Self {
-        self.options.max_retries = max_retries;
-        self.options.retry_delay = delay;
+    /// Bound on one socket write (default 5 s). A server that stops reading (its TCP window
+    /// stays full) ends the session with [`Error::Timeout`] of kind
+    /// [`Write`](TimeoutKind::Write) instead of hanging the sink and `terminate()`.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.options.write_timeout = timeout;
         self
     }
 
-    /// How many server events may wait for a slow consumer before the session stops reading
-    /// the socket (default 256). Nothing is dropped: the server's own buffers take the rest.
+    /// Handshake retries on transient failures (timeouts, refused connections, 5xx, 429, the
+    /// "try again" close codes: the table in [`crate::retry`]), never on authentication,
+    /// validation or 3009 (default 2 retries, 500 ms apart). Same as
+    /// [`max_retries`](Self::max_retries) plus [`retry_delay`](Self::retry_delay).
+    pub fn retries(self, max_retries: u32, delay: Duration) -> Self {
+        self.max_retries(max_retries).retry_delay(delay)
+    }
+
+    /// How many handshake retries after the first attempt (default 2).
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.options.retry = self.options.retry.max_retries(n);
+        self
+    }
+
+    /// Delay before each handshake retry (default 500 ms, constant).
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.options.retry = self.options.retry.retry_delay(delay);
+        self
+    }
+
+    /// Longest wait before a retry (default 30 s).
+    pub fn max_retry_wait(mut self, wait: Duration) -> Self {
+        self.options.retry = self.options.retry.max_retry_wait(wait);
+        self
+    }
+
+    /// The whole retry policy at once.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.options.retry = policy;
+        self
+    }
+
+    /// How many events may wait for a slow consumer before superseded partials are coalesced
+    /// (default 256; see [`EventStream::coalesced_partials`](crate::EventStream::coalesced_partials)).
+    /// The socket is read regardless. Past 16 times this many events (at least 4,096), or 32 MiB of server
+    /// frames, the session ends with [`Error::EventOverflow`]: memory stays bounded.
     pub fn event_buffer(mut self, events: usize) -> Self {
         self.options.event_buffer = events.max(1);
         self
@@ -331,9 +339,8 @@ impl StreamingClientBuilder {
             endpoint.secure,
             &endpoint.authority,
         )?;
-        let redactor = crate::redact::Redactor::new(
-            std::iter::once(secret.expose()).chain(transport.secrets()),
-        );
+        // Removes the key or token, and the proxy's password, from server text we keep.
+        let redactor = Redactor::new(std::iter::once(secret.expose()).chain(transport.secrets()));
         // Token requests follow the same proxy and root settings as the websocket.
         let custom = !matches!(self.proxy, crate::proxy::ProxySetting::FromEnv)
             || !self.root_certificates.is_empty();
@@ -349,8 +356,8 @@ impl StreamingClientBuilder {
         Ok(StreamingClient {
             inner: Arc::new(Inner {
                 transport,
-                redactor,
                 credentials,
+                redactor,
                 endpoint,
                 options: self.options,
                 http,
@@ -362,8 +369,9 @@ impl StreamingClientBuilder {
 #[derive(Debug)]
 struct Inner {
     transport: crate::handshake::Transport,
-    redactor: crate::redact::Redactor,
     credentials: Credentials,
+    /// Removes the key or token (and a proxy password) from server text the sessions keep.
+    redactor: Redactor,
     endpoint: Endpoint,
     options: SessionOptions,
     http: OnceLock<reqwest::Client>,
@@ -414,18 +422,23 @@ impl StreamingClient {
         let opts = &self.inner.options;
         let span = tracing::info_span!("assemblyai.connect", url = %self.url());
         async {
-            let mut attempt = 0;
+            let mut retry = 0;
             loop {
-                match self.connect_once(&params).await {
-                    Ok((ws, begin, early)) => {
-                        return Ok(session::start(ws, begin, early, &params, opts));
+                // Boxed: the handshake's buffers (a few KiB) would otherwise stay part of the
+                // caller's future, and of its task, for the whole session.
+                let e = match Box::pin(self.connect_once(&params)).await {
+                    Ok((ws, core, begin)) => {
+                        return Ok(session::start(ws, core, begin, &params, opts));
                     }
-                    Err(e) if e.is_retryable() && attempt < opts.max_retries => {
-                        attempt += 1;
-                        tracing::warn!(error = %e, attempt, "handshake failed; retrying");
-                        tokio::time::sleep(opts.retry_delay).await;
+                    Err(e) => e,
+                };
+                match opts.retry.next_wait(retry, &e) {
+                    Some(wait) => {
+                        retry += 1;
+                        tracing::warn!(error = %e, attempt = retry, "handshake failed; retrying");
+                        tokio::time::sleep(wait).await;
                     }
-                    Err(e) => {
+                    None => {
                         tracing::warn!(error = %e, "connect failed");
                         return Err(e);
                     }
@@ -436,10 +449,7 @@ impl StreamingClient {
         .await
     }
 
-    async fn connect_once(
-        &self,
-        params: &ConnectionParams,
-    ) -> Result<(Ws, Begin, Vec<ServerMessage>)> {
+    async fn connect_once(&self, params: &ConnectionParams) -> Result<(Ws, Core, Begin)> {
         let endpoint = &self.inner.endpoint;
         let mut path_and_query = format!("{}?{}", endpoint.path, params.to_query());
         let mut headers = vec![("User-Agent", USER_AGENT)];
@@ -483,9 +493,15 @@ impl StreamingClient {
             )
             .await?;
             tracing::debug!("websocket open; waiting for Begin");
-            wait_for_begin(&mut ws)
+            let mut core = Core::new(
+                params,
+                &self.inner.options,
+                redactor.clone(),
+                tokio::time::Instant::now().into_std(),
+            );
+            wait_for_begin(&mut ws, &mut core)
                 .await
-                .map(|(begin, early)| (ws, begin, early))
+                .map(|begin| (ws, core, begin))
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(result) => result,
@@ -575,38 +591,47 @@ impl StreamingClient {
     }
 }
 
-/// Reads frames until `Begin`. Anything else that arrives first is kept for the session; an
-/// `Error` frame or a close fails the attempt with the server's code and reason.
-async fn wait_for_begin(ws: &mut Ws) -> Result<(Begin, Vec<ServerMessage>)> {
-    let mut early = Vec::new();
-    let mut error_frame: Option<(Option<i64>, String)> = None;
+/// Reads frames into the session core until `Begin`. Anything else that arrives first stays
+/// in the core for the session; an `Error` frame or a close fails the attempt, classified by
+/// the same rules as during the session.
+async fn wait_for_begin(ws: &mut Ws, core: &mut Core) -> Result<Begin> {
     loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => match ServerMessage::from_json(text.as_str()) {
-                Ok(ServerMessage::Begin(begin)) => return Ok((begin, early)),
-                Ok(ServerMessage::Error(f)) => error_frame = Some((f.error_code, f.error)),
-                Ok(ServerMessage::LegacyError { error }) => error_frame = Some((None, error)),
-                Ok(other) => early.push(other),
-                Err(e) => tracing::warn!(error = %e, "undecodable frame before Begin"),
-            },
-            Some(Ok(Message::Close(frame))) => {
-                let close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
-                return Err(
-                    session::server_error(close, error_frame).unwrap_or_else(|| {
-                        Error::ConnectionLost("server closed before Begin".into())
-                    }),
-                );
+        let now = || tokio::time::Instant::now().into_std();
+        let frame = match core.next_deadline() {
+            Some(at) => tokio::time::timeout_at(tokio::time::Instant::from_std(at), ws.next())
+                .await
+                .ok(),
+            None => Some(ws.next().await),
+        };
+        let input = match frame {
+            None => Input::Tick,
+            Some(None)
+            | Some(Some(Err(
+                tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+            ))) => Input::Eof,
+            Some(Some(Err(e))) => Input::ReadFailed(e.to_string(), Some(Cause::new(e))),
+            Some(Some(Ok(Message::Text(text)))) => Input::Text(text),
+            Some(Some(Ok(Message::Binary(data)))) => Input::Binary(data.len()),
+            Some(Some(Ok(Message::Close(frame)))) => {
+                let parsed = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                Input::Close(session::wire::as_received(
+                    parsed,
+                    ws.get_ref().last_close(),
+                ))
             }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                return Err(session::server_error(None, error_frame)
-                    .unwrap_or_else(|| Error::ConnectionLost(e.to_string())));
-            }
-            None => {
-                return Err(session::server_error(None, error_frame).unwrap_or_else(|| {
-                    Error::ConnectionLost("connection closed before Begin".into())
-                }));
-            }
+            Some(Some(Ok(_))) => continue,
+        };
+        core.handle(now(), input);
+        if let Some(End::Error(e)) = core.decided() {
+            let e = e.clone();
+            // Complete the closing handshake (bounded) before giving up on this attempt.
+            let _ = tokio::time::timeout(session::CLOSE_TIMEOUT, ws.close(None)).await;
+            return Err(e);
+        }
+        if core.began() {
+            return core
+                .begin()
+                .ok_or_else(|| Error::connection_lost("Begin vanished"));
         }
     }
 }

@@ -4,7 +4,10 @@
 //! microphone that vanished, is an [`Error`]. [`Error::kind`] gives a stable short name for
 //! logs and scripts, and [`Error::is_retryable`] says whether trying again can help.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::redact::Redactor;
 
 /// Result alias with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -45,7 +48,9 @@ impl CloseKind {
             3007 | 4029 | 4032..=4034 => CloseKind::AudioViolation,
             3008 | 4008 => CloseKind::SessionExpired,
             3009 | 4102 => CloseKind::TooManySessions,
-            1013 => CloseKind::TryAgainLater,
+            // 1012 service restart, 1013 try again later, 1014 bad gateway (RFC 6455 §7.4.1 and
+            // the IANA registry): the same request may succeed on a new connection.
+            1012..=1014 => CloseKind::TryAgainLater,
             1006 => CloseKind::Abnormal,
             _ => CloseKind::Other,
         }
@@ -55,7 +60,12 @@ impl CloseKind {
     pub fn meaning(code: u16) -> &'static str {
         match code {
             1000 => "Normal closure",
+            1002 => "Protocol error",
+            1005 => "Close frame without a status code",
             1006 => "Connection closed abnormally (no close frame)",
+            1012 => "Service restart",
+            1014 => "Bad gateway",
+            1015 => "TLS handshake failure",
             1008 => {
                 "Unauthorized connection: missing or invalid API key or token, or account issue"
             }
@@ -99,6 +109,8 @@ pub enum TimeoutKind {
     Termination,
     /// An HTTP request (token, LLM Gateway).
     Request,
+    /// One socket write (the server stopped reading: its TCP window stayed full).
+    Write,
 }
 
 impl std::fmt::Display for TimeoutKind {
@@ -107,13 +119,17 @@ impl std::fmt::Display for TimeoutKind {
             TimeoutKind::Connect => "connection and Begin",
             TimeoutKind::Termination => "Termination",
             TimeoutKind::Request => "HTTP response",
+            TimeoutKind::Write => "a socket write to complete",
         })
     }
 }
 
 /// Every error of this crate.
 #[doc = include_str!("faults_doc.md")]
-#[derive(Debug, thiserror::Error)]
+///
+/// `Error` is `Clone`: causes that are not themselves `Clone` are kept behind an `Arc`, so
+/// [`source()`](std::error::Error::source) still reaches them.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A setting or argument is invalid (caught before anything is sent).
@@ -199,8 +215,14 @@ pub enum Error {
     },
 
     /// The connection dropped without a close frame (TCP reset, EOF).
-    #[error("connection lost: {0}")]
-    ConnectionLost(String),
+    #[error("connection lost: {message}")]
+    ConnectionLost {
+        /// What happened.
+        message: String,
+        /// The transport's error, when there was one (e.g. the `io::Error` of a reset).
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// A server frame could not be decoded. The session goes on; the payload is kept.
     #[error("could not decode server message: {message}")]
@@ -240,8 +262,14 @@ pub enum Error {
     LemurShutDown,
 
     /// HTTP transport failure (connect, TLS, body).
-    #[error("HTTP request failed: {0}")]
-    Http(String),
+    #[error("HTTP request failed: {message}")]
+    Http {
+        /// What happened, with the cause chain's messages.
+        message: String,
+        /// The HTTP client's error (a `reqwest::Error`).
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// The LLM answered without usable text.
     #[error("empty completion from the model")]
@@ -261,9 +289,207 @@ pub enum Error {
     #[error("audio: {0}")]
     Audio(String),
 
-    /// I/O error (files, WAV).
+    /// I/O error (files, WAV). The `io::Error` is the [`source`](std::error::Error::source).
     #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(#[source] Arc<std::io::Error>),
+
+    /// The consumer of the event stream fell so far behind that the session's bounded event
+    /// queue filled up even after coalescing partials; the session ends (see
+    /// `StreamingClientBuilder::event_buffer`).
+    #[error(
+        "the event consumer fell too far behind: {events} events ({bytes} bytes) waiting; \
+         the session was ended to bound memory"
+    )]
+    EventOverflow {
+        /// Events waiting when the bound was hit.
+        events: usize,
+        /// Bytes of server frames behind them.
+        bytes: usize,
+    },
+
+    /// The server's TLS certificate failed verification. Never retried: trying again cannot
+    /// change the certificate, and retrying hides a possible interception.
+    #[error("TLS certificate rejected{}: {message}", if url.is_empty() { String::new() } else { format!(" ({url})") })]
+    Certificate {
+        /// The URL tried, without credentials (empty when not known).
+        url: String,
+        /// The verifier's complaint.
+        message: String,
+    },
+}
+
+/// The underlying error of an [`Error`] (an `io::Error`, a websocket or HTTP client error),
+/// shared so that `Error` stays `Clone`. Its [`source`](std::error::Error::source) is that
+/// error itself, so `downcast_ref` works on it.
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Cause {
+    /// Wraps an error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(error))
+    }
+
+    /// The error itself.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(Arc::new(e))
+    }
+}
+
+/// The stable short name of an [`Error`], as printed in the command-line examples' JSON output
+/// (`{"error": {"kind": ...}}`). [`as_str`](Self::as_str) gives the string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// `config`
+    Config,
+    /// `invalid_audio`
+    InvalidAudio,
+    /// `unauthorized`: HTTP 401/403, close 1008 and the legacy 4001–4003.
+    Unauthorized,
+    /// `rate_limited`: HTTP 429.
+    RateLimited,
+    /// `handshake_rejected`: another non-101 status at the upgrade.
+    HandshakeRejected,
+    /// `connect`
+    Connect,
+    /// `certificate`: the server's certificate failed verification.
+    Certificate,
+    /// `invalid_upgrade`: a `101` that breaks RFC 6455 §4.1.
+    InvalidUpgrade,
+    /// `proxy_unauthorized`: the proxy refused the tunnel with 407 or 403.
+    ProxyUnauthorized,
+    /// `proxy_rejected`: the proxy refused the tunnel with another status.
+    ProxyRejected,
+    /// `response_too_large`: an HTTP response over its size limit.
+    ResponseTooLarge,
+    /// `timeout`
+    Timeout,
+    /// `server_error`
+    ServerError,
+    /// `invalid_message`
+    InvalidMessage,
+    /// `audio_violation`
+    AudioViolation,
+    /// `session_expired`
+    SessionExpired,
+    /// `too_many_sessions`
+    TooManySessions,
+    /// `try_again_later`
+    TryAgainLater,
+    /// `connection_lost`
+    ConnectionLost,
+    /// `closed`: any other close code.
+    Closed,
+    /// `decode`
+    Decode,
+    /// `websocket`
+    WebSocket,
+    /// `session_closed`
+    SessionClosed,
+    /// `event_overflow`
+    EventOverflow,
+    /// `api`
+    Api,
+    /// `lemur_shut_down`
+    LemurShutDown,
+    /// `http`
+    Http,
+    /// `empty_completion`
+    EmptyCompletion,
+    /// `translation`
+    Translation,
+    /// `audio`
+    Audio,
+    /// `io`
+    Io,
+}
+
+impl ErrorKind {
+    /// The short name (stable: scripts match on it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "config",
+            ErrorKind::InvalidAudio => "invalid_audio",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::HandshakeRejected => "handshake_rejected",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Certificate => "certificate",
+            ErrorKind::InvalidUpgrade => "invalid_upgrade",
+            ErrorKind::ProxyUnauthorized => "proxy_unauthorized",
+            ErrorKind::ProxyRejected => "proxy_rejected",
+            ErrorKind::ResponseTooLarge => "response_too_large",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::ServerError => "server_error",
+            ErrorKind::InvalidMessage => "invalid_message",
+            ErrorKind::AudioViolation => "audio_violation",
+            ErrorKind::SessionExpired => "session_expired",
+            ErrorKind::TooManySessions => "too_many_sessions",
+            ErrorKind::TryAgainLater => "try_again_later",
+            ErrorKind::ConnectionLost => "connection_lost",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Decode => "decode",
+            ErrorKind::WebSocket => "websocket",
+            ErrorKind::SessionClosed => "session_closed",
+            ErrorKind::EventOverflow => "event_overflow",
+            ErrorKind::Api => "api",
+            ErrorKind::LemurShutDown => "lemur_shut_down",
+            ErrorKind::Http => "http",
+            ErrorKind::EmptyCompletion => "empty_completion",
+            ErrorKind::Translation => "translation",
+            ErrorKind::Audio => "audio",
+            ErrorKind::Io => "io",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for ErrorKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 fn fmt_body(body: &str) -> String {
@@ -276,50 +502,52 @@ fn fmt_body(body: &str) -> String {
 
 impl Error {
     /// A stable short name for the error, used by the command-line examples' JSON output.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Config(_) => "config",
-            Error::InvalidAudio(_) => "invalid_audio",
+            Error::Config(_) => ErrorKind::Config,
+            Error::InvalidAudio(_) => ErrorKind::InvalidAudio,
             Error::HandshakeRejected {
                 status: 401 | 403, ..
-            } => "unauthorized",
-            Error::HandshakeRejected { status: 429, .. } => "rate_limited",
-            Error::HandshakeRejected { .. } => "handshake_rejected",
-            Error::Connect { .. } => "connect",
-            Error::InvalidUpgrade { .. } => "invalid_upgrade",
+            } => ErrorKind::Unauthorized,
+            Error::HandshakeRejected { status: 429, .. } => ErrorKind::RateLimited,
+            Error::HandshakeRejected { .. } => ErrorKind::HandshakeRejected,
+            Error::Connect { .. } => ErrorKind::Connect,
+            Error::Certificate { .. } => ErrorKind::Certificate,
+            Error::InvalidUpgrade { .. } => ErrorKind::InvalidUpgrade,
             Error::ProxyRejected {
                 status: 407 | 403, ..
-            } => "proxy_unauthorized",
-            Error::ProxyRejected { .. } => "proxy_rejected",
-            Error::ResponseTooLarge { .. } => "response_too_large",
-            Error::Timeout { .. } => "timeout",
+            } => ErrorKind::ProxyUnauthorized,
+            Error::ProxyRejected { .. } => ErrorKind::ProxyRejected,
+            Error::ResponseTooLarge { .. } => ErrorKind::ResponseTooLarge,
+            Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Closed { kind, .. } => match kind {
-                CloseKind::Unauthorized => "unauthorized",
-                CloseKind::ServerError => "server_error",
-                CloseKind::InvalidMessage => "invalid_message",
-                CloseKind::AudioViolation => "audio_violation",
-                CloseKind::SessionExpired => "session_expired",
-                CloseKind::TooManySessions => "too_many_sessions",
-                CloseKind::TryAgainLater => "try_again_later",
-                CloseKind::Abnormal => "connection_lost",
-                CloseKind::Other => "closed",
+                CloseKind::Unauthorized => ErrorKind::Unauthorized,
+                CloseKind::ServerError => ErrorKind::ServerError,
+                CloseKind::InvalidMessage => ErrorKind::InvalidMessage,
+                CloseKind::AudioViolation => ErrorKind::AudioViolation,
+                CloseKind::SessionExpired => ErrorKind::SessionExpired,
+                CloseKind::TooManySessions => ErrorKind::TooManySessions,
+                CloseKind::TryAgainLater => ErrorKind::TryAgainLater,
+                CloseKind::Abnormal => ErrorKind::ConnectionLost,
+                CloseKind::Other => ErrorKind::Closed,
             },
-            Error::Server { .. } => "server_error",
-            Error::ConnectionLost(_) => "connection_lost",
-            Error::Decode { .. } => "decode",
-            Error::WebSocket(_) => "websocket",
-            Error::SessionClosed => "session_closed",
+            Error::Server { .. } => ErrorKind::ServerError,
+            Error::ConnectionLost { .. } => ErrorKind::ConnectionLost,
+            Error::Decode { .. } => ErrorKind::Decode,
+            Error::WebSocket(_) => ErrorKind::WebSocket,
+            Error::SessionClosed => ErrorKind::SessionClosed,
+            Error::EventOverflow { .. } => ErrorKind::EventOverflow,
             Error::Api {
                 status: 401 | 403, ..
-            } => "unauthorized",
-            Error::Api { status: 429, .. } => "rate_limited",
-            Error::Api { .. } => "api",
-            Error::LemurShutDown => "lemur_shut_down",
-            Error::Http(_) => "http",
-            Error::EmptyCompletion => "empty_completion",
-            Error::Translation { .. } => "translation",
-            Error::Audio(_) => "audio",
-            Error::Io(_) => "io",
+            } => ErrorKind::Unauthorized,
+            Error::Api { status: 429, .. } => ErrorKind::RateLimited,
+            Error::Api { .. } => ErrorKind::Api,
+            Error::LemurShutDown => ErrorKind::LemurShutDown,
+            Error::Http { .. } => ErrorKind::Http,
+            Error::EmptyCompletion => ErrorKind::EmptyCompletion,
+            Error::Translation { .. } => ErrorKind::Translation,
+            Error::Audio(_) => ErrorKind::Audio,
+            Error::Io(_) => ErrorKind::Io,
         }
     }
 
@@ -336,32 +564,13 @@ impl Error {
         }
     }
 
-    /// Whether trying again (a new connection, the same request later) can help.
-    ///
-    /// Transient network failures, timeouts, 5xx, 429 and the service's "try later" codes are
-    /// retryable; authentication, validation and configuration errors are not.
+    /// Whether trying again (a new connection, the same request later) can help, by the one
+    /// table in [`crate::retry`]: transient network failures, timeouts, 5xx, 429 and the
+    /// service's "try again" close codes are retryable; authentication, validation,
+    /// certificate, configuration errors and 3009 (too many sessions: retrying at once only
+    /// adds load) are not.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::HandshakeRejected { status, .. } | Error::Api { status, .. } => {
-                *status == 429 || *status == 408 || *status >= 500
-            }
-            Error::ProxyRejected { status, .. } => *status >= 500,
-            Error::Connect { .. }
-            | Error::Timeout { .. }
-            | Error::ConnectionLost(_)
-            | Error::Http(_)
-            | Error::EmptyCompletion => true,
-            Error::Closed { kind, .. } => matches!(
-                kind,
-                CloseKind::ServerError
-                    | CloseKind::TooManySessions
-                    | CloseKind::TryAgainLater
-                    | CloseKind::Abnormal
-                    | CloseKind::SessionExpired
-            ),
-            Error::Translation { source, .. } => source.is_retryable(),
-            _ => false,
-        }
+        crate::retry::is_retryable(self)
     }
 
     /// A close-code error, with the documented meaning when the server gave no reason.
@@ -378,68 +587,22 @@ impl Error {
         }
     }
 
-    /// A copy for a second receiver (e.g. `terminate()` and the event stream both report how a
-    /// session ended). Variants holding non-cloneable sources keep only their message.
-    pub(crate) fn duplicate(&self) -> Error {
-        match self {
-            Error::Config(m) => Error::Config(m.clone()),
-            Error::InvalidAudio(m) => Error::InvalidAudio(m.clone()),
-            Error::HandshakeRejected { status, body } => Error::HandshakeRejected {
-                status: *status,
-                body: body.clone(),
-            },
-            Error::Connect { url, message } => Error::Connect {
-                url: url.clone(),
-                message: message.clone(),
-            },
-            Error::InvalidUpgrade { reason } => Error::InvalidUpgrade {
-                reason: reason.clone(),
-            },
-            Error::ProxyRejected { status, message } => Error::ProxyRejected {
-                status: *status,
-                message: message.clone(),
-            },
-            Error::ResponseTooLarge { limit } => Error::ResponseTooLarge { limit: *limit },
-            Error::Timeout { kind, after } => Error::Timeout {
-                kind: *kind,
-                after: *after,
-            },
-            Error::Closed { code, kind, reason } => Error::Closed {
-                code: *code,
-                kind: *kind,
-                reason: reason.clone(),
-            },
-            Error::Server { message } => Error::Server {
-                message: message.clone(),
-            },
-            Error::ConnectionLost(m) => Error::ConnectionLost(m.clone()),
-            Error::Decode { message, payload } => Error::Decode {
-                message: message.clone(),
-                payload: payload.clone(),
-            },
-            Error::WebSocket(m) => Error::WebSocket(m.clone()),
-            Error::SessionClosed => Error::SessionClosed,
-            Error::Api {
-                status,
-                message,
-                request_id,
-                retry_after,
-            } => Error::Api {
-                status: *status,
-                message: message.clone(),
-                request_id: request_id.clone(),
-                retry_after: *retry_after,
-            },
-            Error::LemurShutDown => Error::LemurShutDown,
-            Error::Http(m) => Error::Http(m.clone()),
-            Error::EmptyCompletion => Error::EmptyCompletion,
-            Error::Translation { turn_order, source } => Error::Translation {
-                turn_order: *turn_order,
-                source: Box::new(source.duplicate()),
-            },
-            Error::Audio(m) => Error::Audio(m.clone()),
-            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+    /// A [`Error::ConnectionLost`] without an underlying error.
+    pub(crate) fn connection_lost(message: impl Into<String>) -> Self {
+        Error::ConnectionLost {
+            message: message.into(),
+            source: None,
         }
+    }
+
+    /// A decode error keeping (the first 4 KiB of) the payload, with secrets removed before
+    /// the cut.
+    pub(crate) fn decode_redacted(
+        message: impl std::fmt::Display,
+        payload: &str,
+        redactor: &Redactor,
+    ) -> Self {
+        Self::decode(message, &redactor.redact(payload))
     }
 
     pub(crate) fn decode(message: impl std::fmt::Display, payload: &str) -> Self {
@@ -455,6 +618,86 @@ impl Error {
     }
 }
 
+/// Longest server text (an `Error` frame's message) an error keeps, after redaction.
+const MAX_SERVER_TEXT: usize = 4096;
+
+/// `text` with secrets removed, then cut to [`MAX_SERVER_TEXT`] bytes on a char boundary: the
+/// order matters, a cut through a key must not leave a long prefix of it behind.
+pub(crate) fn server_text(text: &str, redactor: &Redactor) -> String {
+    let clean = redactor.redact(text);
+    let mut end = clean.len().min(MAX_SERVER_TEXT);
+    while !clean.is_char_boundary(end) {
+        end -= 1;
+    }
+    clean[..end].to_string()
+}
+
+/// How the server side of a session (or of a connection attempt) ended before `Termination`.
+#[derive(Debug, Clone)]
+pub(crate) enum PeerEnd {
+    /// A close frame: its code and reason, or `None` when the frame carried no code (1005 on
+    /// the wire, RFC 6455 §7.1.5).
+    Close(Option<(u16, String)>),
+    /// The connection dropped (read error or EOF) without a close frame: why, and the
+    /// transport's error if there was one.
+    Dropped(String, Option<Cause>),
+    /// An `Error` frame came and nothing followed within the grace period.
+    Silent,
+}
+
+/// The one classification of a server-side end, used before `Begin` (connect) and after it
+/// (the session). The service always sends `Termination` on a graceful end, so every end that
+/// reaches this is an error — a close 1000 included.
+///
+/// - An `Error` frame gives the text (redacted, at most 4 KiB); its code is used when the
+///   close has none better (no close, 1000 or no code).
+/// - Otherwise the close gives code and reason ([`Error::closed`]), the code as received.
+/// - A drop without any of these is [`Error::ConnectionLost`].
+pub(crate) fn server_end(
+    end: PeerEnd,
+    error_frame: Option<(Option<i64>, String)>,
+    redactor: &Redactor,
+) -> Error {
+    let frame_code = error_frame
+        .as_ref()
+        .and_then(|(c, _)| *c)
+        .and_then(|c| u16::try_from(c).ok());
+    let frame_text = error_frame
+        .map(|(_, text)| server_text(&text, redactor))
+        .filter(|t| !t.is_empty());
+    let has_frame = frame_code.is_some() || frame_text.is_some();
+    let (close_code, close_reason, dropped) = match end {
+        PeerEnd::Close(Some((code, reason))) => {
+            (Some(code), Some(server_text(&reason, redactor)), None)
+        }
+        PeerEnd::Close(None) => (Some(1005), None, None),
+        PeerEnd::Dropped(why, cause) => (None, None, Some((why, cause))),
+        PeerEnd::Silent => (None, None, None),
+    };
+    // A normal or code-less close after an Error frame says nothing the frame did not.
+    let close_code = close_code.filter(|c| !(has_frame && matches!(c, 1000 | 1005)));
+    let reason = frame_text
+        .or(close_reason.filter(|r| !r.is_empty()))
+        .unwrap_or_default();
+    match close_code.or(frame_code) {
+        Some(code) => Error::closed(code, reason),
+        None if has_frame || !reason.is_empty() => Error::Server {
+            message: if reason.is_empty() {
+                "the server reported an error without a reason".into()
+            } else {
+                reason
+            },
+        },
+        None => {
+            let (why, source) = dropped.unwrap_or_else(|| ("the server went silent".into(), None));
+            Error::ConnectionLost {
+                message: server_text(&why, redactor),
+                source,
+            }
+        }
+    }
+}
+
 impl From<reqwest::Error> for Error {
     fn from(e: reqwest::Error) -> Self {
         // reqwest errors carry the URL, which never holds a secret here (keys travel in headers),
@@ -466,7 +709,10 @@ impl From<reqwest::Error> for Error {
                 after: Duration::ZERO,
             }
         } else {
-            Error::Http(e.to_string())
+            Error::Http {
+                message: e.to_string(),
+                source: Some(Cause::new(e)),
+            }
         }
     }
 }
@@ -488,6 +734,58 @@ mod tests {
         assert!(Error::closed(1013, "").is_retryable());
         assert_eq!(CloseKind::from_code(4001), CloseKind::Unauthorized);
         assert_eq!(CloseKind::from_code(4102), CloseKind::TooManySessions);
+    }
+
+    #[test]
+    fn server_ends_are_classified_once_with_the_code_received() {
+        let r = Redactor::default();
+        let frame = Some((
+            Some(3007),
+            "Input duration violation: 20 ms. Expected between 50 and 1000 ms".to_string(),
+        ));
+        let e = server_end(
+            PeerEnd::Close(Some((3007, "Input duration violation".into()))),
+            frame,
+            &r,
+        );
+        assert_eq!(e.code(), Some(3007));
+        assert!(e.to_string().contains("20 ms"));
+        // Before Termination even a 1000 is an error, with the code received.
+        let e = server_end(PeerEnd::Close(Some((1000, String::new()))), None, &r);
+        assert_eq!((e.code(), e.kind()), (Some(1000), ErrorKind::Closed));
+        let e = server_end(PeerEnd::Close(None), None, &r);
+        assert_eq!(e.code(), Some(1005));
+        let e = server_end(PeerEnd::Close(Some((1008, String::new()))), None, &r);
+        assert_eq!(e.kind(), "unauthorized");
+        let e = server_end(PeerEnd::Silent, Some((None, "boom".into())), &r);
+        assert_eq!(e.kind(), "server_error");
+        // An Error frame's code wins over a normal close that follows it.
+        let e = server_end(
+            PeerEnd::Close(Some((1000, String::new()))),
+            Some((Some(3005), "oops".into())),
+            &r,
+        );
+        assert_eq!(e.code(), Some(3005));
+        let e = server_end(PeerEnd::Dropped("reset".into(), None), None, &r);
+        assert_eq!(e.kind(), "connection_lost");
+    }
+
+    #[test]
+    fn errors_are_clone_and_keep_their_source() {
+        use std::error::Error as _;
+        let e = Error::from(std::io::Error::other("disk on fire"));
+        let copy = e.clone();
+        assert!(copy.source().unwrap().to_string().contains("disk on fire"));
+        let t = Error::Translation {
+            turn_order: 3,
+            source: Box::new(copy),
+        };
+        assert!(t.source().unwrap().to_string().contains("disk on fire"));
+        assert_eq!(t.kind().as_str(), "translation");
+        assert_eq!(
+            serde_json::to_string(&Error::SessionClosed.kind()).unwrap(),
+            "\"session_closed\""
+        );
     }
 
     #[test]

@@ -16,6 +16,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::error::{Error, Result};
 use crate::proxy::{Proxy, ProxySetting, split_host_port};
 use crate::redact::Redactor;
+use crate::session::wire::Sniff;
+
+/// A client websocket as [`connect`] makes it; [`Sniff`] keeps the close code as received.
+pub(crate) type Ws = WebSocketStream<Sniff<MaybeTlsStream<TcpStream>>>;
 
 /// Largest response head or rejection body read during the handshake.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -130,7 +134,7 @@ pub(crate) async fn connect(
     config: WebSocketConfig,
     transport: &Transport,
     redactor: &Redactor,
-) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>> {
+) -> Result<Ws> {
     let url = target.display_url();
     let connect_error = |message: String| Error::Connect {
         url: url.clone(),
@@ -153,6 +157,11 @@ pub(crate) async fn connect(
     let mut stream = if target.secure {
         tls(tcp, &host, &transport.tls).await.map_err(|e| match e {
             Error::Config(m) => Error::Config(m),
+            // Typed, so it is never retried (crate::retry).
+            Error::Certificate { message, .. } => Error::Certificate {
+                url: url.clone(),
+                message,
+            },
             other => connect_error(other.to_string()),
         })?
     } else {
@@ -196,6 +205,7 @@ pub(crate) async fn connect(
     }
     check_upgrade(&head)?;
     let leftover = std::mem::take(&mut buf);
+    let stream = Sniff::new(stream, &leftover);
     Ok(WebSocketStream::from_partially_read(stream, leftover, Role::Client, Some(config)).await)
 }
 
@@ -482,7 +492,13 @@ async fn tls(tcp: TcpStream, host: &str, roots: &TlsRoots) -> Result<MaybeTlsStr
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| Error::WebSocket(format!("TLS: {e}")))?;
+        .map_err(|e| match crate::retry::certificate_failure(&e) {
+            Some(message) => Error::Certificate {
+                url: String::new(),
+                message,
+            },
+            None => Error::WebSocket(format!("TLS: {e}")),
+        })?;
     Ok(MaybeTlsStream::Rustls(stream))
 }
 
@@ -498,7 +514,13 @@ async fn tls(tcp: TcpStream, host: &str, roots: &TlsRoots) -> Result<MaybeTlsStr
     let stream = tokio_native_tls::TlsConnector::from(connector)
         .connect(host, tcp)
         .await
-        .map_err(|e| Error::WebSocket(format!("TLS: {e}")))?;
+        .map_err(|e| match crate::retry::certificate_failure(&e) {
+            Some(message) => Error::Certificate {
+                url: String::new(),
+                message,
+            },
+            None => Error::WebSocket(format!("TLS: {e}")),
+        })?;
     Ok(MaybeTlsStream::NativeTls(stream))
 }
 

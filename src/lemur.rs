@@ -521,30 +521,12 @@ impl Lemur {
                 Ok(bytes) => return Ok(bytes),
                 Err(e) => e,
             };
-            let retryable = match &error {
-                Error::Api { status, .. } => *status == 429 || *status >= 500,
-                Error::Http(_) => true,
-                _ => false,
-            };
-            if !retryable || retry >= inner.max_retries {
+            // One classifier and policy for the crate (crate::retry): 429, 5xx and transport
+            // failures are retried, with Retry-After honoured up to max_retry_wait.
+            let policy = crate::retry::RetryPolicy::new(inner.max_retries, inner.retry_delay, 2)
+                .max_retry_wait(inner.max_retry_wait);
+            let Some(delay) = policy.next_wait(retry, &error) else {
                 return Err(error);
-            }
-            let delay = match &error {
-                // The service said how long to wait: wait that long, or give up if it is more
-                // than the caller accepts.
-                Error::Api {
-                    retry_after: Some(after),
-                    ..
-                } => {
-                    if *after > inner.max_retry_wait {
-                        return Err(error);
-                    }
-                    *after
-                }
-                _ => inner
-                    .retry_delay
-                    .saturating_mul(1 << retry.min(16))
-                    .min(inner.max_retry_wait),
             };
             retry += 1;
             tracing::debug!(
@@ -781,8 +763,8 @@ fn sse_deltas(
         }
         loop {
             let item = match events.next().await {
-                None => Err(Error::ConnectionLost(
-                    "the completion stream ended before `data: [DONE]`".into(),
+                None => Err(Error::connection_lost(
+                    "the completion stream ended before `data: [DONE]`",
                 )),
                 Some(Err(EventStreamError::Transport(e))) => Err(e),
                 Some(Err(e)) => Err(Error::decode(format_args!("invalid event stream: {e}"), "")),
@@ -864,6 +846,12 @@ fn transport_error(e: reqwest::Error) -> Error {
         // Only the user's own client timeout can fire here; ours wraps the whole exchange.
         return Error::from(e);
     }
+    if let Some(message) = crate::retry::certificate_failure(&e) {
+        return Error::Certificate {
+            url: String::new(),
+            message,
+        };
+    }
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -888,7 +876,10 @@ fn transport_error(e: reqwest::Error) -> Error {
         message.push_str(&text);
         source = s.source();
     }
-    Error::Http(message)
+    Error::Http {
+        message,
+        source: Some(crate::error::Cause::new(e)),
+    }
 }
 
 /// Reads a response body up to `limit` bytes. Past the limit, a success body (`strict`) is
@@ -1006,8 +997,7 @@ fn api_error(
     let retry_after = headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(|v| crate::retry::parse_retry_after(v, std::time::SystemTime::now()));
     let header_request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -1327,6 +1317,17 @@ mod tests {
         let e = api_error(429, &headers, br#"{"error":"Too Many Requests"}"#, &key());
         assert!(
             matches!(e, Error::Api { retry_after: Some(d), .. } if d == Duration::from_secs(7))
+        );
+
+        // An HTTP date (RFC 9110 §10.2.3) counts from now.
+        let at = std::time::SystemTime::now() + Duration::from_secs(20);
+        let mut headers = HeaderMap::new();
+        let date = httpdate::fmt_http_date(at);
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
+        let e = api_error(429, &headers, b"", &key());
+        assert!(
+            matches!(e, Error::Api { retry_after: Some(d), .. } if d > Duration::from_secs(17) && d <= Duration::from_secs(20)),
+            "{e:?}"
         );
     }
 

@@ -18,15 +18,17 @@ pub mod protocol;
 mod proxy;
 mod redact;
 pub mod resilient;
+pub mod retry;
 mod session;
 mod stream_audio;
 pub mod translate;
 
 pub use audio::AudioChunk;
 pub use client::{API_KEY_ENV, Region, Secret, StreamingClient, StreamingClientBuilder};
-pub use error::{CloseKind, Error, Result, TimeoutKind};
+pub use error::{Cause, CloseKind, Error, ErrorKind, Result, TimeoutKind};
 pub use params::{ConnectionParams, Encoding, SpeechModel};
 pub use resilient::{ResilientEvent, ResilientSession};
+pub use retry::RetryPolicy;
 pub use session::{
     AudioSink, EventStream, SessionHandle, SessionInfo, StreamingSession, TurnEvent,
 };

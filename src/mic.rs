@@ -199,7 +199,7 @@ impl Microphone {
         std::thread::Builder::new()
             .name("mic-capture".into())
             .spawn(move || capture_thread(thread_config, thread_shared, tx, ready_tx))
-            .map_err(Error::Io)?;
+            .map_err(Error::from)?;
         let (device_name, capture_format) = ready_rx
             .recv()
             .map_err(|_| Error::Audio("microphone thread ended unexpectedly".into()))??;

@@ -128,7 +128,7 @@ async fn a_stream_that_stops_without_done_ends_with_a_typed_error_after_its_delt
     .await;
     let items = collect(&lemur(&url).build().unwrap()).await;
     assert!(
-        matches!(&items[..], [Err(Error::ConnectionLost(_))]),
+        matches!(&items[..], [Err(Error::ConnectionLost { .. })]),
         "{items:?}"
     );
 }

@@ -201,7 +201,10 @@ async fn a_service_that_stays_down_ends_the_stream_with_the_connect_error() {
     let out = collect(events, Duration::from_secs(60)).await;
     let err = out.error.as_ref().expect("one final error");
     assert!(
-        matches!(err.kind(), "connect" | "connection_lost" | "timeout"),
+        matches!(
+            err.kind().as_str(),
+            "connect" | "connection_lost" | "timeout"
+        ),
         "{err:?}"
     );
     assert!(out.reconnects().is_empty());
@@ -234,7 +237,10 @@ async fn a_replay_buffer_smaller_than_the_lost_audio_is_an_audio_gap() {
     out.assert_one_timeline();
     // The first sentence ends a little after 3 s (the emulator's word timing decides where).
     let first_final_end = out.finals()[0].words.last().unwrap().end;
-    assert!((3_000..3_500).contains(&first_final_end), "{first_final_end}");
+    assert!(
+        (3_000..3_500).contains(&first_final_end),
+        "{first_final_end}"
+    );
     let gaps = out.gaps();
     assert_eq!(gaps.len(), 1, "{gaps:?}");
     let (start, duration) = gaps[0];

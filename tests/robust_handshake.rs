@@ -72,7 +72,7 @@ fn connect_error(respond: impl FnOnce(String) -> Vec<u8> + Send + 'static) -> Er
                 err,
                 Error::Connect { .. }
                     | Error::HandshakeRejected { .. }
-                    | Error::ConnectionLost(_)
+                    | Error::ConnectionLost { .. }
                     | Error::Closed { .. }
                     | Error::Server { .. }
                     | Error::WebSocket(_)

@@ -59,7 +59,7 @@ fn audio_error(source: &str, message: impl std::fmt::Display) -> Error {
 
 /// An I/O failure (not bad audio), keeping its kind and naming the source.
 fn io_error(source: &str, e: std::io::Error) -> Error {
-    Error::Io(std::io::Error::new(e.kind(), format!("{source}: {e}")))
+    Error::from(std::io::Error::new(e.kind(), format!("{source}: {e}")))
 }
 
 fn header_error(source: &str, e: HeaderError) -> Error {
@@ -71,7 +71,7 @@ fn header_error(source: &str, e: HeaderError) -> Error {
 
 fn wav_error(path: &Path, e: hound::Error) -> Error {
     match e {
-        hound::Error::IoError(io) => Error::Io(io),
+        hound::Error::IoError(io) => Error::from(io),
         other => Error::Audio(format!("{}: {other}", path.display())),
     }
 }
@@ -438,7 +438,7 @@ impl WavRecorder {
                 }
                 let _ = done_tx.send(result);
             })
-            .map_err(Error::Io)?;
+            .map_err(Error::from)?;
         Ok(Self {
             path,
             sample_rate,

@@ -264,7 +264,7 @@ impl Driver {
     /// Ends the stream with `error` (and answers `terminate()` callers).
     async fn fail(&mut self, error: Error) {
         for w in self.waiters.drain(..) {
-            let _ = w.send(Err(error.duplicate()));
+            let _ = w.send(Err(error.clone()));
         }
         let _ = self.out.send(Err(error)).await;
     }
@@ -398,7 +398,7 @@ impl Driver {
                 }
             } => {
                 let purpose = self.connecting.take().map_or(Purpose::Reconnect, |(p, _)| p);
-                let result = joined.unwrap_or_else(|e| Err(Error::ConnectionLost(format!("connect task failed: {e}"))));
+                let result = joined.unwrap_or_else(|e| Err(Error::connection_lost(format!("connect task failed: {e}"))));
                 self.on_connected(purpose, result).await
             }
             _ = sleep_opt(wake) => Flow::Continue,
@@ -522,8 +522,8 @@ impl Driver {
                 Flow::Stop
             }
             Some(Ok(TurnEvent::Termination(_))) => {
-                self.on_failure(Error::ConnectionLost(
-                    "the session ended without being asked to".into(),
+                self.on_failure(Error::connection_lost(
+                    "the session ended without being asked to",
                 ))
                 .await
             }
@@ -534,8 +534,8 @@ impl Driver {
             Some(Err(e @ Error::Decode { .. })) => self.emit(Err(e)).await,
             Some(Err(e)) => self.on_failure(e).await,
             None => {
-                self.on_failure(Error::ConnectionLost(
-                    "the session ended before Termination".into(),
+                self.on_failure(Error::connection_lost(
+                    "the session ended before Termination",
                 ))
                 .await
             }
@@ -739,7 +739,7 @@ impl Driver {
             downtime,
             replayed,
             session_id,
-            cause: cause.unwrap_or_else(|| Error::ConnectionLost("connection lost".into())),
+            cause: cause.unwrap_or_else(|| Error::connection_lost("connection lost")),
         }))
         .await
     }

@@ -148,28 +148,31 @@ impl ResilientEvent {
     }
 }
 
-/// Whether a new connection can fix this failure — the one place the resilient session
-/// classifies errors (to be replaced by the crate's retry classifier).
+/// Whether a new connection can fix this failure: the crate's one retry table
+/// ([`Error::is_retryable`]), plus what only holds in the middle of a session.
 ///
-/// Transient: a dropped connection or websocket failure, a connect failure or timeout, HTTP
-/// 5xx/408/429 at the upgrade (or from the token provider's request), an HTTP transport
-/// failure, closes 1000 (before `Termination`), 1001, 1006, 1011, 1012, 1013, 3005 and 3008 (a
-/// cap the rollover did not beat), and an `Error` frame without a code.
+/// Transient: everything [`Error::is_retryable`] retries (a dropped connection, a connect
+/// failure or timeout, HTTP 5xx/408/429 at the upgrade or from the token provider's request,
+/// closes 1006, 1011, 1012, 1013, 3005 and 3008 — a cap the rollover did not beat), and, mid
+/// session, closes that name no error (1000, 1001, 1005: the service always sends
+/// `Termination` on a graceful end, so these ended the connection, not the conversation), an
+/// `Error` frame without a code, and websocket protocol failures.
 /// Never: 1008 and HTTP 401/403 (credentials), 3006 and 3007 (the client's messages or audio
 /// are wrong — a new connection would get the same), 3009 (too many sessions: a retry makes
-/// it worse), configuration and audio errors, and the terminate timeout.
+/// it worse), configuration, certificate and audio errors, and the terminate timeout.
 pub fn is_transient(error: &Error) -> bool {
     match error {
-        Error::ConnectionLost(_) | Error::Connect { .. } | Error::WebSocket(_) => true,
-        Error::Server { .. } | Error::Http(_) => true,
-        Error::Timeout { kind, .. } => *kind != TimeoutKind::Termination,
-        Error::HandshakeRejected { status, .. } | Error::Api { status, .. } => {
-            *status >= 500 || *status == 408 || *status == 429
+        Error::Closed {
+            code: 1000 | 1001 | 1005,
+            ..
         }
-        Error::Closed { code, .. } => {
-            matches!(code, 1000 | 1001 | 1006 | 1011 | 1012 | 1013 | 3005 | 3008)
-        }
-        _ => false,
+        | Error::Server { .. }
+        | Error::WebSocket(_) => true,
+        Error::Timeout {
+            kind: TimeoutKind::Termination,
+            ..
+        } => false,
+        _ => error.is_retryable(),
     }
 }
 
@@ -616,7 +619,7 @@ mod tests {
         for status in [400, 401, 403, 404] {
             assert!(!is_transient(&rejected(status)), "{status}");
         }
-        assert!(is_transient(&Error::ConnectionLost("reset".into())));
+        assert!(is_transient(&Error::connection_lost("reset")));
         assert!(is_transient(&Error::Timeout {
             kind: TimeoutKind::Connect,
             after: Duration::from_secs(5)
@@ -627,7 +630,10 @@ mod tests {
         }));
         assert!(!is_transient(&Error::Config("x".into())));
         // The token provider's request.
-        assert!(is_transient(&Error::Http("reset".into())));
+        assert!(is_transient(&Error::Http {
+            message: "reset".into(),
+            source: None,
+        }));
         let api = |status| Error::Api {
             status,
             message: String::new(),

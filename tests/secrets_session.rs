@@ -1,0 +1,142 @@
+//! A server that echoes the API key back never gets it into what the session keeps: close
+//! reasons, `Error`-frame text, the payload a decode error keeps, and the classification of a
+//! failed connect (before `Begin`). Whole and partial echoes are both checked.
+
+mod common;
+
+use std::time::Duration;
+
+use assemblyai_streaming::{ConnectionParams, Error, StreamingClient};
+use common::*;
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+const CANARY: &str = "sk-canary-7f3a9c2e41d8b6";
+
+fn client(url: &str) -> StreamingClient {
+    StreamingClient::builder()
+        .api_key(CANARY)
+        .base_url(url)
+        .retries(0, Duration::ZERO)
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
+}
+
+/// Everything an application could print or log about `e`.
+#[track_caller]
+fn assert_clean(e: &Error) {
+    let mut texts = vec![e.to_string(), format!("{e:?}")];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        texts.push(s.to_string());
+        source = s.source();
+    }
+    for text in texts {
+        assert!(!text.contains(CANARY), "whole key in {text}");
+        assert!(!text.contains(&CANARY[..12]), "key prefix in {text}");
+        assert!(!text.contains(&CANARY[10..]), "key suffix in {text}");
+    }
+}
+
+async fn session_errors(script: fn() -> Vec<Message>) -> Vec<Error> {
+    let server = serve(
+        |_| None,
+        move |mut ws, _| async move {
+            ws.send(begin()).await.unwrap();
+            for m in script() {
+                let _ = ws.send(m).await;
+            }
+            while let Some(Ok(_)) = ws.next().await {}
+        },
+    )
+    .await;
+    let session = client(&server.url)
+        .connect(ConnectionParams::new())
+        .await
+        .unwrap();
+    let items: Vec<_> = tokio::time::timeout(Duration::from_secs(5), session.collect::<Vec<_>>())
+        .await
+        .unwrap();
+    items.into_iter().filter_map(|i| i.err()).collect()
+}
+
+fn close_with(reason: String) -> Message {
+    Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: 3005.into(),
+        reason: reason.into(),
+    }))
+}
+
+#[tokio::test]
+async fn a_close_reason_echoing_the_key_is_redacted() {
+    let errors = session_errors(|| vec![close_with(format!("bad key {CANARY}"))]).await;
+    assert_eq!(errors.len(), 1);
+    assert_clean(&errors[0]);
+    assert!(errors[0].to_string().contains("bad key <redacted>"));
+}
+
+#[tokio::test]
+async fn an_error_frame_echoing_the_key_is_redacted() {
+    let errors = session_errors(|| {
+        vec![
+            Message::text(
+                serde_json::json!({"type": "Error", "error_code": 3005,
+                    "error": format!("rejected {} and {}", CANARY, &CANARY[..14])})
+                .to_string(),
+            ),
+            close_with(String::new()),
+        ]
+    })
+    .await;
+    assert_eq!(errors.len(), 1);
+    assert_clean(&errors[0]);
+}
+
+#[tokio::test]
+async fn a_decode_error_keeps_its_payload_without_the_key() {
+    let errors = session_errors(|| {
+        // A frame over 4 KiB with the key at the cut: redaction comes before truncation.
+        let padding = "x".repeat(4096 - 20);
+        vec![
+            Message::text(format!(
+                r#"{{"type":"Turn","turn_order":"{padding}{CANARY}"#
+            )),
+            Message::text(format!(r#"{{"type":"Turn","echo":"{CANARY}"#)),
+            close_with(String::new()),
+        ]
+    })
+    .await;
+    let decodes: Vec<_> = errors
+        .iter()
+        .filter(|e| matches!(e, Error::Decode { .. }))
+        .collect();
+    assert_eq!(decodes.len(), 2, "{errors:?}");
+    for e in &errors {
+        assert_clean(e);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_connect_echoing_the_key_is_redacted() {
+    let server = serve(
+        |_| None,
+        |mut ws, _| async move {
+            let _ = ws
+                .send(Message::text(
+                    serde_json::json!({"type": "Error", "error_code": 1008,
+                        "error": format!("Invalid API key: {CANARY}")})
+                    .to_string(),
+                ))
+                .await;
+            close(&mut ws, 1008, &format!("key {}", &CANARY[..16])).await;
+        },
+    )
+    .await;
+    let err = client(&server.url)
+        .connect(ConnectionParams::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "unauthorized");
+    assert_clean(&err);
+}
