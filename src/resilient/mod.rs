@@ -153,17 +153,18 @@ impl ResilientEvent {
 ///
 /// Transient: everything [`Error::is_retryable`] retries (a dropped connection, a connect
 /// failure or timeout, HTTP 5xx/408/429 at the upgrade or from the token provider's request,
-/// closes 1006, 1011, 1012, 1013, 3005 and 3008 — a cap the rollover did not beat), and, mid
+/// closes 1006, 1012, 1013, 3005 and 3008 — a cap the rollover did not beat), and, mid
 /// session, closes that name no error (1000, 1001, 1005: the service always sends
-/// `Termination` on a graceful end, so these ended the connection, not the conversation), an
-/// `Error` frame without a code, and websocket protocol failures.
+/// `Termination` on a graceful end, so these ended the connection, not the conversation),
+/// 1011 (the server's internal error), an `Error` frame without a code, and websocket protocol
+/// failures.
 /// Never: 1008 and HTTP 401/403 (credentials), 3006 and 3007 (the client's messages or audio
 /// are wrong — a new connection would get the same), 3009 (too many sessions: a retry makes
 /// it worse), configuration, certificate and audio errors, and the terminate timeout.
 pub fn is_transient(error: &Error) -> bool {
     match error {
         Error::Closed {
-            code: 1000 | 1001 | 1005,
+            code: 1000 | 1001 | 1005 | 1011,
             ..
         }
         | Error::Server { .. }
