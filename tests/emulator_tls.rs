@@ -156,3 +156,55 @@ async fn a_user_given_certificate_and_key_are_served() {
         ServerMessage::Begin(_)
     ));
 }
+
+/// The whole crate over TLS: the streaming client and `Lemur` trust the emulator's generated
+/// CA through `add_root_certificate`, and stream the bundled sample to its final turns.
+#[tokio::test]
+async fn the_crates_own_clients_trust_the_emulator_ca_and_work_over_wss_and_https() {
+    use assemblyai_streaming::audio::{paced, read_wav};
+    use assemblyai_streaming::emulator::Script;
+    use assemblyai_streaming::lemur::Lemur;
+    use assemblyai_streaming::{ConnectionParams, Encoding, StreamingClient, TurnEvent};
+
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/assets");
+    let emulator = Emulator::builder()
+        .script(Script::from_json_file(assets.join("sample.script.json")).unwrap())
+        .tls(TlsCertificate::SelfSigned)
+        .start()
+        .await
+        .unwrap();
+    let ca = emulator.ca_certificate_pem().unwrap().to_owned();
+    let client = StreamingClient::builder()
+        .api_key(emulator.api_key())
+        .base_url(emulator.wss_url().unwrap())
+        .add_root_certificate(&ca)
+        .build()
+        .unwrap();
+    let session = client
+        .connect(ConnectionParams::new().format_turns(true))
+        .await
+        .unwrap();
+    let (chunks, _) = read_wav(assets.join("sample.wav"), 16_000).unwrap();
+    let events: Vec<_> = session
+        .stream_audio(paced(chunks, 16_000, Encoding::PcmS16le))
+        .collect()
+        .await;
+    let finals: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Ok(TurnEvent::Final(t)) => Some(t.transcript.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finals.len(), 3, "{events:?}");
+    assert!(matches!(events.last(), Some(Ok(TurnEvent::Termination(_)))));
+
+    let lemur = Lemur::builder()
+        .api_key(emulator.api_key())
+        .base_url(emulator.https_url().unwrap())
+        .add_root_certificate(&ca)
+        .build()
+        .unwrap();
+    let spanish = lemur.translate(&finals[0], "es").await.unwrap();
+    assert!(spanish.starts_with("Hola"), "{spanish}");
+}
