@@ -184,6 +184,10 @@ pub enum Error {
         url: String,
         /// What went wrong.
         message: String,
+        /// The socket's error, when one caused it (`downcast_ref::<std::io::Error>()` on
+        /// [`Cause::get`] gives its `kind()`: refused, reset, …).
+        #[source]
+        source: Option<Cause>,
     },
 
     /// A bounded wait expired.

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_acc
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::proxy::{Proxy, ProxySetting, split_host_port};
 use crate::redact::Redactor;
 use crate::session::wire::Sniff;
@@ -139,16 +139,29 @@ pub(crate) async fn connect(
     let connect_error = |message: String| Error::Connect {
         url: url.clone(),
         message,
+        source: None,
+    };
+    // A socket failure keeps the io::Error as its source.
+    let io_error = |e: std::io::Error| Error::Connect {
+        url: url.clone(),
+        message: e.to_string(),
+        source: Some(Cause::new(e)),
     };
     let (host, port) = target.host_port()?;
     let tcp = match &transport.proxy {
         None => TcpStream::connect((host.as_str(), port))
             .await
-            .map_err(|e| connect_error(e.to_string()))?,
+            .map_err(io_error)?,
         Some(proxy) => tunnel(proxy, &host, port, redactor)
             .await
             .map_err(|e| match e {
-                Error::Connect { message, .. } => connect_error(message),
+                Error::Connect {
+                    message, source, ..
+                } => Error::Connect {
+                    url: url.clone(),
+                    message,
+                    source,
+                },
                 other => other,
             })?,
     };
@@ -184,11 +197,8 @@ pub(crate) async fn connect(
     stream
         .write_all(request.as_bytes())
         .await
-        .map_err(|e| connect_error(e.to_string()))?;
-    stream
-        .flush()
-        .await
-        .map_err(|e| connect_error(e.to_string()))?;
+        .map_err(io_error)?;
+    stream.flush().await.map_err(io_error)?;
 
     let (head, mut buf) = read_head(&mut stream).await.map_err(connect_error)?;
     if head.status != 101 {
@@ -318,10 +328,16 @@ async fn tunnel(proxy: &Proxy, host: &str, port: u16, redactor: &Redactor) -> Re
     let connect_error = |message: String| Error::Connect {
         url: String::new(),
         message,
+        source: None,
+    };
+    let io_error = |e: std::io::Error| Error::Connect {
+        url: String::new(),
+        message: format!("proxy {}: {e}", proxy.display()),
+        source: Some(Cause::new(e)),
     };
     let mut tcp = TcpStream::connect((proxy.host.as_str(), proxy.port))
         .await
-        .map_err(|e| connect_error(format!("proxy {}: {e}", proxy.display())))?;
+        .map_err(io_error)?;
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -334,9 +350,7 @@ async fn tunnel(proxy: &Proxy, host: &str, port: u16, redactor: &Redactor) -> Re
         request.push_str("\r\n");
     }
     request.push_str("\r\n");
-    tcp.write_all(request.as_bytes())
-        .await
-        .map_err(|e| connect_error(format!("proxy {}: {e}", proxy.display())))?;
+    tcp.write_all(request.as_bytes()).await.map_err(io_error)?;
     let (head, rest) = read_head(&mut tcp)
         .await
         .map_err(|m| connect_error(format!("proxy {}: {m}", proxy.display())))?;

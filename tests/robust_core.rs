@@ -613,4 +613,29 @@ async fn errors_keep_their_causes_and_clone_with_them() {
             "{e:?}"
         );
     }
+    // A refused websocket connection: the socket's io::Error is the source, with its kind.
+    let port = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let client = assemblyai_streaming::StreamingClient::builder()
+        .api_key(KEY)
+        .base_url(format!("ws://127.0.0.1:{port}"))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let err = client
+        .connect(assemblyai_streaming::ConnectionParams::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "connect", "{err:?}");
+    for e in [&err, &err.clone()] {
+        let cause = std::error::Error::source(e).expect("a source");
+        let cause = cause.downcast_ref::<assemblyai_streaming::Cause>().unwrap();
+        let io = cause
+            .get()
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
 }
