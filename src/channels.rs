@@ -192,6 +192,7 @@ impl MergedChannels {
     /// [`connect`](crate::StreamingClient::connect); sessions already opened are dropped
     /// (closed) on failure.
     #[cfg(feature = "wav")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "wav")))]
     pub async fn from_wav(
         client: &crate::StreamingClient,
         params: crate::ConnectionParams,
