@@ -23,8 +23,10 @@
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let emulator = Emulator::builder().script(Script::from_texts(["Hello, world."])).start().await?;
-//! # // A 1.5 s stereo call: the left channel speaks first (0–0.5 s), the right answers (0.6–1.1 s).
+//! # let script = Script::from_texts(["Hello, world."]);
+//! # let emulator = Emulator::builder().script(script).start().await?;
+//! # // A 1.5 s stereo call: the left channel speaks first (0–0.5 s), the right one answers
+//! # // (0.6–1.1 s).
 //! # let call = std::env::temp_dir().join(format!("channels-doc-{}.wav", std::process::id()));
 //! # let spec = hound::WavSpec {
 //! #     channels: 2,

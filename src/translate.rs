@@ -23,17 +23,18 @@
 //! # let script: assemblyai_streaming::emulator::Script = serde_json::from_str(
 //! #     r#"{"turns":[{"text":"Hello, world.","translations":{"es":"Hola, mundo."}}]}"#,
 //! # )?;
-//! # let emulator = assemblyai_streaming::emulator::Emulator::builder().script(script).start().await?;
+//! # use assemblyai_streaming::{audio::paced, emulator::Emulator, AudioChunk, Encoding};
+//! # let emulator = Emulator::builder().script(script).start().await?;
 //! # let client = assemblyai_streaming::StreamingClient::builder()
 //! #     .api_key(emulator.api_key())
 //! #     .base_url(emulator.ws_url())
 //! #     .build()?;
-//! # let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8_000.0) as i16).collect();
-//! # let audio = [tone, vec![0; 9_600]].map(|s| assemblyai_streaming::AudioChunk::from_pcm16(&s));
+//! # let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8e3) as i16).collect();
+//! # let audio = [tone, vec![0; 9_600]].map(|s| AudioChunk::from_pcm16(&s)); // 600 ms each
 //! # let session = client
 //! #     .connect(assemblyai_streaming::ConnectionParams::new().format_turns(true))
 //! #     .await?
-//! #     .stream_audio(assemblyai_streaming::audio::paced(audio, 16_000, assemblyai_streaming::Encoding::PcmS16le));
+//! #     .stream_audio(paced(audio, 16_000, Encoding::PcmS16le));
 //! // `session`: a session's events, e.g. `StreamingSession::stream_audio(..)`.
 //! let lemur = Lemur::builder() // key from ASSEMBLYAI_API_KEY
 //! #   .api_key(emulator.api_key())
@@ -55,7 +56,8 @@
 //!         Err(e) => eprintln!("{e}"), // a failed translation: the stream goes on
 //!     }
 //! }
-//! # assert_eq!(lines, ["EN: Hello, world.", "ES: Hola, mundo."]); // each translation after its final
+//! # // Each translation follows its final.
+//! # assert_eq!(lines, ["EN: Hello, world.", "ES: Hola, mundo."]);
 //! # Ok(()) }
 //! ```
 //!
@@ -679,17 +681,18 @@ where
 /// # let script: assemblyai_streaming::emulator::Script = serde_json::from_str(
 /// #     r#"{"turns":[{"text":"Hello, world.","translations":{"es":"Hola, mundo."}}]}"#,
 /// # )?;
-/// # let emulator = assemblyai_streaming::emulator::Emulator::builder().script(script).start().await?;
+/// # use assemblyai_streaming::{audio::paced, emulator::Emulator, AudioChunk, Encoding};
+/// # let emulator = Emulator::builder().script(script).start().await?;
 /// # let client = assemblyai_streaming::StreamingClient::builder()
 /// #     .api_key(emulator.api_key())
 /// #     .base_url(emulator.ws_url())
 /// #     .build()?;
-/// # let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8_000.0) as i16).collect();
-/// # let audio = [tone, vec![0; 9_600]].map(|s| assemblyai_streaming::AudioChunk::from_pcm16(&s));
+/// # let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8e3) as i16).collect();
+/// # let audio = [tone, vec![0; 9_600]].map(|s| AudioChunk::from_pcm16(&s)); // 600 ms each
 /// # let events = client
 /// #     .connect(assemblyai_streaming::ConnectionParams::new().format_turns(true))
 /// #     .await?
-/// #     .stream_audio(assemblyai_streaming::audio::paced(audio, 16_000, assemblyai_streaming::Encoding::PcmS16le));
+/// #     .stream_audio(paced(audio, 16_000, Encoding::PcmS16le));
 /// // `events`: a session's events, e.g. `StreamingSession::stream_audio(..)`.
 /// let lemur = Lemur::builder() // key from ASSEMBLYAI_API_KEY
 /// #   .api_key(emulator.api_key())

@@ -89,12 +89,15 @@ const IN_MEMORY: &str = "WAV input";
 /// read. Streaming WAVs (placeholder lengths) and truncated tails are read as far as they go.
 ///
 /// ```
+/// use assemblyai_streaming::audio::read_wav;
+///
 /// # fn main() -> assemblyai_streaming::Result<()> {
-/// let (chunks, info) = assemblyai_streaming::audio::read_wav("examples/assets/sample.wav", 16_000)?;
+/// let (chunks, info) = read_wav("examples/assets/sample.wav", 16_000)?;
 /// println!("{} Hz, {} channel(s), {:?} → {} chunks", info.sample_rate, info.channels,
 ///          info.duration(), chunks.len());
 /// # assert_eq!((info.sample_rate, info.channels), (16_000, 1));
-/// # assert_eq!(chunks.len() as u64, info.frames.div_ceil(1_600)); // 100 ms chunks, the last shorter
+/// # // 100 ms chunks, the last one shorter
+/// # assert_eq!(chunks.len() as u64, info.frames.div_ceil(1_600));
 /// # assert!(chunks[..chunks.len() - 1].iter().all(|c| c.len() == 3_200));
 /// # Ok(()) }
 /// ```

@@ -18,7 +18,7 @@
 //!
 //! # #[tokio::main]
 //! # async fn main() { my_service_transcribes().await }
-//! #[cfg_attr(test, tokio::test)] // a `#[tokio::test]` in your tests; this page runs it from `main`
+//! #[cfg_attr(test, tokio::test)] // i.e. `#[tokio::test]` in your tests
 //! async fn my_service_transcribes() {
 //!     let emulator = Emulator::builder()
 //!         .script(Script::from_texts(["Hello, world."]))
@@ -34,8 +34,9 @@
 //!     // Stream "speech" at real-time pace: turns end where the audio pauses, and their words
 //!     // come from the script. Any other client works too: connect to
 //!     // `{ws_url}/v3/ws?speech_model=...` with `Authorization: {api_key}`.
-//!     let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8_000.0) as i16).collect();
-//!     let audio = [AudioChunk::from_pcm16(&tone), AudioChunk::from_pcm16(&[0; 9_600])]; // 600 ms each
+//!     let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8e3) as i16).collect();
+//!     let silence = vec![0; 9_600];
+//!     let audio = [&tone, &silence].map(|s| AudioChunk::from_pcm16(s)); // 600 ms each
 //!     let mut events = session.stream_audio(paced(audio, 16_000, Encoding::PcmS16le));
 //!     let mut finals = Vec::new();
 //!     while let Some(event) = events.next().await {

@@ -72,8 +72,9 @@
 //!     .await?;
 //! let (mut sink, mut events) = session.split();
 //! // `chunks`: 16 kHz mono s16le audio (e.g. from `audio::read_wav`), sent at real time.
-//! # let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8_000.0) as i16).collect();
-//! # let chunks = vec![AudioChunk::from_pcm16(&tone), AudioChunk::from_pcm16(&[0; 9_600])]; // 600 ms of "speech", 600 ms of silence
+//! # // 600 ms of "speech", then 600 ms of silence.
+//! # let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8e3) as i16).collect();
+//! # let chunks = vec![AudioChunk::from_pcm16(&tone), AudioChunk::from_pcm16(&[0; 9_600])];
 //! let mut audio = paced(chunks, 16_000, Encoding::PcmS16le);
 //! tokio::spawn(async move {
 //!     while let Some(chunk) = audio.next().await {
@@ -97,7 +98,8 @@
 //!     }
 //! }
 //! # assert_eq!(reconnects, 1);
-//! # assert_eq!(finals, ["hello world"]); // the dropped audio was replayed: one whole turn (unformatted)
+//! # // The dropped audio was replayed: one whole turn (unformatted).
+//! # assert_eq!(finals, ["hello world"]);
 //! # Ok(()) }
 //! ```
 

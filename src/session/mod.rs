@@ -198,7 +198,8 @@ pub struct SessionInfo {
 ///
 /// # #[tokio::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let emulator = Emulator::builder().script(Script::from_texts(["Hello, world."])).start().await?;
+/// # let script = Script::from_texts(["Hello, world."]);
+/// # let emulator = Emulator::builder().script(script).start().await?;
 /// let client = StreamingClient::builder() // key from ASSEMBLYAI_API_KEY
 /// #   .api_key(emulator.api_key())
 /// #   .base_url(emulator.ws_url())
@@ -206,8 +207,9 @@ pub struct SessionInfo {
 /// let session = client.connect(ConnectionParams::new()).await?;
 /// let (mut sink, mut events) = session.split();
 /// // `chunks`: 16 kHz mono s16le audio (e.g. from `audio::read_wav`), sent at real time.
-/// # let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8_000.0) as i16).collect();
-/// # let chunks = vec![AudioChunk::from_pcm16(&tone), AudioChunk::from_pcm16(&[0; 9_600])]; // 600 ms of "speech", 600 ms of silence
+/// # // 600 ms of "speech", then 600 ms of silence.
+/// # let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8e3) as i16).collect();
+/// # let chunks = vec![AudioChunk::from_pcm16(&tone), AudioChunk::from_pcm16(&[0; 9_600])];
 /// let mut audio = paced(chunks, 16_000, Encoding::PcmS16le);
 /// tokio::spawn(async move {
 ///     while let Some(chunk) = audio.next().await {
