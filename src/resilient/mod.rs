@@ -49,7 +49,8 @@
 //! ```
 //! use assemblyai_streaming::audio::paced;
 //! use assemblyai_streaming::resilient::{ResilientEvent, ResilientSession};
-//! use assemblyai_streaming::{AudioChunk, ConnectionParams, Encoding, StreamingClient, TurnEvent};
+//! use assemblyai_streaming::{ConnectionParams, Encoding, StreamingClient, TurnEvent};
+//! # use assemblyai_streaming::AudioChunk;
 //! use futures::{SinkExt, StreamExt};
 //! # use assemblyai_streaming::emulator::{Emulator, Faults, Script};
 //!

@@ -192,7 +192,8 @@ pub struct SessionInfo {
 ///
 /// ```
 /// use assemblyai_streaming::audio::paced;
-/// use assemblyai_streaming::{AudioChunk, ConnectionParams, Encoding, StreamingClient, TurnEvent};
+/// use assemblyai_streaming::{ConnectionParams, Encoding, StreamingClient, TurnEvent};
+/// # use assemblyai_streaming::AudioChunk;
 /// use futures::{SinkExt, StreamExt};
 /// # use assemblyai_streaming::emulator::{Emulator, Script};
 ///
