@@ -15,20 +15,48 @@
 //!   silent channel, which sends nothing, cannot stall the others;
 //! - the stream ends when every channel's stream has ended.
 //!
-//! ```no_run
+//! ```
 //! use assemblyai_streaming::channels::MergedChannels;
 //! use assemblyai_streaming::{ConnectionParams, StreamingClient, TurnEvent};
 //! use futures::StreamExt;
+//! # use assemblyai_streaming::emulator::{Emulator, Script};
 //!
-//! # async fn run() -> assemblyai_streaming::Result<()> {
-//! let client = StreamingClient::from_env()?;
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let script = Script::from_texts(["Hello, world."]);
+//! # let emulator = Emulator::builder().script(script).start().await?;
+//! # // A 1.5 s stereo call: the left channel speaks first (0–0.5 s), the right one answers
+//! # // (0.6–1.1 s).
+//! # let call = std::env::temp_dir().join(format!("channels-doc-{}.wav", std::process::id()));
+//! # let spec = hound::WavSpec {
+//! #     channels: 2,
+//! #     sample_rate: 16_000,
+//! #     bits_per_sample: 16,
+//! #     sample_format: hound::SampleFormat::Int,
+//! # };
+//! # let mut wav = hound::WavWriter::create(&call, spec)?;
+//! # for i in 0..24_000 {
+//! #     let tone = ((i as f32 * 0.2).sin() * 8_000.0) as i16;
+//! #     wav.write_sample(if i < 8_000 { tone } else { 0 })?;
+//! #     wav.write_sample(if (9_600..17_600).contains(&i) { tone } else { 0 })?;
+//! # }
+//! # wav.finalize()?;
+//! let client = StreamingClient::builder() // key from ASSEMBLYAI_API_KEY
+//! #   .api_key(emulator.api_key())
+//! #   .base_url(emulator.ws_url())
+//!     .build()?;
 //! let params = ConnectionParams::new().format_turns(true);
-//! let mut events = MergedChannels::from_wav(&client, params, "call.wav", true).await?;
+//! // `call`: a stereo WAV with one speaker per channel, streamed at real time.
+//! let mut events = MergedChannels::from_wav(&client, params, &call, true).await?;
+//! # let mut speakers = Vec::new();
 //! while let Some(tagged) = events.next().await {
 //!     if let TurnEvent::Final(turn) = tagged.event? {
 //!         println!("channel {}: {}", tagged.channel, turn.transcript);
+//! #       speakers.push(tagged.channel);
 //!     }
 //! }
+//! # assert_eq!(speakers, [0, 1]); // in audio-time order
+//! # std::fs::remove_file(&call)?;
 //! # Ok(()) }
 //! ```
 
@@ -166,6 +194,7 @@ impl MergedChannels {
     /// [`connect`](crate::StreamingClient::connect); sessions already opened are dropped
     /// (closed) on failure.
     #[cfg(feature = "wav")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "wav")))]
     pub async fn from_wav(
         client: &crate::StreamingClient,
         params: crate::ConnectionParams,

@@ -379,15 +379,21 @@ struct Inner {
 
 /// Opens streaming sessions. Cheap to clone; share one per application.
 ///
-/// ```no_run
+/// ```
 /// use assemblyai_streaming::{ConnectionParams, StreamingClient};
 ///
-/// # async fn run() -> assemblyai_streaming::Result<()> {
-/// let client = StreamingClient::builder()
-///     .base_url("ws://127.0.0.1:8080") // the local emulator; omit for the real service
-///     .build()?;                         // key from ASSEMBLYAI_API_KEY
-/// let session = client.connect(ConnectionParams::new().format_turns(true)).await?;
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let emulator = assemblyai_streaming::emulator::Emulator::builder().start().await?;
+/// let client = StreamingClient::builder() // key from ASSEMBLYAI_API_KEY
+/// #   .api_key(emulator.api_key())
+/// #   .base_url(emulator.ws_url())
+///     .build()?;
+/// let mut session = client.connect(ConnectionParams::new().format_turns(true)).await?;
 /// println!("session {}", session.id());
+/// # assert!(!session.id().is_empty()); // from the service's Begin
+/// let termination = session.terminate().await?; // no audio sent: 0 s processed
+/// # assert_eq!(termination.audio_duration_seconds, Some(0.0));
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]

@@ -6,13 +6,24 @@
 //! available as [`Backend::LegacyLemur`] for servers that keep it alive (or the emulator); a
 //! `404` from it becomes [`Error::LemurShutDown`], which says how to switch.
 //!
-//! ```no_run
-//! # async fn demo() -> assemblyai_streaming::Result<()> {
+//! ```
 //! use assemblyai_streaming::lemur::Lemur;
+//! # use assemblyai_streaming::emulator::{Emulator, Script};
 //!
-//! let lemur = Lemur::builder().build()?; // key from ASSEMBLYAI_API_KEY
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let script: Script = serde_json::from_str(
+//! #     r#"{"turns":[{"text":"Hello, world.","translations":{"es":"Hola, mundo."}}]}"#,
+//! # )?;
+//! # let emulator = Emulator::builder().script(script).start().await?;
+//! let lemur = Lemur::builder() // key from ASSEMBLYAI_API_KEY
+//! #   .api_key(emulator.api_key())
+//! #   .base_url(emulator.http_url())
+//!     .build()?;
 //! let spanish = lemur.translate("Hello, world.", "es").await?;
 //! let summary = lemur.task("Summarize in one sentence.", "…a long transcript…").await?;
+//! # assert_eq!(spanish, "Hola, mundo.");
+//! # assert!(!summary.is_empty());
 //! # Ok(()) }
 //! ```
 //!
@@ -483,14 +494,22 @@ impl Lemur {
     ///
     /// With [`Backend::LegacyLemur`] this fails with [`Error::Config`]: LeMUR had no chat API.
     ///
-    /// ```no_run
-    /// # async fn demo(lemur: assemblyai_streaming::lemur::Lemur) -> assemblyai_streaming::Result<()> {
+    /// ```
     /// use assemblyai_streaming::lemur::{ChatMessage, ChatRequest};
     ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let emulator = assemblyai_streaming::emulator::Emulator::builder().start().await?;
+    /// # let lemur = assemblyai_streaming::lemur::Lemur::builder()
+    /// #     .api_key(emulator.api_key())
+    /// #     .base_url(emulator.http_url())
+    /// #     .build()?;
     /// let mut request = ChatRequest::new(vec![ChatMessage::user("Name three rivers.")]);
     /// request.max_tokens = Some(50);
     /// let response = lemur.chat(request).await?;
     /// println!("{:?} ({:?})", response.text(), response.usage);
+    /// # assert!(response.text().is_some_and(|t| !t.is_empty()));
+    /// # assert!(response.usage.is_some());
     /// # Ok(()) }
     /// ```
     pub async fn chat(&self, mut request: ChatRequest) -> Result<ChatResponse> {
@@ -616,15 +635,25 @@ impl Lemur {
     ///
     /// With [`Backend::LegacyLemur`] the only item is [`Error::Config`].
     ///
-    /// ```no_run
-    /// # async fn demo(lemur: assemblyai_streaming::lemur::Lemur) -> assemblyai_streaming::Result<()> {
+    /// ```
     /// use assemblyai_streaming::lemur::{ChatMessage, ChatRequest};
     /// use futures::StreamExt;
     ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let emulator = assemblyai_streaming::emulator::Emulator::builder().start().await?;
+    /// # let lemur = assemblyai_streaming::lemur::Lemur::builder()
+    /// #     .api_key(emulator.api_key())
+    /// #     .base_url(emulator.http_url())
+    /// #     .build()?;
+    /// # let mut text = String::new();
     /// let mut deltas = lemur.chat_stream(ChatRequest::new(vec![ChatMessage::user("Hi")]));
     /// while let Some(delta) = deltas.next().await {
-    ///     print!("{}", delta?);
+    ///     let delta = delta?;
+    ///     print!("{delta}");
+    /// #   text.push_str(&delta);
     /// }
+    /// # assert!(text.contains("Hi")); // the emulator echoes the prompt, marked
     /// # Ok(()) }
     /// ```
     pub fn chat_stream(&self, mut request: ChatRequest) -> BoxStream<'static, Result<String>> {

@@ -1,4 +1,5 @@
 #![doc = include_str!("docs/tutorial.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -7,11 +8,13 @@ pub mod captions;
 pub mod channels;
 mod client;
 #[cfg(feature = "emulator")]
+#[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod emulator;
 pub mod error;
 mod handshake;
 pub mod lemur;
 #[cfg(feature = "mic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mic")))]
 pub mod mic;
 pub mod params;
 pub mod protocol;

@@ -14,6 +14,7 @@
 //! * the [`Microphone`] is a `futures::Stream<Item = Result<AudioChunk>>`. A device error or a
 //!   device that disappears ends it with an [`Error::Audio`].
 //!
+// no_run: needs a microphone (a sound card), which CI machines and containers lack.
 //! ```no_run
 //! # async fn run() -> assemblyai_streaming::Result<()> {
 //! use assemblyai_streaming::mic::{MicConfig, Microphone};

@@ -53,20 +53,34 @@ impl StreamingSession {
     /// [`audio::paced`](crate::audio::paced). Take a [`handle`](Self::handle) first for
     /// control messages. Needs a Tokio runtime (the pump is a task).
     ///
-    /// ```no_run
+    /// ```
     /// use assemblyai_streaming::audio::{paced, read_wav};
     /// use assemblyai_streaming::{ConnectionParams, Encoding, StreamingClient, TurnEvent};
     /// use futures::StreamExt;
+    /// # use assemblyai_streaming::emulator::{Emulator, Script};
     ///
-    /// # async fn run() -> assemblyai_streaming::Result<()> {
-    /// let session = StreamingClient::from_env()?.connect(ConnectionParams::new()).await?;
-    /// let (chunks, _) = read_wav("call.wav", 16_000)?;
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let emulator = Emulator::builder()
+    /// #     .script(Script::from_json_file("examples/assets/sample.script.json")?)
+    /// #     .start()
+    /// #     .await?;
+    /// let client = StreamingClient::builder() // key from ASSEMBLYAI_API_KEY
+    /// #   .api_key(emulator.api_key())
+    /// #   .base_url(emulator.ws_url())
+    ///     .build()?;
+    /// let session = client.connect(ConnectionParams::new().format_turns(true)).await?;
+    /// let (chunks, _) = read_wav("examples/assets/sample.wav", 16_000)?;
+    /// # let chunks = chunks[..40].to_vec(); // its first 4 s (one sentence) keep this test short
     /// let mut events = session.stream_audio(paced(chunks, 16_000, Encoding::PcmS16le));
+    /// # let mut finals = Vec::new();
     /// while let Some(event) = events.next().await {
     ///     if let TurnEvent::Final(turn) = event? {
     ///         println!("{}", turn.transcript);
+    /// #       finals.push(turn.transcript);
     ///     }
     /// }
+    /// # assert_eq!(finals, ["Hello, and welcome to the live translation demo."]);
     /// # Ok(()) }
     /// ```
     pub fn stream_audio<S>(self, audio: S) -> PumpedEvents

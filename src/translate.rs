@@ -12,24 +12,52 @@
 //!   stream goes on;
 //! - dropping the stream cancels the translations still in flight.
 //!
-//! ```no_run
-//! # async fn demo(session: impl futures::Stream<Item = assemblyai_streaming::Result<assemblyai_streaming::TurnEvent>> + Send + 'static)
-//! # -> assemblyai_streaming::Result<()> {
+//! ```
 //! use assemblyai_streaming::lemur::Lemur;
 //! use assemblyai_streaming::translate::{translate_finals, TranslateOptions, TranslatedEvent};
 //! use assemblyai_streaming::TurnEvent;
 //! use futures::StreamExt;
 //!
-//! let lemur = Lemur::builder().build()?; // key from ASSEMBLYAI_API_KEY
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let script: assemblyai_streaming::emulator::Script = serde_json::from_str(
+//! #     r#"{"turns":[{"text":"Hello, world.","translations":{"es":"Hola, mundo."}}]}"#,
+//! # )?;
+//! # use assemblyai_streaming::{audio::paced, emulator::Emulator, AudioChunk, Encoding};
+//! # let emulator = Emulator::builder().script(script).start().await?;
+//! # let client = assemblyai_streaming::StreamingClient::builder()
+//! #     .api_key(emulator.api_key())
+//! #     .base_url(emulator.ws_url())
+//! #     .build()?;
+//! # let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8e3) as i16).collect();
+//! # let audio = [tone, vec![0; 9_600]].map(|s| AudioChunk::from_pcm16(&s)); // 600 ms each
+//! # let session = client
+//! #     .connect(assemblyai_streaming::ConnectionParams::new().format_turns(true))
+//! #     .await?
+//! #     .stream_audio(paced(audio, 16_000, Encoding::PcmS16le));
+//! // `session`: a session's events, e.g. `StreamingSession::stream_audio(..)`.
+//! let lemur = Lemur::builder() // key from ASSEMBLYAI_API_KEY
+//! #   .api_key(emulator.api_key())
+//! #   .base_url(emulator.http_url())
+//!     .build()?;
 //! let mut events = translate_finals(session, lemur, "es", TranslateOptions::default());
+//! # let mut lines = Vec::new();
 //! while let Some(item) = events.next().await {
 //!     match item {
-//!         Ok(TranslatedEvent::Event(TurnEvent::Final(turn))) => println!("EN: {}", turn.transcript),
-//!         Ok(TranslatedEvent::Translation(t)) => println!("ES: {}", t.text),
+//!         Ok(TranslatedEvent::Event(TurnEvent::Final(turn))) => {
+//!             println!("EN: {}", turn.transcript);
+//! #           lines.push(format!("EN: {}", turn.transcript));
+//!         }
+//!         Ok(TranslatedEvent::Translation(t)) => {
+//!             println!("ES: {}", t.text);
+//! #           lines.push(format!("ES: {}", t.text));
+//!         }
 //!         Ok(_) => {}
 //!         Err(e) => eprintln!("{e}"), // a failed translation: the stream goes on
 //!     }
 //! }
+//! # // Each translation follows its final.
+//! # assert_eq!(lines, ["EN: Hello, world.", "ES: Hola, mundo."]);
 //! # Ok(()) }
 //! ```
 //!
@@ -643,19 +671,42 @@ where
 
 /// [`translate_finals`] as a method on any session event stream.
 ///
-/// ```no_run
-/// # async fn demo(events: impl futures::Stream<Item = assemblyai_streaming::Result<assemblyai_streaming::TurnEvent>> + Send + 'static)
-/// # -> assemblyai_streaming::Result<()> {
+/// ```
 /// use assemblyai_streaming::lemur::Lemur;
 /// use assemblyai_streaming::translate::{TranslateExt, TranslatedEvent};
 /// use futures::StreamExt;
 ///
-/// let mut events = events.translated(Lemur::builder().build()?, "es");
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let script: assemblyai_streaming::emulator::Script = serde_json::from_str(
+/// #     r#"{"turns":[{"text":"Hello, world.","translations":{"es":"Hola, mundo."}}]}"#,
+/// # )?;
+/// # use assemblyai_streaming::{audio::paced, emulator::Emulator, AudioChunk, Encoding};
+/// # let emulator = Emulator::builder().script(script).start().await?;
+/// # let client = assemblyai_streaming::StreamingClient::builder()
+/// #     .api_key(emulator.api_key())
+/// #     .base_url(emulator.ws_url())
+/// #     .build()?;
+/// # let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8e3) as i16).collect();
+/// # let audio = [tone, vec![0; 9_600]].map(|s| AudioChunk::from_pcm16(&s)); // 600 ms each
+/// # let events = client
+/// #     .connect(assemblyai_streaming::ConnectionParams::new().format_turns(true))
+/// #     .await?
+/// #     .stream_audio(paced(audio, 16_000, Encoding::PcmS16le));
+/// // `events`: a session's events, e.g. `StreamingSession::stream_audio(..)`.
+/// let lemur = Lemur::builder() // key from ASSEMBLYAI_API_KEY
+/// #   .api_key(emulator.api_key())
+/// #   .base_url(emulator.http_url())
+///     .build()?;
+/// let mut events = events.translated(lemur, "es");
+/// # let mut translations = Vec::new();
 /// while let Some(item) = events.next().await {
 ///     if let Ok(TranslatedEvent::Translation(t)) = item {
 ///         println!("{}: {}", t.turn_order, t.text);
+/// #       translations.push((t.turn_order, t.text));
 ///     }
 /// }
+/// # assert_eq!(translations, [(0, "Hola, mundo.".to_string())]);
 /// # Ok(()) }
 /// ```
 pub trait TranslateExt: Stream<Item = Result<TurnEvent>> + Sized {

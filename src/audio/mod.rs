@@ -28,6 +28,7 @@ pub use convert::{
 pub use pace::{Paced, paced};
 pub use sample::{PcmSample, f32_to_i16};
 #[cfg(feature = "wav")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wav")))]
 pub use wav::{
     WavChunks, WavInfo, WavRecorder, WavSampleFormat, open_wav, open_wav_reader, read_wav,
     read_wav_bytes, read_wav_with_chunk,

@@ -88,11 +88,17 @@ const IN_MEMORY: &str = "WAV input";
 /// WAV, a bad or truncated header, an unsupported format; [`Error::Io`] when the file cannot be
 /// read. Streaming WAVs (placeholder lengths) and truncated tails are read as far as they go.
 ///
-/// ```no_run
+/// ```
+/// use assemblyai_streaming::audio::read_wav;
+///
 /// # fn main() -> assemblyai_streaming::Result<()> {
-/// let (chunks, info) = assemblyai_streaming::audio::read_wav("call.wav", 16_000)?;
+/// let (chunks, info) = read_wav("examples/assets/sample.wav", 16_000)?;
 /// println!("{} Hz, {} channel(s), {:?} → {} chunks", info.sample_rate, info.channels,
 ///          info.duration(), chunks.len());
+/// # assert_eq!((info.sample_rate, info.channels), (16_000, 1));
+/// # // 100 ms chunks, the last one shorter
+/// # assert_eq!(chunks.len() as u64, info.frames.div_ceil(1_600));
+/// # assert!(chunks[..chunks.len() - 1].iter().all(|c| c.len() == 3_200));
 /// # Ok(()) }
 /// ```
 pub fn read_wav(path: impl AsRef<Path>, target_rate: u32) -> Result<(Vec<AudioChunk>, WavInfo)> {
@@ -136,14 +142,17 @@ pub fn read_wav_bytes(
 
 /// Opens a WAV file of any format for conversion chunk by chunk (see [`WavChunks`]).
 ///
-/// ```no_run
+/// ```
 /// # fn main() -> assemblyai_streaming::Result<()> {
-/// let chunks = assemblyai_streaming::audio::open_wav("long-call.wav", 16_000)?;
+/// let chunks = assemblyai_streaming::audio::open_wav("examples/assets/sample.wav", 16_000)?;
 /// println!("{:?} of audio", chunks.info().duration());
+/// # let frames = chunks.info().frames;
+/// # let mut samples = 0;
 /// for chunk in chunks {
 ///     let chunk = chunk?; // 100 ms of 16 kHz mono s16le
-///     # let _ = chunk;
+///     # samples += chunk.len() as u64 / 2;
 /// }
+/// # assert_eq!(samples, frames); // the same rate: every frame, once
 /// # Ok(()) }
 /// ```
 pub fn open_wav(path: impl AsRef<Path>, target_rate: u32) -> Result<WavChunks> {
@@ -383,17 +392,26 @@ struct RecorderShared {
 /// shortly before. The header is finalized on [`finish`](WavRecorder::finish), and also when the
 /// recorder is dropped (e.g. when a task holding it is aborted on Ctrl+C).
 ///
-/// ```no_run
-/// # async fn run(chunks: Vec<assemblyai_streaming::AudioChunk>) -> assemblyai_streaming::Result<()> {
-/// use assemblyai_streaming::audio::WavRecorder;
+/// ```
+/// use assemblyai_streaming::AudioChunk;
+/// use assemblyai_streaming::audio::{WavRecorder, read_wav};
 ///
-/// let recorder = WavRecorder::create("session.wav", 16_000)?;
+/// # #[tokio::main]
+/// # async fn main() -> assemblyai_streaming::Result<()> {
+/// let chunks = vec![AudioChunk::from_pcm16(&[0; 1_600]); 5]; // 5 × 100 ms at 16 kHz
+/// let path = std::env::temp_dir().join("session.wav");
+/// # let path = std::env::temp_dir().join(format!("wav-recorder-doc-{}.wav", std::process::id()));
+/// let recorder = WavRecorder::create(&path, 16_000)?;
 /// for chunk in &chunks {
 ///     // ... send `chunk` to the session ...
 ///     recorder.write(chunk)?;
 /// }
 /// let samples = recorder.finish().await?;
-/// println!("saved {samples} samples");
+/// println!("saved {samples} samples to {}", path.display());
+/// # assert_eq!(samples, 8_000);
+/// # let (_, info) = read_wav(&path, 16_000)?;
+/// # assert_eq!((info.sample_rate, info.channels, info.frames), (16_000, 1, 8_000));
+/// # std::fs::remove_file(&path)?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]

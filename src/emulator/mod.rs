@@ -10,11 +10,15 @@
 //!
 //! # In your own tests
 //!
-//! ```no_run
+//! ```
+//! use assemblyai_streaming::audio::paced;
 //! use assemblyai_streaming::emulator::{Emulator, Script};
-//! use assemblyai_streaming::{ConnectionParams, StreamingClient};
+//! use assemblyai_streaming::{AudioChunk, ConnectionParams, Encoding, StreamingClient, TurnEvent};
+//! use futures::StreamExt;
 //!
-//! #[tokio::test]
+//! # #[tokio::main]
+//! # async fn main() { my_service_transcribes().await }
+//! #[cfg_attr(test, tokio::test)] // i.e. `#[tokio::test]` in your tests
 //! async fn my_service_transcribes() {
 //!     let emulator = Emulator::builder()
 //!         .script(Script::from_texts(["Hello, world."]))
@@ -26,11 +30,21 @@
 //!         .base_url(emulator.ws_url())
 //!         .build()
 //!         .unwrap();
-//!     let session = client.connect(ConnectionParams::new()).await.unwrap();
-//!     // Stream speech at real-time pace (see `audio::paced`); turns end where the audio
-//!     // pauses, and their words come from the script. Any other client works too: connect to
+//!     let session = client.connect(ConnectionParams::new().format_turns(true)).await.unwrap();
+//!     // Stream "speech" at real-time pace: turns end where the audio pauses, and their words
+//!     // come from the script. Any other client works too: connect to
 //!     // `{ws_url}/v3/ws?speech_model=...` with `Authorization: {api_key}`.
-//!     drop(session);
+//!     let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8e3) as i16).collect();
+//!     let silence = vec![0; 9_600];
+//!     let audio = [&tone, &silence].map(|s| AudioChunk::from_pcm16(s)); // 600 ms each
+//!     let mut events = session.stream_audio(paced(audio, 16_000, Encoding::PcmS16le));
+//!     let mut finals = Vec::new();
+//!     while let Some(event) = events.next().await {
+//!         if let TurnEvent::Final(turn) = event.unwrap() {
+//!             finals.push(turn.transcript);
+//!         }
+//!     }
+//!     assert_eq!(finals, ["Hello, world."]);
 //! }
 //! ```
 //!

@@ -46,30 +46,61 @@
 //! against the local clock: a clock that is behind by more than the lead meets the cap (3008),
 //! which is then reconnected (and replayed) like a drop.
 //!
-//! ```no_run
+//! ```
+//! use assemblyai_streaming::audio::paced;
 //! use assemblyai_streaming::resilient::{ResilientEvent, ResilientSession};
-//! use assemblyai_streaming::{AudioChunk, ConnectionParams, StreamingClient, TurnEvent};
+//! use assemblyai_streaming::{ConnectionParams, Encoding, StreamingClient, TurnEvent};
+//! # use assemblyai_streaming::AudioChunk;
 //! use futures::{SinkExt, StreamExt};
+//! # use assemblyai_streaming::emulator::{Emulator, Faults, Script};
 //!
-//! # async fn run(audio: Vec<AudioChunk>) -> assemblyai_streaming::Result<()> {
-//! let session = ResilientSession::builder(StreamingClient::builder(), ConnectionParams::new())
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # // The first connection drops (no close frame) 300 ms in, mid-turn.
+//! # let emulator = Emulator::builder()
+//! #     .script(Script::from_texts(["Hello, world."]))
+//! #     .faults(Faults {
+//! #         drop_after: Some(std::time::Duration::from_millis(300)),
+//! #         faulty_sessions: Some(1),
+//! #         ..Faults::default()
+//! #     })
+//! #     .start()
+//! #     .await?;
+//! let client = StreamingClient::builder(); // key from ASSEMBLYAI_API_KEY
+//! # let client = client.api_key(emulator.api_key()).base_url(emulator.ws_url());
+//! let session = ResilientSession::builder(client, ConnectionParams::new())
 //!     .connect()
 //!     .await?;
 //! let (mut sink, mut events) = session.split();
+//! // `chunks`: 16 kHz mono s16le audio (e.g. from `audio::read_wav`), sent at real time.
+//! # // 600 ms of "speech", then 600 ms of silence.
+//! # let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8e3) as i16).collect();
+//! # let chunks = vec![AudioChunk::from_pcm16(&tone), AudioChunk::from_pcm16(&[0; 9_600])];
+//! let mut audio = paced(chunks, 16_000, Encoding::PcmS16le);
 //! tokio::spawn(async move {
-//!     for chunk in audio {
+//!     while let Some(chunk) = audio.next().await {
 //!         if sink.send(chunk).await.is_err() { break; }
 //!     }
 //!     let _ = sink.close().await; // flush, then Terminate
 //! });
+//! # let (mut finals, mut reconnects) = (Vec::new(), 0);
 //! while let Some(event) = events.next().await {
 //!     match event? {
-//!         ResilientEvent::Turn(TurnEvent::Final(turn)) => println!("{}", turn.transcript),
-//!         ResilientEvent::Reconnected { downtime, .. } => eprintln!("reconnected after {downtime:?}"),
+//!         ResilientEvent::Turn(TurnEvent::Final(turn)) => {
+//!             println!("{}", turn.transcript);
+//! #           finals.push(turn.transcript);
+//!         }
+//!         ResilientEvent::Reconnected { downtime, .. } => {
+//!             eprintln!("reconnected after {downtime:?}");
+//! #           reconnects += 1;
+//!         }
 //!         ResilientEvent::AudioGap { duration, .. } => eprintln!("{duration:?} not transcribed"),
 //!         _ => {}
 //!     }
 //! }
+//! # assert_eq!(reconnects, 1);
+//! # // The dropped audio was replayed: one whole turn (unformatted).
+//! # assert_eq!(finals, ["hello world"]);
 //! # Ok(()) }
 //! ```
 

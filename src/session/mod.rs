@@ -190,27 +190,46 @@ pub struct SessionInfo {
 /// A decode error of a single server frame is yielded as an `Err` item and the stream goes on;
 /// any other `Err` is the last item.
 ///
-/// ```no_run
-/// use assemblyai_streaming::{AudioChunk, ConnectionParams, StreamingClient, TurnEvent};
+/// ```
+/// use assemblyai_streaming::audio::paced;
+/// use assemblyai_streaming::{ConnectionParams, Encoding, StreamingClient, TurnEvent};
+/// # use assemblyai_streaming::AudioChunk;
 /// use futures::{SinkExt, StreamExt};
+/// # use assemblyai_streaming::emulator::{Emulator, Script};
 ///
-/// # async fn run(audio: Vec<AudioChunk>) -> assemblyai_streaming::Result<()> {
-/// let client = StreamingClient::from_env()?;
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let script = Script::from_texts(["Hello, world."]);
+/// # let emulator = Emulator::builder().script(script).start().await?;
+/// let client = StreamingClient::builder() // key from ASSEMBLYAI_API_KEY
+/// #   .api_key(emulator.api_key())
+/// #   .base_url(emulator.ws_url())
+///     .build()?;
 /// let session = client.connect(ConnectionParams::new()).await?;
 /// let (mut sink, mut events) = session.split();
+/// // `chunks`: 16 kHz mono s16le audio (e.g. from `audio::read_wav`), sent at real time.
+/// # // 600 ms of "speech", then 600 ms of silence.
+/// # let tone: Vec<i16> = (0..9_600).map(|i| ((i as f32 * 0.2).sin() * 8e3) as i16).collect();
+/// # let chunks = vec![AudioChunk::from_pcm16(&tone), AudioChunk::from_pcm16(&[0; 9_600])];
+/// let mut audio = paced(chunks, 16_000, Encoding::PcmS16le);
 /// tokio::spawn(async move {
-///     for chunk in audio {
+///     while let Some(chunk) = audio.next().await {
 ///         if sink.send(chunk).await.is_err() { break; }
 ///     }
 ///     let _ = sink.close().await; // flush, then Terminate
 /// });
+/// # let mut finals = Vec::new();
 /// while let Some(event) = events.next().await {
 ///     match event? {
 ///         TurnEvent::Partial(turn) => eprint!("\r{}", turn.transcript),
-///         TurnEvent::Final(turn) => println!("\n{}", turn.transcript),
+///         TurnEvent::Final(turn) => {
+///             println!("\n{}", turn.transcript);
+/// #           finals.push(turn.transcript);
+///         }
 ///         _ => {}
 ///     }
 /// }
+/// # assert_eq!(finals, ["hello world"]); // unformatted: `format_turns` is off
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
