@@ -71,7 +71,7 @@ fn parse_args() -> Result<Args, Error> {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .collect();
-        Error::Config(message.join("; ").trim_start_matches("error: ").to_string())
+        Error::Config(message.join(" ").trim_start_matches("error: ").to_string())
     })
 }
 
