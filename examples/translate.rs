@@ -144,8 +144,13 @@ async fn main() -> ExitCode {
     };
     // RUST_LOG=debug shows what the client does (tracing spans of the crate).
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        // Off unless RUST_LOG is set: stderr otherwise carries only the JSON error lines.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let checked = check_key();
     match async {

@@ -246,3 +246,45 @@ fn usage_errors_exit_2_and_name_what_is_wrong() {
         assert!(stderr.contains(named), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rust_log_shows_the_session_lifecycle_on_stderr_and_nothing_by_default() {
+    let (_, script) = bundled_sample();
+    let emu = fast_emulator(script).await;
+    let bin = common::example_binary("transcribe");
+    let (url, key) = (emu.ws_url(), emu.api_key().to_owned());
+    let run = move |rust_log: Option<&'static str>| {
+        let (bin, url, key) = (bin.clone(), url.clone(), key.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut command = Command::new(bin);
+            command
+                .args(["--url", &url, "--fast"])
+                .arg(sample_wav())
+                .env("ASSEMBLYAI_API_KEY", &key);
+            match rust_log {
+                Some(filter) => command.env("RUST_LOG", filter),
+                None => command.env_remove("RUST_LOG"),
+            };
+            (command.output().unwrap(), key)
+        })
+    };
+    let (quiet, _) = run(None).await.unwrap();
+    stdout(&quiet);
+    assert!(quiet.stderr.is_empty(), "{quiet:?}");
+
+    let (debug, key) = run(Some("debug")).await.unwrap();
+    let stdout_text = stdout(&debug);
+    let stderr = String::from_utf8_lossy(&debug.stderr);
+    let begin: serde_json::Value =
+        serde_json::from_str(stdout_text.lines().next().unwrap()).unwrap();
+    assert_eq!(begin["type"], "Begin");
+    let id = begin["id"].as_str().unwrap();
+    assert!(stderr.contains("assemblyai_streaming"), "{stderr}");
+    assert!(stderr.contains(id), "the session's spans name it: {stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "no colour codes when not a terminal"
+    );
+    assert!(!stderr.contains(&key), "the key was logged: {stderr}");
+    drop(emu);
+}
