@@ -20,131 +20,168 @@
 //! The first line of output is the base URL to give a client (`ws://127.0.0.1:8080`); `--port 0`
 //! picks a free port. The accepted key is `--api-key`, else `ASSEMBLYAI_API_KEY`, else the fixed
 //! development key, and is printed at start.
+//!
+//! `--help` describes every flag (exit 0). Usage errors (naming the flag), an unreadable
+//! `--script`/`--tls-*` file (named) and a port that cannot be bound exit with status 2 before
+//! anything listens. `RUST_LOG=debug` logs each session's lifecycle to stderr.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-
+use std::path::PathBuf;
 use std::time::Duration;
 
 use assemblyai_streaming::emulator::{
     DEV_API_KEY, Emulator, Faults, Formatting, Script, TlsCertificate,
 };
 
-const USAGE: &str = "usage: emulator [--port N] [--host IP] [--api-key KEY] [--script FILE.json] \
-[--legacy-formatting] [--stamp-send-time] [--max-sessions N] [--http-401] [--max-session-seconds N] \
-[--realtime-tolerance-ms N] [--drop-after-ms N] [--no-termination] [--delay-begin-ms N] \
-[--unknown-message] [--error-then-close CODE:REASON] [--malformed-frame] [--slow-ms N] \
-[--untyped-error] [--tls | --tls-cert CHAIN.pem --tls-key KEY.pem [--tls-ca CA.pem]]";
-
-fn fail(msg: &str) -> ! {
-    eprintln!("emulator: {msg}\n{USAGE}");
-    std::process::exit(2);
+/// Runs the local AssemblyAI streaming emulator until Ctrl+C.
+///
+/// The first line printed is the base URL to give a client (ws://HOST:PORT), then the key
+/// (printed only when it is the public development key), the websocket and token endpoints,
+/// the faults (if any) and, with TLS, `tls: wss://HOST:PORT  ca certificate: PATH`. The
+/// accepted key is --api-key, else ASSEMBLYAI_API_KEY, else the fixed development key. Usage
+/// errors, unreadable files and a port in use exit with status 2.
+#[derive(Debug, clap::Parser)]
+#[command(name = "emulator")]
+struct Args {
+    /// Port to listen on; 0 picks a free one (printed on the first line).
+    #[arg(long, value_name = "N", default_value_t = 8080)]
+    port: u16,
+    /// IP address to listen on.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// The key clients must present (default: ASSEMBLYAI_API_KEY, else the development key).
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+    /// What the emulator "hears": a JSON script of turns (words, timings, translations).
+    #[arg(long, value_name = "FILE.json")]
+    script: Option<PathBuf>,
+    /// The older service's format_turns: partials and the end-of-turn Turn unformatted, then a
+    /// formatted copy of the end-of-turn Turn (default: every Turn formatted, as today).
+    #[arg(long)]
+    legacy_formatting: bool,
+    /// Add the wall-clock send time to every message (the load tool's latency measure).
+    #[arg(long)]
+    stamp_send_time: bool,
+    /// Sessions allowed at once; one more is closed with 3009 (default: no limit).
+    #[arg(long, value_name = "N")]
+    max_sessions: Option<usize>,
+    /// Refuse a bad key with HTTP 401 at the upgrade instead of an Error frame and close 1008.
+    #[arg(long = "http-401")]
+    http_401: bool,
+    /// Longest session in seconds (default 3 h, as the service); then closed with 3008.
+    #[arg(long, value_name = "N")]
+    max_session_seconds: Option<u64>,
+    /// How far audio may run ahead of the wall clock, in ms, before the session is closed
+    /// with 3007 (default 1000).
+    #[arg(long, value_name = "N")]
+    realtime_tolerance_ms: Option<u64>,
+    /// Fault: drop the TCP connection (no close frame) N ms after the upgrade.
+    #[arg(long, value_name = "N")]
+    drop_after_ms: Option<u64>,
+    /// Fault: never send Termination (nor close) after Terminate.
+    #[arg(long)]
+    no_termination: bool,
+    /// Fault: wait N ms before sending Begin.
+    #[arg(long, value_name = "N")]
+    delay_begin_ms: Option<u64>,
+    /// Fault: send a message of an unknown type right after Begin.
+    #[arg(long)]
+    unknown_message: bool,
+    /// Fault: right after Begin, send an Error with CODE and REASON, then close with CODE.
+    #[arg(long, value_name = "CODE:REASON", value_parser = code_reason)]
+    error_then_close: Option<(u16, String)>,
+    /// Fault: send one text frame that is not JSON right after Begin.
+    #[arg(long)]
+    malformed_frame: bool,
+    /// Fault: delay every message by N ms.
+    #[arg(long, value_name = "N")]
+    slow_ms: Option<u64>,
+    /// Fault: right after Begin, send the untyped error frame {"error": …} and close with
+    /// 3005.
+    #[arg(long)]
+    untyped_error: bool,
+    /// Also serve wss:// and https:// on the same port, with a CA and certificate made at
+    /// start-up (the CA is written to a PEM file named on the `tls:` line).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls: bool,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "CHAIN.pem", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "KEY.pem", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signed --tls-cert, for clients to trust.
+    #[arg(long, value_name = "CA.pem", requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
 }
 
-fn number(value: &mut impl FnMut(&str) -> String, name: &str) -> u64 {
-    value(name)
+/// `CODE:REASON` of `--error-then-close` (a bare `CODE` gives an empty reason).
+fn code_reason(s: &str) -> Result<(u16, String), String> {
+    let (code, reason) = s.split_once(':').unwrap_or((s, ""));
+    let code = code
         .parse()
-        .unwrap_or_else(|_| fail(&format!("{name} must be a number")))
+        .map_err(|_| format!("expected CODE:REASON with a numeric CODE, got `{s}`"))?;
+    Ok((code, reason.to_string()))
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("emulator: {msg}\nFor more information, try '--help'.");
+    std::process::exit(2);
 }
 
 #[tokio::main]
 async fn main() {
-    let mut port: u16 = 8080;
-    let mut host: IpAddr = [127, 0, 0, 1].into();
-    let mut api_key: Option<String> = None;
-    let mut script: Option<Script> = None;
-    let mut formatting = Formatting::InModel;
-    let mut stamp = false;
-    let mut max_sessions: Option<usize> = None;
-    let mut http_401 = false;
-    let mut max_session: Option<Duration> = None;
-    let mut tolerance: Option<Duration> = None;
-    let mut faults = Faults::default();
-    let mut tls_self_signed = false;
-    let (mut tls_cert, mut tls_key, mut tls_ca): (Option<String>, Option<String>, Option<String>) =
-        (None, None, None);
-
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .unwrap_or_else(|| fail(&format!("{name} needs a value")))
-        };
-        match arg.as_str() {
-            "--port" => {
-                port = value("--port")
-                    .parse()
-                    .unwrap_or_else(|_| fail("--port must be a number"))
-            }
-            "--host" => {
-                host = value("--host")
-                    .parse()
-                    .unwrap_or_else(|_| fail("--host must be an IP address"))
-            }
-            "--api-key" => api_key = Some(value("--api-key")),
-            "--script" => {
-                let path = value("--script");
-                script =
-                    Some(Script::from_json_file(&path).unwrap_or_else(|e| fail(&e.to_string())));
-            }
-            "--legacy-formatting" => formatting = Formatting::Legacy,
-            "--stamp-send-time" => stamp = true,
-            "--max-sessions" => {
-                max_sessions = Some(
-                    value("--max-sessions")
-                        .parse()
-                        .unwrap_or_else(|_| fail("--max-sessions must be a number")),
-                )
-            }
-            "--http-401" => http_401 = true,
-            "--max-session-seconds" => {
-                max_session = Some(Duration::from_secs(number(
-                    &mut value,
-                    "--max-session-seconds",
-                )))
-            }
-            "--realtime-tolerance-ms" => {
-                tolerance = Some(Duration::from_millis(number(
-                    &mut value,
-                    "--realtime-tolerance-ms",
-                )))
-            }
-            "--drop-after-ms" => {
-                faults.drop_after =
-                    Some(Duration::from_millis(number(&mut value, "--drop-after-ms")))
-            }
-            "--no-termination" => faults.no_termination = true,
-            "--delay-begin-ms" => {
-                faults.delay_begin = Some(Duration::from_millis(number(
-                    &mut value,
-                    "--delay-begin-ms",
-                )))
-            }
-            "--unknown-message" => faults.unknown_message = true,
-            "--error-then-close" => {
-                let v = value("--error-then-close");
-                let (code, reason) = v.split_once(':').unwrap_or((v.as_str(), ""));
-                let code = code
-                    .parse()
-                    .unwrap_or_else(|_| fail("--error-then-close needs CODE:REASON"));
-                faults.error_then_close = Some((code, reason.to_string()));
-            }
-            "--malformed-frame" => faults.malformed_frame = true,
-            "--untyped-error" => faults.untyped_error = true,
-            "--tls" => tls_self_signed = true,
-            "--tls-cert" => tls_cert = Some(value("--tls-cert")),
-            "--tls-key" => tls_key = Some(value("--tls-key")),
-            "--tls-ca" => tls_ca = Some(value("--tls-ca")),
-            "--slow-ms" => {
-                faults.slow_messages = Some(Duration::from_millis(number(&mut value, "--slow-ms")))
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return;
-            }
-            other => fail(&format!("unknown argument {other}")),
-        }
-    }
+    let args = <Args as clap::Parser>::parse();
+    // RUST_LOG=debug shows each session's lifecycle on stderr (stdout keeps its lines).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let ms = |n: Option<u64>| n.map(Duration::from_millis);
+    let faults = Faults {
+        drop_after: ms(args.drop_after_ms),
+        no_termination: args.no_termination,
+        delay_begin: ms(args.delay_begin_ms),
+        unknown_message: args.unknown_message,
+        error_then_close: args.error_then_close.clone(),
+        malformed_frame: args.malformed_frame,
+        slow_messages: ms(args.slow_ms),
+        untyped_error: args.untyped_error,
+        ..Faults::default()
+    };
+    // Files are read before anything listens, and errors name them.
+    let script = args.script.as_ref().map(|path| {
+        Script::from_json_file(path)
+            .unwrap_or_else(|e| fail(&format!("cannot use --script {}: {e}", path.display())))
+    });
+    let read = |flag: &str, path: &PathBuf| {
+        std::fs::read_to_string(path)
+            .unwrap_or_else(|e| fail(&format!("cannot read {flag} {}: {e}", path.display())))
+    };
+    let tls = match (args.tls, &args.tls_cert, &args.tls_key) {
+        (true, _, _) => Some(TlsCertificate::SelfSigned),
+        (false, Some(cert), Some(key)) => Some(TlsCertificate::Pem {
+            cert_chain_pem: read("--tls-cert", cert),
+            key_pem: read("--tls-key", key),
+            ca_pem: args.tls_ca.as_ref().map(|ca| read("--tls-ca", ca)),
+        }),
+        // clap's `requires` rules out one of cert/key without the other.
+        _ => None,
+    };
+    let (host, port) = (args.host, args.port);
+    let api_key = args.api_key.clone();
+    let formatting = if args.legacy_formatting {
+        Formatting::Legacy
+    } else {
+        Formatting::InModel
+    };
+    let stamp = args.stamp_send_time;
+    let http_401 = args.http_401;
+    let max_session = args.max_session_seconds.map(Duration::from_secs);
+    let tolerance = ms(args.realtime_tolerance_ms);
+    let max_sessions = args.max_sessions;
     let (api_key, key_source) = match api_key {
         Some(k) => (k, "--api-key"),
         None => match std::env::var("ASSEMBLYAI_API_KEY") {
@@ -172,20 +209,8 @@ async fn main() {
     if let Some(n) = max_sessions {
         builder = builder.max_concurrent_sessions(n);
     }
-    let read = |path: &str| {
-        std::fs::read_to_string(path).unwrap_or_else(|e| fail(&format!("cannot read {path}: {e}")))
-    };
-    match (tls_self_signed, &tls_cert, &tls_key) {
-        (true, None, None) => builder = builder.tls(TlsCertificate::SelfSigned),
-        (false, Some(cert), Some(key)) => {
-            builder = builder.tls(TlsCertificate::Pem {
-                cert_chain_pem: read(cert),
-                key_pem: read(key),
-                ca_pem: tls_ca.as_deref().map(read),
-            })
-        }
-        (false, None, None) => {}
-        _ => fail("use either --tls, or --tls-cert with --tls-key"),
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
     }
     let emulator = builder
         .start()

@@ -26,9 +26,15 @@
 //! per core). `--frame-ms` sets the client's frame duration (default 50: each 50 ms chunk is
 //! one websocket frame; the crate's own default is 100). `--emulator-pid` reports the CPU of an
 //! emulator started elsewhere (with `--url`).
+//!
+//! `--help` describes every flag (exit 0). Usage errors (naming the flag; `--sessions` and
+//! `--seconds` are required and at least 1) and a `--json` file in a directory that does not
+//! exist fail at once with exit status 2, before any session starts. `RUST_LOG=debug` logs each
+//! session's lifecycle to stderr.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,73 +54,78 @@ const SCRIPT: &str = concat!(
     "/examples/assets/sample.script.json"
 );
 
+/// Load tool: many concurrent real-time sessions against the emulator (or any URL).
+///
+/// Without --url it starts the emulator as a separate process and stops it at the end. Each
+/// session streams the bundled speech at real-time pace for S seconds and reads every event.
+/// Prints (and with --json writes) sessions requested / connected / completed, errors by kind,
+/// events, CPU seconds per session-minute, peak RSS and RSS per session, connect time p50/p99
+/// and client-added latency p50/p99/max. Failures are counted, never fatal. Usage errors exit 2.
+#[derive(Debug, clap::Parser)]
+#[command(name = "load")]
 struct Args {
+    /// Server to load (key from ASSEMBLYAI_API_KEY); default: start the emulator here.
+    #[arg(long, value_name = "URL")]
     url: Option<String>,
+    /// Concurrent sessions to run (at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     sessions: usize,
+    /// Seconds of audio each session streams at real-time pace (at least 1).
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
     seconds: u64,
-    json: Option<String>,
-    ramp: Duration,
+    /// Also write the report as JSON to FILE (its directory must exist).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// 1: a current-thread tokio runtime; T > 1: T workers; 0 (default): tokio's default (one
+    /// worker per core).
+    #[arg(long, value_name = "T", default_value_t = 0)]
     threads: usize,
+    /// Spread the session starts evenly over this many ms.
+    #[arg(long = "ramp-ms", value_name = "MS", default_value_t = 2000)]
+    ramp_ms: u64,
+    /// Client frame duration in ms (each 50 ms chunk is one frame at the default 50; the
+    /// crate's own default is 100).
+    #[arg(long, value_name = "MS", default_value_t = CHUNK_MS)]
     frame_ms: u64,
+    /// Report the CPU of an emulator started elsewhere (with --url).
+    #[arg(long, value_name = "PID")]
     emulator_pid: Option<String>,
+    /// `crate`: this crate's client; `raw`: a minimal baseline client; `both`: each in turn
+    /// against one emulator, with the ratios crate / raw.
+    #[arg(long, value_enum, default_value = "crate")]
     client: ClientKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Args {
+    fn ramp(&self) -> Duration {
+        Duration::from_millis(self.ramp_ms)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ClientKind {
     Crate,
     Raw,
     Both,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: load [--url URL] --sessions N --seconds S [--json FILE] [--threads T] \
-         [--ramp-ms MS] [--frame-ms MS] [--emulator-pid PID] [--client crate|raw|both]"
-    );
-    std::process::exit(2)
-}
-
-fn parse_args(mut args: impl Iterator<Item = String>) -> Args {
-    let mut out = Args {
-        url: None,
-        sessions: 0,
-        seconds: 0,
-        json: None,
-        ramp: Duration::from_millis(2000),
-        threads: 0,
-        frame_ms: CHUNK_MS,
-        emulator_pid: None,
-        client: ClientKind::Crate,
-    };
-    while let Some(a) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage());
-        match a.as_str() {
-            "--url" => out.url = Some(value()),
-            "--sessions" => out.sessions = value().parse().unwrap_or_else(|_| usage()),
-            "--seconds" => out.seconds = value().parse().unwrap_or_else(|_| usage()),
-            "--json" => out.json = Some(value()),
-            "--threads" => out.threads = value().parse().unwrap_or_else(|_| usage()),
-            "--frame-ms" => out.frame_ms = value().parse().unwrap_or_else(|_| usage()),
-            "--emulator-pid" => out.emulator_pid = Some(value()),
-            "--client" => {
-                out.client = match value().as_str() {
-                    "crate" => ClientKind::Crate,
-                    "raw" => ClientKind::Raw,
-                    "both" => ClientKind::Both,
-                    _ => usage(),
-                }
-            }
-            "--ramp-ms" => {
-                out.ramp = Duration::from_millis(value().parse().unwrap_or_else(|_| usage()))
-            }
-            _ => usage(),
+/// The `--json` file must be writable where it is going, checked before the run rather than
+/// after minutes of load.
+fn check_output(args: &Args) -> Result<(), String> {
+    if let Some(path) = &args.json {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            return Err(format!(
+                "cannot write --json {}: directory {} does not exist",
+                path.display(),
+                dir.display()
+            ));
         }
     }
-    if out.sessions == 0 || out.seconds == 0 {
-        usage()
-    }
-    out
+    Ok(())
 }
 
 fn main() {
@@ -124,7 +135,17 @@ fn main() {
         serve_emulator(args.next().and_then(|n| n.parse().ok()).unwrap_or(10_000));
         return;
     }
-    let args = parse_args(args);
+    let args = <Args as clap::Parser>::parse();
+    // RUST_LOG=debug shows each session's lifecycle on stderr (stdout keeps the report).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    if let Err(message) = check_output(&args) {
+        eprintln!("load: {message}");
+        std::process::exit(2)
+    }
     let runtime = match args.threads {
         0 => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -581,7 +602,7 @@ async fn run(args: Args) {
     let mut tasks = Vec::with_capacity(args.sessions);
     for i in 0..args.sessions {
         // Spread connects over the ramp so the handshakes do not all land in one instant.
-        let at = args.ramp.mul_f64(i as f64 / args.sessions as f64);
+        let at = args.ramp().mul_f64(i as f64 / args.sessions as f64);
         let (client, audio, stats) = (client.clone(), audio.clone(), stats.clone());
         let seconds = args.seconds;
         let raw = (args.client == ClientKind::Raw).then(|| (client.url(), key.clone()));
@@ -698,7 +719,7 @@ async fn run(args: Args) {
             .map(|(k, v)| format!("  {}: {v}", json!(k)))
             .collect();
         if let Err(e) = std::fs::write(path, format!("{{\n{}\n}}\n", body.join(",\n"))) {
-            eprintln!("cannot write {path}: {e}");
+            eprintln!("cannot write {}: {e}", path.display());
         }
     }
 }
@@ -728,7 +749,7 @@ async fn run_both(args: Args) {
             .args(["--sessions", &args.sessions.to_string()])
             .args(["--seconds", &args.seconds.to_string()])
             .args(["--threads", &args.threads.to_string()])
-            .args(["--ramp-ms", &args.ramp.as_millis().to_string()])
+            .args(["--ramp-ms", &args.ramp().as_millis().to_string()])
             .args(["--frame-ms", &args.frame_ms.to_string()])
             .arg("--json")
             .arg(&path);
@@ -781,7 +802,7 @@ async fn run_both(args: Args) {
         out.insert("ratios".into(), ratios);
         let text = serde_json::to_string_pretty(&Value::Object(out)).unwrap_or_default();
         if let Err(e) = std::fs::write(path, text + "\n") {
-            eprintln!("cannot write {path}: {e}");
+            eprintln!("cannot write {}: {e}", path.display());
         }
     }
 }

@@ -27,8 +27,14 @@
 //!   `{"type":"AudioGap","start_ms":…,"duration_ms":…}`.
 //!
 //! The key comes from `ASSEMBLYAI_API_KEY`; `--url` takes a base such as `ws://127.0.0.1:8080`.
+//! Checked before anything connects, each as an error line with exit status 1: FILE.wav must
+//! be readable (an `io` error naming it), and the key must be set (a `config` error saying to
+//! set it, or to start the emulator, `cargo run --example emulator`, and pass its URL with
+//! `--url` and its key in the variable). `--help` describes every flag (exit 0); usage errors name the flag and
+//! exit 2. `RUST_LOG=debug` logs the session lifecycle to stderr.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use assemblyai_streaming::audio::{paced, read_wav};
@@ -36,19 +42,59 @@ use assemblyai_streaming::captions::{self, Transcript};
 use assemblyai_streaming::channels::MergedChannels;
 use assemblyai_streaming::resilient::{ResilientEvent, ResilientSession};
 use assemblyai_streaming::{
-    AudioChunk, ConnectionParams, Encoding, Error, StreamingClient, TurnEvent,
+    API_KEY_ENV, AudioChunk, ConnectionParams, Encoding, Error, StreamingClient, TurnEvent,
 };
 use futures::{SinkExt, StreamExt};
 
+/// Streams a WAV file to the service and prints every server event as one JSON line.
+///
+/// The key comes from ASSEMBLYAI_API_KEY. Without one, either set it to your AssemblyAI key, or
+/// start the local emulator (`cargo run --example emulator`) and pass the URL it prints with
+/// --url, with ASSEMBLYAI_API_KEY set to the key it prints.
+///
+/// stdout: one JSON object per server event (`"final": true|false` on Turn messages), or the
+/// final turns as WebVTT/SubRip with --format. stderr: each error as
+/// {"error": {"kind": "...", "code": <int or null>, "message": "..."}}. Exit status 0 only when
+/// every session ended with Termination; 1 otherwise; 2 for a usage error.
+#[derive(Debug, clap::Parser)]
+#[command(name = "transcribe")]
 struct Args {
+    /// Base URL of the service, such as ws://127.0.0.1:8080 (the emulator's first line).
+    #[arg(long, value_name = "URL")]
     url: Option<String>,
+    /// Extra connection parameter sent in the query string; repeat for more.
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = key_value)]
     params: Vec<(String, String)>,
+    /// Ask for unformatted turns only (format_turns=false).
+    #[arg(long = "no-format-turns", action = clap::ArgAction::SetFalse)]
     format_turns: bool,
+    /// Send the audio as fast as the socket takes it instead of at real-time pace. A service
+    /// that enforces real time (the real one; the emulator unless started with a large
+    /// --realtime-tolerance-ms) ends such a session with close code 3007 "Audio Transmission
+    /// Rate Exceeded".
+    #[arg(long)]
     fast: bool,
+    /// Output: one JSON line per event, or the final turns as a WebVTT or SubRip file.
+    #[arg(long, value_enum, default_value = "json")]
     format: Format,
-    separate_channels: bool,
+    /// `mix` sends the downmix of all channels to one session; `separate` opens one session
+    /// per channel and adds "channel": N to every line.
+    #[arg(long, value_enum, default_value = "mix")]
+    channels: Channels,
+    /// Stream through a ResilientSession (reconnects, replays, rolls over); not with
+    /// `--channels separate`.
+    #[arg(long)]
     resilient: bool,
-    file: String,
+    /// The WAV file to stream (any rate, channel count and sample format; converted).
+    #[arg(value_name = "FILE.wav")]
+    file: PathBuf,
+}
+
+/// `KEY=VALUE` of `--param`.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
 }
 
 /// One thing to print: a server event (tagged with its channel), or a line of the resilient
@@ -58,67 +104,51 @@ enum Item {
     Note(serde_json::Value),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
     Json,
     Vtt,
     Srt,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: transcribe [--url URL] [--param KEY=VALUE]... [--no-format-turns] [--fast] [--format json|vtt|srt] [--channels mix|separate] [--resilient] FILE.wav"
-    );
-    std::process::exit(2)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Channels {
+    Mix,
+    Separate,
 }
 
 fn parse_args() -> Args {
-    let mut args = std::env::args().skip(1);
-    let mut parsed = Args {
-        url: None,
-        params: Vec::new(),
-        format_turns: true,
-        fast: false,
-        format: Format::Json,
-        separate_channels: false,
-        resilient: false,
-        file: String::new(),
-    };
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--url" => parsed.url = Some(args.next().unwrap_or_else(|| usage())),
-            "--param" => {
-                let kv = args.next().unwrap_or_else(|| usage());
-                let Some((k, v)) = kv.split_once('=') else {
-                    usage()
-                };
-                parsed.params.push((k.to_string(), v.to_string()));
-            }
-            "--no-format-turns" => parsed.format_turns = false,
-            "--fast" => parsed.fast = true,
-            "--channels" => match args.next().as_deref() {
-                Some("separate") => parsed.separate_channels = true,
-                Some("mix") => parsed.separate_channels = false,
-                _ => usage(),
-            },
-            "--format" => {
-                parsed.format = match args.next().as_deref() {
-                    Some("json") => Format::Json,
-                    Some("vtt") => Format::Vtt,
-                    Some("srt") => Format::Srt,
-                    _ => usage(),
-                }
-            }
-            "--resilient" => parsed.resilient = true,
-            "-h" | "--help" => usage(),
-            _ if parsed.file.is_empty() && !arg.starts_with("--") => parsed.file = arg,
-            _ => usage(),
-        }
+    use clap::{CommandFactory, Parser};
+    let args = Args::parse();
+    if args.resilient && args.channels == Channels::Separate {
+        Args::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--resilient cannot be used with --channels separate",
+            )
+            .exit()
     }
-    if parsed.file.is_empty() || (parsed.resilient && parsed.separate_channels) {
-        usage()
+    args
+}
+
+/// What is missing before anything connects: the input file (named), or the key (with both
+/// ways to get one).
+fn preflight(args: &Args) -> Result<(), Error> {
+    // Kept an `io` error, as a missing file was before; the message now names it.
+    std::fs::File::open(&args.file).map_err(|e| {
+        Error::from(std::io::Error::new(
+            e.kind(),
+            format!("cannot read FILE.wav {}: {e}", args.file.display()),
+        ))
+    })?;
+    if std::env::var(API_KEY_ENV).map_or(true, |k| k.is_empty()) {
+        return Err(Error::Config(format!(
+            "no API key: set {API_KEY_ENV} to your AssemblyAI key, or start the local emulator \
+             (`cargo run --example emulator`) and pass the URL it prints with --url, with \
+             {API_KEY_ENV} set to the key it prints"
+        )));
     }
-    parsed
+    Ok(())
 }
 
 fn print_error(e: &Error, channel: Option<u16>) {
@@ -132,6 +162,20 @@ fn print_error(e: &Error, channel: Option<u16>) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = parse_args();
+    // RUST_LOG=debug shows the session lifecycle (tracing spans of the crate).
+    tracing_subscriber::fmt()
+        // Off unless RUST_LOG is set: stderr otherwise carries only the JSON error lines.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    if let Err(e) = preflight(&args) {
+        print_error(&e, None);
+        return ExitCode::FAILURE;
+    }
     match run(args).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -152,7 +196,8 @@ async fn run(args: Args) -> Result<bool, Error> {
         builder = builder.base_url(url);
     }
     // Events tagged with their channel (`None`: one session for the downmix of all channels).
-    let (mut events, channels, sender) = if args.separate_channels {
+    let separate_channels = args.channels == Channels::Separate;
+    let (mut events, channels, sender) = if separate_channels {
         let merged =
             MergedChannels::from_wav(&builder.build()?, params, &args.file, !args.fast).await?;
         let channels = merged.channels();
@@ -235,7 +280,7 @@ async fn run(args: Args) -> Result<bool, Error> {
         let mut cues = Vec::new();
         for (channel, transcript) in transcripts.iter().enumerate() {
             for mut cue in transcript.cues(None) {
-                if args.separate_channels {
+                if separate_channels {
                     cue.speaker = Some(format!("channel {channel}"));
                 }
                 cues.push(cue);

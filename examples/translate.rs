@@ -12,57 +12,79 @@
 //! at the first failing line, so every printed line still matches its input line.
 //!
 //! Against the emulator: `--base-url http://127.0.0.1:PORT` with the emulator's key.
+//!
+//! `--help` describes every flag on stdout and exits 0. A usage error (an unknown flag, a
+//! missing `--lang` or value) is the JSON error line above with kind `config`, a null code, a
+//! message naming the flag, and exit status 2. Without `ASSEMBLYAI_API_KEY` it fails before
+//! connecting (kind `config`, exit 1) and says to set it, or to start the emulator (`cargo run
+//! --example emulator`) and pass its URL with `--base-url`. `RUST_LOG=debug` logs to stderr.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
-use assemblyai_streaming::Error;
 use assemblyai_streaming::lemur::{Backend, Lemur};
+use assemblyai_streaming::{API_KEY_ENV, Error};
 
-const USAGE: &str =
-    "usage: translate --lang LANG [--base-url URL] [--model NAME] [--legacy-lemur] [TEXT]";
-
+/// Translate TEXT, or else each line of stdin, one translation per output line.
+///
+/// The key comes from ASSEMBLYAI_API_KEY. Without one, either set it to your AssemblyAI key, or
+/// start the local emulator (`cargo run --example emulator`) and pass its URL with --base-url
+/// (http://127.0.0.1:PORT), with ASSEMBLYAI_API_KEY set to the key it prints.
+///
+/// On failure: {"error": {"kind": "...", "code": <HTTP status or null>, "message": "..."}} on
+/// stderr, exit status 1 (2 for a usage error); with stdin input it stops at the first failing
+/// line.
+#[derive(Debug, clap::Parser)]
+#[command(name = "translate", allow_negative_numbers = true)]
 struct Args {
+    /// Target language: an ISO 639-1 code or a name.
+    #[arg(long, value_name = "LANG")]
     lang: String,
+    /// Base URL of the LLM Gateway (or LeMUR, or any OpenAI-compatible server), such as the
+    /// emulator's http://127.0.0.1:PORT.
+    #[arg(long, value_name = "URL")]
     base_url: Option<String>,
+    /// Model name to ask for (default: the crate's default model).
+    #[arg(long, value_name = "NAME")]
     model: Option<String>,
+    /// Use the legacy LeMUR endpoint (shut down on 2026-03-31: the service answers 404).
+    #[arg(long = "legacy-lemur")]
     legacy: bool,
-    text: Option<String>,
+    /// The text to translate (words are joined with spaces); without it, each line of stdin.
+    #[arg(value_name = "TEXT")]
+    words: Vec<String>,
 }
 
+/// Parses the command line. `--help` prints to stdout and exits 0; a usage error becomes the
+/// JSON error line (kind `config`, null code) with exit status 2, as it always was.
 fn parse_args() -> Result<Args, Error> {
-    let mut lang = None;
-    let mut base_url = None;
-    let mut model = None;
-    let mut legacy = false;
-    let mut words: Vec<String> = Vec::new();
-    let mut args = std::env::args().skip(1);
-    let value = |args: &mut dyn Iterator<Item = String>, flag: &str| {
-        args.next()
-            .ok_or_else(|| Error::Config(format!("{flag} needs a value; {USAGE}")))
-    };
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--lang" => lang = Some(value(&mut args, "--lang")?),
-            "--base-url" => base_url = Some(value(&mut args, "--base-url")?),
-            "--model" => model = Some(value(&mut args, "--model")?),
-            "--legacy-lemur" => legacy = true,
-            "-h" | "--help" => return Err(Error::Config(USAGE.into())),
-            "--" => words.extend(args.by_ref()),
-            flag if flag.starts_with("--") => {
-                return Err(Error::Config(format!("unknown option {flag}; {USAGE}")));
-            }
-            _ => words.push(arg),
+    use clap::Parser;
+    Args::try_parse().map_err(|e| {
+        use clap::error::ErrorKind;
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            e.exit()
         }
-    }
-    let lang = lang.ok_or_else(|| Error::Config(format!("--lang is required; {USAGE}")))?;
-    Ok(Args {
-        lang,
-        base_url,
-        model,
-        legacy,
-        text: (!words.is_empty()).then(|| words.join(" ")),
+        // clap's rendering, on one line: what is wrong (naming the flag), then the usage.
+        let text = e.render().to_string();
+        let message: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        Error::Config(message.join(" ").trim_start_matches("error: ").to_string())
     })
+}
+
+/// The key must be set before anything connects; say how to get one.
+fn check_key() -> Result<(), Error> {
+    if std::env::var(API_KEY_ENV).map_or(true, |k| k.is_empty()) {
+        return Err(Error::Config(format!(
+            "no API key: set {API_KEY_ENV} to your AssemblyAI key, or start the local emulator \
+             (`cargo run --example emulator`) and pass its URL with --base-url \
+             http://127.0.0.1:PORT, with {API_KEY_ENV} set to the key it prints"
+        )));
+    }
+    Ok(())
 }
 
 /// The machine-readable error line other tools parse.
@@ -92,7 +114,8 @@ async fn run(args: Args) -> Result<(), Error> {
     let lemur = builder.build()?;
 
     let mut out = std::io::stdout().lock();
-    if let Some(text) = args.text {
+    let text = (!args.words.is_empty()).then(|| args.words.join(" "));
+    if let Some(text) = text {
         let translated = lemur.translate(&text, &args.lang).await?;
         writeln!(out, "{}", one_line(&translated))?;
         return Ok(());
@@ -119,7 +142,23 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(args).await {
+    // RUST_LOG=debug shows what the client does (tracing spans of the crate).
+    tracing_subscriber::fmt()
+        // Off unless RUST_LOG is set: stderr otherwise carries only the JSON error lines.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let checked = check_key();
+    match async {
+        checked?;
+        run(args).await
+    }
+    .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             report(&e);

@@ -166,3 +166,125 @@ async fn without_separate_channels_a_stereo_file_is_one_session_and_has_no_chann
     assert!(lines.iter().all(|l| l.get("channel").is_none()));
     assert_eq!(lines.iter().filter(|l| l["type"] == "Begin").count(), 1);
 }
+
+/// Runs the example against a port nobody serves; the checks below fail before connecting.
+fn transcribe_offline(args: &[&str], key: Option<&str>) -> (Output, bool) {
+    let port = common::UntouchedPort::new();
+    let mut command = Command::new(common::example_binary("transcribe"));
+    command.args(["--url", &port.url("ws")]).args(args);
+    match key {
+        Some(key) => command.env("ASSEMBLYAI_API_KEY", key),
+        None => command.env_remove("ASSEMBLYAI_API_KEY"),
+    };
+    let out = command.output().unwrap();
+    (out, port.was_contacted())
+}
+
+fn error_line(out: &Output) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    serde_json::from_str(stderr.trim()).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
+
+#[test]
+fn a_missing_file_is_named_before_anything_connects() {
+    for mode in [&[][..], &["--channels", "separate"], &["--resilient"]] {
+        let args = [mode, &["/no/such/recording.wav"]].concat();
+        let (out, contacted) = transcribe_offline(&args, Some("any-key"));
+        assert_eq!(out.status.code(), Some(1), "{mode:?}: {out:?}");
+        assert!(
+            !contacted,
+            "{mode:?}: it connected before checking the file"
+        );
+        let e = error_line(&out);
+        assert_eq!(e["error"]["kind"], "io");
+        assert!(e["error"]["code"].is_null());
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains("/no/such/recording.wav"), "{message}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn without_a_key_it_explains_both_ways_out_before_connecting() {
+    for key in [None, Some("")] {
+        let (out, contacted) = transcribe_offline(&[sample_wav().to_str().unwrap()], key);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(!contacted, "it connected without a key");
+        // The contract's error line; only the message says more than before.
+        let e = error_line(&out);
+        assert_eq!(e["error"]["kind"], "config");
+        assert!(e["error"]["code"].is_null());
+        let message = e["error"]["message"].as_str().unwrap();
+        for way_out in [
+            "set ASSEMBLYAI_API_KEY",
+            "cargo run --example emulator",
+            "--url",
+        ] {
+            assert!(message.contains(way_out), "{message} lacks {way_out:?}");
+        }
+        assert!(!message.contains("api_key()"), "{message}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_what_is_wrong() {
+    let wav = sample_wav();
+    let wav = wav.to_str().unwrap();
+    for (args, named) in [
+        (&["--param", "no-equals-sign", wav][..], "--param"),
+        (&["--channels", "both", wav], "--channels"),
+        (
+            &["--resilient", "--channels", "separate", wav],
+            "--resilient",
+        ),
+        (&["--fast"], "FILE.wav"),
+    ] {
+        let (out, contacted) = transcribe_offline(args, Some("any-key"));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(!contacted);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rust_log_shows_the_session_lifecycle_on_stderr_and_nothing_by_default() {
+    let (_, script) = bundled_sample();
+    let emu = fast_emulator(script).await;
+    let bin = common::example_binary("transcribe");
+    let (url, key) = (emu.ws_url(), emu.api_key().to_owned());
+    let run = move |rust_log: Option<&'static str>| {
+        let (bin, url, key) = (bin.clone(), url.clone(), key.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut command = Command::new(bin);
+            command
+                .args(["--url", &url, "--fast"])
+                .arg(sample_wav())
+                .env("ASSEMBLYAI_API_KEY", &key);
+            match rust_log {
+                Some(filter) => command.env("RUST_LOG", filter),
+                None => command.env_remove("RUST_LOG"),
+            };
+            (command.output().unwrap(), key)
+        })
+    };
+    let (quiet, _) = run(None).await.unwrap();
+    stdout(&quiet);
+    assert!(quiet.stderr.is_empty(), "{quiet:?}");
+
+    let (debug, key) = run(Some("debug")).await.unwrap();
+    let stdout_text = stdout(&debug);
+    let stderr = String::from_utf8_lossy(&debug.stderr);
+    let begin: serde_json::Value =
+        serde_json::from_str(stdout_text.lines().next().unwrap()).unwrap();
+    assert_eq!(begin["type"], "Begin");
+    let id = begin["id"].as_str().unwrap();
+    assert!(stderr.contains("assemblyai_streaming"), "{stderr}");
+    assert!(stderr.contains(id), "the session's spans name it: {stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "no colour codes when not a terminal"
+    );
+    assert!(!stderr.contains(&key), "the key was logged: {stderr}");
+    drop(emu);
+}

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use assemblyai_streaming::emulator::{Emulator, EmulatorHandle, Script, ScriptTurn};
 
+mod common;
 mod transport_support;
 
 /// The example binary, built (or found up to date) once per test run: `cargo test --test
@@ -207,5 +208,74 @@ async fn a_server_echoing_the_key_never_gets_it_printed() {
                 "{part:?} printed: {printed}"
             );
         }
+    }
+}
+
+/// Runs the example against a port nobody serves; the checks below fail before connecting.
+fn translate_offline(args: &[&str], key: Option<&str>) -> (Output, bool) {
+    let port = common::UntouchedPort::new();
+    let mut command = Command::new(common::example_binary("translate"));
+    command
+        .args(["--base-url", &port.url("http")])
+        .args(args)
+        .stdin(Stdio::null());
+    match key {
+        Some(key) => command.env("ASSEMBLYAI_API_KEY", key),
+        None => command.env_remove("ASSEMBLYAI_API_KEY"),
+    };
+    let out = command.output().unwrap();
+    (out, port.was_contacted())
+}
+
+#[test]
+fn help_is_printed_on_stdout_and_exits_0() {
+    let (out, contacted) = translate_offline(&["--help"], None);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(!contacted);
+    assert!(out.stderr.is_empty(), "help is not an error line: {out:?}");
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.contains("--lang") && help.contains("ASSEMBLYAI_API_KEY"),
+        "{help}"
+    );
+}
+
+#[test]
+fn without_a_key_it_explains_both_ways_out_before_connecting() {
+    for key in [None, Some("")] {
+        let (out, contacted) = translate_offline(&["--lang", "es", "Hello."], key);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(!contacted, "it connected without a key");
+        let e = error_line(&out);
+        assert_eq!(e["error"]["kind"], "config");
+        assert!(e["error"]["code"].is_null());
+        let message = e["error"]["message"].as_str().unwrap();
+        for way_out in [
+            "set ASSEMBLYAI_API_KEY",
+            "cargo run --example emulator",
+            "--base-url",
+        ] {
+            assert!(message.contains(way_out), "{message} lacks {way_out:?}");
+        }
+        assert!(!message.contains("LemurBuilder"), "{message}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn usage_errors_name_the_flag_in_the_json_line() {
+    for (args, named) in [
+        (&["--lang", "es", "--bogus"][..], "--bogus"),
+        (&["Hello."], "--lang"),
+        (&["--lang"], "--lang"),
+    ] {
+        let (out, contacted) = translate_offline(args, Some("any-key"));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(!contacted);
+        let e = error_line(&out);
+        assert_eq!(e["error"]["kind"], "config");
+        assert!(e["error"]["code"].is_null());
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{args:?}: {message}");
     }
 }

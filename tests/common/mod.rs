@@ -179,3 +179,25 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
     assert!(bin.exists(), "example not built at {}", bin.display());
     bin
 }
+
+/// A loopback port that is listened on but never served: give its URL to a command that must
+/// fail before connecting, then ask whether anything connected (the kernel completes a TCP
+/// connection into the backlog even when nobody accepts it).
+pub struct UntouchedPort(std::net::TcpListener);
+
+impl UntouchedPort {
+    pub fn new() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("non-blocking");
+        Self(listener)
+    }
+
+    /// `scheme://127.0.0.1:PORT`.
+    pub fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://{}", self.0.local_addr().expect("local address"))
+    }
+
+    pub fn was_contacted(&self) -> bool {
+        self.0.accept().is_ok()
+    }
+}

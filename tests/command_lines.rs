@@ -1,0 +1,218 @@
+//! What every command-line example promises about its command line: `--help` describes every
+//! flag on stdout and exits 0; an unknown flag is named and exits 2; files named on the command
+//! line are checked (and named in the error) before anything listens or connects. The outputs
+//! of a run are tested next to each example (`transcribe_example`, `translate_example`).
+
+mod common;
+
+use std::process::{Command, Output};
+
+/// Each example and every flag its `--help` must describe.
+const EXAMPLES: &[(&str, &[&str])] = &[
+    (
+        "transcribe",
+        &[
+            "--url",
+            "--param",
+            "--no-format-turns",
+            "--fast",
+            "--format",
+            "--channels",
+            "--resilient",
+            "<FILE.wav>",
+        ],
+    ),
+    (
+        "translate",
+        &[
+            "--lang",
+            "--base-url",
+            "--model",
+            "--legacy-lemur",
+            "[TEXT]",
+        ],
+    ),
+    (
+        "emulator",
+        &[
+            "--port",
+            "--host",
+            "--api-key",
+            "--script",
+            "--legacy-formatting",
+            "--stamp-send-time",
+            "--max-sessions",
+            "--http-401",
+            "--max-session-seconds",
+            "--realtime-tolerance-ms",
+            "--drop-after-ms",
+            "--no-termination",
+            "--delay-begin-ms",
+            "--unknown-message",
+            "--error-then-close",
+            "--malformed-frame",
+            "--slow-ms",
+            "--untyped-error",
+            "--tls",
+            "--tls-cert",
+            "--tls-key",
+            "--tls-ca",
+        ],
+    ),
+    (
+        "load",
+        &[
+            "--url",
+            "--sessions",
+            "--seconds",
+            "--json",
+            "--threads",
+            "--ramp-ms",
+            "--frame-ms",
+            "--emulator-pid",
+            "--client",
+        ],
+    ),
+    ("mic_translate", &["--lang", "--wav", "--device", "--input"]),
+];
+
+fn run(example: &str, args: &[&str]) -> Output {
+    Command::new(common::example_binary(example))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_exits_0_and_describes_every_flag() {
+    for (example, flags) in EXAMPLES {
+        let out = run(example, &["--help"]);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{example} --help: {out:?}");
+        assert!(out.stderr.is_empty(), "{example} --help wrote to stderr");
+        let lines: Vec<&str> = help.lines().map(str::trim).collect();
+        for flag in *flags {
+            // clap's long help: the flag's own line, then its description on the next line.
+            let at = lines
+                .iter()
+                .position(|l| {
+                    let first = l.split(' ').next().unwrap_or("");
+                    first.trim_end_matches("...") == *flag
+                })
+                .unwrap_or_else(|| panic!("{example} --help does not list {flag}:\n{help}"));
+            let description = lines.get(at + 1).copied().unwrap_or("");
+            assert!(
+                !description.is_empty() && !description.starts_with('-'),
+                "{example} --help lists {flag} without a description:\n{help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unknown_flag_exits_2_and_is_named() {
+    for (example, _) in EXAMPLES {
+        let out = run(example, &["--no-such-flag"]);
+        assert_eq!(out.status.code(), Some(2), "{example}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--no-such-flag"), "{example}: {stderr}");
+        assert!(out.stdout.is_empty(), "{example} printed to stdout");
+    }
+}
+
+#[test]
+fn transcribe_help_warns_that_fast_ends_in_3007_where_real_time_is_enforced() {
+    let help = String::from_utf8(run("transcribe", &["--help"]).stdout).unwrap();
+    let fast = &help[help.find("--fast").unwrap()..];
+    let fast = &fast[..fast.find("--format").unwrap()];
+    assert!(fast.contains("3007"), "{fast}");
+    assert!(fast.contains("real time"), "{fast}");
+}
+
+#[test]
+fn the_emulator_names_a_missing_script_and_exits_2_before_listening() {
+    let out = run(
+        "emulator",
+        &["--port", "0", "--script", "/no/such/script.json"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--script /no/such/script.json"), "{stderr}");
+    assert!(out.stdout.is_empty(), "it printed a URL: {out:?}");
+}
+
+#[test]
+fn the_emulator_names_a_missing_tls_file_and_exits_2_before_listening() {
+    let out = run(
+        "emulator",
+        &[
+            "--port",
+            "0",
+            "--tls-cert",
+            "/no/such/chain.pem",
+            "--tls-key",
+            "/no/such/key.pem",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/no/such/chain.pem"), "{stderr}");
+    assert!(out.stdout.is_empty(), "it printed a URL: {out:?}");
+}
+
+#[test]
+fn the_emulator_keeps_its_value_syntax_and_rejects_half_a_tls_pair() {
+    // `--error-then-close` takes CODE:REASON; a CODE that is not a number is a usage error.
+    let out = run("emulator", &["--error-then-close", "abc:reason"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--error-then-close"));
+    // A certificate without its key (and the reverse) is a usage error, not a silent plain run.
+    for half in [
+        ["--tls-cert", "chain.pem"],
+        ["--tls-key", "key.pem"],
+        ["--tls-ca", "ca.pem"],
+    ] {
+        let out = run("emulator", &half);
+        assert_eq!(out.status.code(), Some(2), "{half:?}: {out:?}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn load_rejects_a_json_report_into_a_missing_directory_before_any_session() {
+    let out = run(
+        "load",
+        &[
+            "--sessions",
+            "1",
+            "--seconds",
+            "1",
+            "--json",
+            "/no/such/dir/report.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/no/such/dir/report.json"), "{stderr}");
+    assert!(
+        stderr.contains("/no/such/dir "),
+        "names the directory: {stderr}"
+    );
+    // No report: the run never started.
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
+
+#[test]
+fn load_needs_sessions_and_seconds_of_at_least_1() {
+    for args in [
+        &["--seconds", "1"][..],
+        &["--sessions", "1"],
+        &["--sessions", "0", "--seconds", "1"],
+        &["--sessions", "1", "--seconds", "0"],
+        &["--sessions", "1", "--seconds", "1", "--client", "fast"],
+    ] {
+        let out = run("load", args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
