@@ -4,55 +4,15 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 use assemblyai_streaming::emulator::{Emulator, EmulatorHandle, Script, ScriptTurn};
 
 mod common;
 mod transport_support;
 
-/// The example binary, built (or found up to date) once per test run: `cargo test --test
-/// translate_example` alone does not build examples, and a stale binary would test old code.
+/// The `translate` example's binary (built once per test process).
 fn example_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            cargo
-                .args(["build", "--quiet", "--example", "translate"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            // Variables cargo sets for the test process would change build scripts' inputs
-            // and make this build and the outer one rebuild dependencies in turn.
-            for (key, _) in std::env::vars_os() {
-                let name = key.to_string_lossy();
-                let user_setting = [
-                    "CARGO_HOME",
-                    "CARGO_TARGET_DIR",
-                    "CARGO_BUILD_",
-                    "CARGO_REGISTR",
-                    "CARGO_NET_",
-                ]
-                .iter()
-                .any(|keep| name.starts_with(keep));
-                if (name.starts_with("CARGO_") && !user_setting) || name == "OUT_DIR" {
-                    cargo.env_remove(&key);
-                }
-            }
-            let status = cargo.status().expect("run cargo");
-            assert!(status.success(), "building the example failed");
-            // Examples live next to the test binaries: target/<profile>/examples.
-            let exe = std::env::current_exe().expect("test binary path");
-            let dir = exe
-                .parent()
-                .and_then(|deps| deps.parent())
-                .expect("target/<profile>");
-            let bin = dir
-                .join("examples")
-                .join(format!("translate{}", std::env::consts::EXE_SUFFIX));
-            assert!(bin.exists(), "example not built at {}", bin.display());
-            bin
-        })
-        .clone()
+    common::example_binary("translate")
 }
 
 async fn emulator() -> EmulatorHandle {
