@@ -1,13 +1,13 @@
 //! Cancellation: dropping a session, either half, or a `terminate()` future at any point leaves
 //! no task running, closes the socket, and leaks no memory.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use assemblyai_streaming::{AudioChunk, ConnectionParams, StreamingClient};
-use common::*;
 use futures::{SinkExt, StreamExt};
+use support::server::*;
 
 fn client(url: &str) -> StreamingClient {
     StreamingClient::builder()

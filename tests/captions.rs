@@ -2,8 +2,7 @@
 //! translations joined (also those that arrive after `Termination`), WebVTT and SRT from the
 //! word timings; and the JSON shapes of session events and translations a service sends on.
 
-#[path = "emulator_support/mod.rs"]
-mod emulator_support;
+mod support;
 
 use std::time::Duration;
 
@@ -12,9 +11,9 @@ use assemblyai_streaming::lemur::Lemur;
 use assemblyai_streaming::protocol::Turn;
 use assemblyai_streaming::translate::{TranslateExt, TranslatedEvent, translator_fn};
 use assemblyai_streaming::{ConnectionParams, TurnEvent};
-use emulator_support::{bundled_sample, emulator_client, fast_emulator};
 use futures::StreamExt;
 use serde_json::json;
+use support::emulator::{bundled_sample, emulator_client, fast_emulator};
 
 /// A final turn whose words are `(text, start_ms, end_ms)`.
 fn final_turn(turn_order: u64, words: &[(&str, i64, i64)]) -> TurnEvent {

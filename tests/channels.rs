@@ -2,8 +2,7 @@
 //! in audio-time order; a stereo call whose channels say different scripted sentences.
 #![cfg(feature = "wav")]
 
-#[path = "emulator_support/mod.rs"]
-mod emulator_support;
+mod support;
 
 use std::time::Duration;
 
@@ -11,9 +10,9 @@ use assemblyai_streaming::channels::{ChannelEvent, MergedChannels};
 use assemblyai_streaming::emulator::Script;
 use assemblyai_streaming::protocol::Turn;
 use assemblyai_streaming::{ConnectionParams, Result, TurnEvent};
-use emulator_support::{emulator_client, fast_emulator, sessions_drained, stereo_call};
 use futures::{Stream, StreamExt};
 use serde_json::json;
+use support::emulator::{emulator_client, fast_emulator, sessions_drained, stereo_call};
 
 fn final_at(turn_order: u64, start_ms: i64, text: &str) -> TurnEvent {
     let turn: Turn = serde_json::from_value(json!({

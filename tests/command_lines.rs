@@ -3,7 +3,7 @@
 //! line are checked (and named in the error) before anything listens or connects. The outputs
 //! of a run are tested next to each example (`transcribe_example`, `translate_example`).
 
-mod common;
+mod support;
 
 use std::process::{Command, Output};
 
@@ -77,7 +77,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
 ];
 
 fn run(example: &str, args: &[&str]) -> Output {
-    Command::new(common::example_binary(example))
+    Command::new(support::server::example_binary(example))
         .args(args)
         .output()
         .unwrap()

@@ -1,13 +1,13 @@
 //! Each injectable fault, and what a raw websocket client sees.
 
-mod emulator_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use assemblyai_streaming::emulator::{Emulator, Faults};
 use assemblyai_streaming::protocol::{SENT_AT_FIELD, ServerMessage};
-use emulator_support::*;
 use futures::{SinkExt, StreamExt};
+use support::emulator::*;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn emulator(faults: Faults) -> assemblyai_streaming::emulator::EmulatorHandle {

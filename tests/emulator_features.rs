@@ -2,11 +2,11 @@
 //! heartbeats, silence acknowledgements, LLM Gateway responses, Universal-3 turns and live
 //! configuration changes.
 
-mod emulator_support;
+mod support;
 
 use assemblyai_streaming::emulator::{Emulator, Script, ScriptTurn};
 use assemblyai_streaming::protocol::ServerMessage;
-use emulator_support::*;
+use support::emulator::*;
 
 fn spanish_script() -> Script {
     let mut turn = ScriptTurn {

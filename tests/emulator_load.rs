@@ -8,7 +8,7 @@
 //!   cargo test --release --features emulator --test emulator_load -- --ignored --nocapture
 //! ```
 
-mod emulator_support;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use emulator_support::*;
 use futures::{SinkExt, StreamExt};
+use support::emulator::*;
 use tokio_tungstenite::tungstenite::Message;
 
 fn env_num(name: &str, default: u64) -> u64 {

@@ -1,13 +1,13 @@
 //! Every rule the emulator enforces, with the close code and reason text a client gets.
 
-mod emulator_support;
+mod support;
 
 use std::time::Duration;
 
 use assemblyai_streaming::emulator::{Emulator, INACTIVITY_CLOSE_CODE, Script};
 use assemblyai_streaming::protocol::ServerMessage;
-use emulator_support::*;
 use futures::{SinkExt, StreamExt};
+use support::emulator::*;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Reads until the server closes; returns messages and the close.

@@ -1,11 +1,11 @@
 //! The emulator's session behaviour with real speech: Begin, turns that follow the pauses in the
 //! audio, words revealed over time, both formatting behaviours, Termination.
 
-mod emulator_support;
+mod support;
 
 use assemblyai_streaming::emulator::{Emulator, Formatting, Script};
 use assemblyai_streaming::protocol::ServerMessage;
-use emulator_support::*;
+use support::emulator::*;
 
 #[tokio::test]
 async fn two_utterances_separated_by_a_pause_make_two_turns() {

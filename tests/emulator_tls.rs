@@ -1,6 +1,6 @@
 //! TLS: `wss://` and `https://` with the certificate made at start-up, next to plain `ws://`.
 
-mod emulator_support;
+mod support;
 
 use std::sync::Arc;
 

@@ -2,14 +2,14 @@
 //! typed error, error bodies are read to their first KiB, and a server that sends forever
 //! cannot make the client buffer more than that.
 
-mod transport_support;
+mod support;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use assemblyai_streaming::Error;
 use assemblyai_streaming::lemur::{DEFAULT_MAX_RESPONSE_BYTES, Lemur, LemurBuilder};
-use transport_support::*;
+use support::transport::*;
 
 fn lemur(url: &str) -> LemurBuilder {
     Lemur::builder()

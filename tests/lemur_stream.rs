@@ -3,7 +3,7 @@
 //! without `[DONE]`, errors inside the stream, stalls; and the translation adapter forwarding
 //! deltas as they arrive.
 
-mod transport_support;
+mod support;
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use assemblyai_streaming::protocol::Turn;
 use assemblyai_streaming::translate::{TranslateOptions, TranslatedEvent, translate_finals};
 use assemblyai_streaming::{Error, Result, TurnEvent};
 use futures::StreamExt;
-use transport_support::*;
+use support::transport::*;
 
 fn lemur(url: &str) -> LemurBuilder {
     Lemur::builder()

@@ -5,7 +5,7 @@
 //! plain `cargo test`; `.ci/run` runs it with `--ignored`. Under `CI=true` missing packages fail
 //! the test; elsewhere they skip it with a notice.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ fn free_port() -> u16 {
 
 /// Starts the example without a key (so it serves the emulator); returns it and its URL.
 fn start_service() -> (Killed, String) {
-    let mut child = Command::new(common::example_binary("live_captions"))
+    let mut child = Command::new(support::server::example_binary("live_captions"))
         .args(["--port", "0", "--lang", "es"])
         .env_remove("ASSEMBLYAI_API_KEY")
         .stdout(Stdio::piped())

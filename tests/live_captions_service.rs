@@ -2,7 +2,7 @@
 //! frame, an odd-length or oversized audio frame), several connections at once, and a client
 //! that vanishes. Each case must end cleanly with nothing left running.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -25,7 +25,7 @@ impl Drop for Service {
 }
 
 fn start() -> Service {
-    let mut child = Command::new(common::example_binary("live_captions"))
+    let mut child = Command::new(support::server::example_binary("live_captions"))
         .args(["--port", "0"])
         .env_remove("ASSEMBLYAI_API_KEY")
         .stdout(Stdio::piped())

@@ -10,12 +10,12 @@
 //! `cargo test --test python_sdk -- --ignored`. When a tool is missing the test says why and is
 //! skipped, except under `CI=true`, where it fails.
 
-mod emulator_support;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
 
-use emulator_support::sdk::*;
+use support::emulator::sdk::*;
 
 const SCRIPT_TEXT: &str = "The quick brown fox jumps over the lazy dog.";
 

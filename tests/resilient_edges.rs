@@ -1,9 +1,7 @@
 //! Edges of the resilient session: its end (terminate, a dropped consumer, a failure during
 //! terminate), decode errors, and audio given faster than real time.
 
-mod common;
-mod resilient_support;
-mod robust_support;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,8 +10,8 @@ use assemblyai_streaming::emulator::{Emulator, Faults};
 use assemblyai_streaming::resilient::{ResilientEvent, ResilientSession};
 use assemblyai_streaming::{AudioChunk, ConnectionParams, Error, StreamingClient, TurnEvent};
 use futures::{SinkExt, StreamExt};
-use resilient_support::*;
-use robust_support::client_for;
+use support::faults::client_for;
+use support::resilient::*;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(start_paused = true)]
@@ -120,12 +118,12 @@ async fn a_connection_lost_during_terminate_is_replaced_and_the_transcript_finis
     // gets the replay and the `Terminate` again, and finishes.
     let seen: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
     let log = seen.clone();
-    let server = common::serve(
+    let server = support::server::serve(
         |_| None,
         move |mut ws, _| {
             let log = log.clone();
             async move {
-                ws.send(common::begin()).await.unwrap();
+                ws.send(support::server::begin()).await.unwrap();
                 let n = {
                     let mut log = log.lock().unwrap();
                     log.push(Vec::new());
@@ -146,17 +144,17 @@ async fn a_connection_lost_during_terminate_is_replaced_and_the_transcript_finis
                 if n == 0 {
                     return; // TCP drop instead of Termination
                 }
-                ws.send(common::turn(0, true, true, "all of it"))
+                ws.send(support::server::turn(0, true, true, "all of it"))
                     .await
                     .unwrap();
-                ws.send(common::termination()).await.unwrap();
-                common::close(&mut ws, 1000, "").await;
+                ws.send(support::server::termination()).await.unwrap();
+                support::server::close(&mut ws, 1000, "").await;
             }
         },
     )
     .await;
     let client = StreamingClient::builder()
-        .api_key(common::KEY)
+        .api_key(support::server::KEY)
         .base_url(&server.url);
     let session = ResilientSession::builder(client, ConnectionParams::new())
         .backoff(Duration::from_millis(10), Duration::from_millis(10))

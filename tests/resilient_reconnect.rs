@@ -1,12 +1,10 @@
 //! A resilient session through failed connections, on the emulator with fault injection and a
-//! paused clock (see `robust_long_sessions.rs` for why real loopback sockets and a paused
+//! paused clock (see `long_sessions.rs` for why real loopback sockets and a paused
 //! clock work together): the sample is streamed at real time, the connection fails in the
 //! middle of the second sentence, and the transcript must come out whole, once, on one
 //! timeline — or the stream must end with the error when a new connection cannot help.
 
-mod common;
-mod resilient_support;
-mod robust_support;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,8 +15,8 @@ use assemblyai_streaming::protocol::UpdateConfiguration;
 use assemblyai_streaming::resilient::{ResilientEvent, ResilientSession, ResilientSessionBuilder};
 use assemblyai_streaming::{ConnectionParams, StreamingClient};
 use futures::{SinkExt, StreamExt};
-use resilient_support::*;
-use robust_support::client_for;
+use support::faults::client_for;
+use support::resilient::*;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -281,12 +279,12 @@ async fn settings_changed_mid_stream_carry_over_to_the_next_connection() {
     // records what it is sent first, then finishes normally.
     let firsts = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let seen = firsts.clone();
-    let server = common::serve(
+    let server = support::server::serve(
         |_| None,
         move |mut ws, _| {
             let seen = seen.clone();
             async move {
-                ws.send(common::begin()).await.unwrap();
+                ws.send(support::server::begin()).await.unwrap();
                 let n = { seen.lock().unwrap().len() };
                 if n == 0 {
                     seen.lock().unwrap().push(String::new());
@@ -309,14 +307,14 @@ async fn settings_changed_mid_stream_carry_over_to_the_next_connection() {
                         _ => {}
                     }
                 }
-                ws.send(common::termination()).await.unwrap();
-                common::close(&mut ws, 1000, "").await;
+                ws.send(support::server::termination()).await.unwrap();
+                support::server::close(&mut ws, 1000, "").await;
             }
         },
     )
     .await;
     let client = StreamingClient::builder()
-        .api_key(common::KEY)
+        .api_key(support::server::KEY)
         .base_url(&server.url);
     let session = ResilientSession::builder(client, ConnectionParams::new())
         .backoff(Duration::from_millis(10), Duration::from_millis(10))

@@ -1,9 +1,8 @@
 //! Rolling over before the session cap: hours of paced speech on a paused clock (see
-//! `robust_long_sessions.rs` for why loopback sockets and a paused clock work together), with
+//! `long_sessions.rs` for why loopback sockets and a paused clock work together), with
 //! the service's 3-hour cap and with a temporary token's 60 s cap.
 
-mod resilient_support;
-mod robust_support;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,8 +11,8 @@ use std::time::Duration;
 use assemblyai_streaming::emulator::{Emulator, Script};
 use assemblyai_streaming::resilient::ResilientSession;
 use assemblyai_streaming::{ConnectionParams, StreamingClient};
-use resilient_support::*;
-use robust_support::client_for;
+use support::faults::client_for;
+use support::resilient::*;
 
 const HOUR: u64 = 3600;
 

@@ -2,16 +2,15 @@
 //! server echoes them back: a table of every transport path that keeps server text, run with a
 //! canary key and token, where a partial echo (8 characters or more) counts as a leak.
 
-mod common;
-mod transport_support;
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use assemblyai_streaming::{AudioChunk, ConnectionParams, Secret, StreamingClient};
-use common::*;
 use futures::{SinkExt, StreamExt};
+use support::server::*;
 
 const SECRET_KEY: &str = "sk-live-DO-NOT-LOG-4f1c2a";
 const SECRET_TOKEN: &str = "tmp-token-DO-NOT-LOG-9e8d";
@@ -127,7 +126,7 @@ async fn keys_and_tokens_never_appear_in_debug_or_trace_logs() {
 
 use assemblyai_streaming::Error;
 use assemblyai_streaming::lemur::{Backend, ChatMessage, ChatRequest, Lemur, LemurBuilder};
-use transport_support::*;
+use support::transport::*;
 
 const CANARY_KEY: &str = "canary-key-7Qm2xV9pL4sT8wZ1rN6b";
 /// A token with characters that percent-encoding changes, to catch the encoded echo too.

@@ -2,13 +2,13 @@
 //! reasons, `Error`-frame text, the payload a decode error keeps, and the classification of a
 //! failed connect (before `Begin`). Whole and partial echoes are both checked.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use assemblyai_streaming::{ConnectionParams, Error, StreamingClient};
-use common::*;
 use futures::{SinkExt, StreamExt};
+use support::server::*;
 use tokio_tungstenite::tungstenite::Message;
 
 const CANARY: &str = "sk-canary-7f3a9c2e41d8b6";

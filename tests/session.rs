@@ -1,6 +1,6 @@
 //! Behaviour of `StreamingSession` against scripted loopback servers.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,8 +10,8 @@ use assemblyai_streaming::protocol::UpdateConfiguration;
 use assemblyai_streaming::{
     AudioChunk, CloseKind, ConnectionParams, Error, StreamingClient, TimeoutKind, TurnEvent,
 };
-use common::*;
 use futures::{SinkExt, StreamExt};
+use support::server::*;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 

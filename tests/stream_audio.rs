@@ -2,15 +2,14 @@
 //! audio ends, reports a failing source without losing turns, and leaves nothing running when
 //! its events are dropped. Also `audio::paced` as an `Unpin` stream.
 
-#[path = "emulator_support/mod.rs"]
-mod emulator_support;
+mod support;
 
 use std::time::Duration;
 
 use assemblyai_streaming::audio::paced;
 use assemblyai_streaming::{AudioChunk, ConnectionParams, Encoding, Error, TurnEvent};
-use emulator_support::{bundled_sample, emulator_client, fast_emulator, sessions_drained};
 use futures::{SinkExt, StreamExt};
+use support::emulator::{bundled_sample, emulator_client, fast_emulator, sessions_drained};
 
 fn finals(events: &[TurnEvent]) -> Vec<String> {
     events

@@ -1,14 +1,12 @@
 //! The `transcribe` example's output formats: JSON lines (the default, unchanged), WebVTT and
 //! SRT of the final turns.
 
-mod common;
-#[path = "emulator_support/mod.rs"]
-mod emulator_support;
+mod support;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use emulator_support::{bundled_sample, fast_emulator, stereo_call};
+use support::emulator::{bundled_sample, fast_emulator, stereo_call};
 
 fn sample_wav() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/assets/sample.wav")
@@ -17,7 +15,7 @@ fn sample_wav() -> PathBuf {
 async fn transcribe(args: &[&str], wav: &std::path::Path) -> Output {
     let (_, script) = bundled_sample();
     let emu = fast_emulator(script).await;
-    let bin = common::example_binary("transcribe");
+    let bin = support::server::example_binary("transcribe");
     let url = emu.ws_url();
     let key = emu.api_key().to_owned();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -169,8 +167,8 @@ async fn without_separate_channels_a_stereo_file_is_one_session_and_has_no_chann
 
 /// Runs the example against a port nobody serves; the checks below fail before connecting.
 fn transcribe_offline(args: &[&str], key: Option<&str>) -> (Output, bool) {
-    let port = common::UntouchedPort::new();
-    let mut command = Command::new(common::example_binary("transcribe"));
+    let port = support::server::UntouchedPort::new();
+    let mut command = Command::new(support::server::example_binary("transcribe"));
     command.args(["--url", &port.url("ws")]).args(args);
     match key {
         Some(key) => command.env("ASSEMBLYAI_API_KEY", key),
@@ -251,7 +249,7 @@ fn usage_errors_exit_2_and_name_what_is_wrong() {
 async fn rust_log_shows_the_session_lifecycle_on_stderr_and_nothing_by_default() {
     let (_, script) = bundled_sample();
     let emu = fast_emulator(script).await;
-    let bin = common::example_binary("transcribe");
+    let bin = support::server::example_binary("transcribe");
     let (url, key) = (emu.ws_url(), emu.api_key().to_owned());
     let run = move |rust_log: Option<&'static str>| {
         let (bin, url, key) = (bin.clone(), url.clone(), key.clone());

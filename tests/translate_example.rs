@@ -1,18 +1,17 @@
 //! The `translate` example's command-line contract: flags, one translation per line on stdout,
 //! and the JSON error line on stderr with a non-zero exit. Other tools script these formats.
 
+mod support;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use assemblyai_streaming::emulator::{Emulator, EmulatorHandle, Script, ScriptTurn};
 
-mod common;
-mod transport_support;
-
 /// The `translate` example's binary (built once per test process).
 fn example_binary() -> PathBuf {
-    common::example_binary("translate")
+    support::server::example_binary("translate")
 }
 
 async fn emulator() -> EmulatorHandle {
@@ -125,7 +124,7 @@ async fn usage_errors_have_a_null_code_and_exit_2() {
 /// example's stdout and stderr carry no run of 8 characters of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_server_echoing_the_key_never_gets_it_printed() {
-    use transport_support::{Reply, http_server, json_response};
+    use support::transport::{Reply, http_server, json_response};
     const KEY: &str = "canary-cli-key-5Hs9Qe2Wv7Xb";
     let parts: Vec<String> = KEY
         .chars()
@@ -173,8 +172,8 @@ async fn a_server_echoing_the_key_never_gets_it_printed() {
 
 /// Runs the example against a port nobody serves; the checks below fail before connecting.
 fn translate_offline(args: &[&str], key: Option<&str>) -> (Output, bool) {
-    let port = common::UntouchedPort::new();
-    let mut command = Command::new(common::example_binary("translate"));
+    let port = support::server::UntouchedPort::new();
+    let mut command = Command::new(support::server::example_binary("translate"));
     command
         .args(["--base-url", &port.url("http")])
         .args(args)

@@ -3,8 +3,7 @@
 //! basic auth from the proxy URL, and refusals (407, 403) as typed errors that are not retried.
 //! The environment variables are tested in `transport_proxy_env.rs` (its own binary).
 
-mod common;
-mod transport_support;
+mod support;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -12,20 +11,20 @@ use std::time::Duration;
 use assemblyai_streaming::lemur::Lemur;
 use assemblyai_streaming::{ConnectionParams, Error, StreamingClient};
 use futures::{SinkExt, StreamExt};
-use transport_support::*;
+use support::transport::*;
 
 /// base64("user:pa ss@1") — the userinfo below, percent-decoded.
 const BASIC: &str = "Basic dXNlcjpwYSBzc0Ax";
 const PROXY_USERINFO: &str = "user:pa%20ss%401";
 
-async fn ws_service() -> common::MockServer {
-    common::serve(
+async fn ws_service() -> support::server::MockServer {
+    support::server::serve(
         |_| None,
         |mut ws, _| async move {
-            ws.send(common::begin()).await.unwrap();
-            common::read_until_terminate(&mut ws).await;
-            ws.send(common::termination()).await.unwrap();
-            common::close(&mut ws, 1000, "").await;
+            ws.send(support::server::begin()).await.unwrap();
+            support::server::read_until_terminate(&mut ws).await;
+            ws.send(support::server::termination()).await.unwrap();
+            support::server::close(&mut ws, 1000, "").await;
         },
     )
     .await

@@ -2,15 +2,14 @@
 //! both cases), read by `build()` as reqwest and curl read them. One test in its own binary:
 //! the environment is process-wide, so no other test may run beside it while it changes.
 
-mod common;
-mod transport_support;
+mod support;
 
 use std::sync::atomic::Ordering;
 
 use assemblyai_streaming::lemur::Lemur;
 use assemblyai_streaming::{ConnectionParams, StreamingClient};
 use futures::{SinkExt, StreamExt};
-use transport_support::*;
+use support::transport::*;
 
 const VARS: &[&str] = &[
     "HTTPS_PROXY",
@@ -40,13 +39,13 @@ fn set_env(vars: &[(&str, &str)]) {
 async fn the_environment_picks_the_proxy_and_no_proxy_exempts_hosts() {
     let tls = test_tls();
     let (wss_url, _) = wss_service(&tls).await;
-    let ws = common::serve(
+    let ws = support::server::serve(
         |_| None,
         |mut ws, _| async move {
-            ws.send(common::begin()).await.unwrap();
-            common::read_until_terminate(&mut ws).await;
-            ws.send(common::termination()).await.unwrap();
-            common::close(&mut ws, 1000, "").await;
+            ws.send(support::server::begin()).await.unwrap();
+            support::server::read_until_terminate(&mut ws).await;
+            ws.send(support::server::termination()).await.unwrap();
+            support::server::close(&mut ws, 1000, "").await;
         },
     )
     .await;

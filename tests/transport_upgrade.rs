@@ -1,13 +1,13 @@
 //! Strict upgrade responses (RFC 6455 §4.1) and strict base URLs: what the client refuses
 //! before a session starts, and the typed error it refuses with.
 
-mod transport_support;
+mod support;
 
 use std::time::Duration;
 
 use assemblyai_streaming::lemur::Lemur;
 use assemblyai_streaming::{ConnectionParams, Error, StreamingClient};
-use transport_support::raw_upgrade_server;
+use support::transport::raw_upgrade_server;
 
 /// An unmasked text frame holding `Begin`.
 fn begin_frame() -> Vec<u8> {

@@ -1,14 +1,13 @@
 //! Edge cases of the session task found while testing robustness, against the scripted server.
 
-mod common;
-mod robust_support;
+mod support;
 
 use std::time::Duration;
 
 use assemblyai_streaming::{AudioChunk, ConnectionParams, Error, StreamingClient};
-use common::*;
 use futures::SinkExt;
-use robust_support::*;
+use support::faults::*;
+use support::server::*;
 
 #[tokio::test]
 async fn a_drop_noticed_by_a_failed_write_while_the_consumer_is_behind_is_still_an_error() {

@@ -2,18 +2,17 @@
 //! order; every turn the server sent before `Termination` reaches the consumer, also when the
 //! consumer is slow and when the server delays its messages.
 
-mod common;
-mod robust_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use assemblyai_streaming::emulator::{Emulator, Faults, Script};
 use assemblyai_streaming::{AudioChunk, ConnectionParams, Encoding, StreamingClient, TurnEvent};
-use common::*;
 use futures::{SinkExt, StreamExt};
 use proptest::prelude::*;
-use robust_support::*;
+use support::faults::*;
+use support::server::*;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -7,8 +7,7 @@
 //! polls for I/O readiness before it auto-advances the clock, so no timer fires "early" while
 //! bytes are in flight. (A remote peer would break that assumption.)
 
-mod common;
-mod robust_support;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,9 +17,9 @@ use assemblyai_streaming::emulator::{Emulator, INACTIVITY_CLOSE_CODE, Script};
 use assemblyai_streaming::{
     AudioChunk, CloseKind, ConnectionParams, Encoding, Error, StreamingClient, TurnEvent,
 };
-use common::*;
 use futures::{SinkExt, StreamExt};
-use robust_support::*;
+use support::faults::*;
+use support::server::*;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -4,7 +4,7 @@
 //! stream ends after it. These tests are the source of the fault table in
 //! `src/faults_doc.md`; keep the two in step.
 
-mod robust_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use assemblyai_streaming::{
     CloseKind, ConnectionParams, Error, StreamingClient, TimeoutKind, TurnEvent,
 };
 use futures::SinkExt;
-use robust_support::*;
+use support::faults::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
 

@@ -3,7 +3,7 @@
 //! close before `Termination` as an error, the completed closing handshake, one retry table,
 //! dropping the event stream, and the end error repeated by `send()`/`terminate()`.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +13,8 @@ use assemblyai_streaming::{
     AudioChunk, ConnectionParams, Error, StreamingClient, StreamingClientBuilder, TimeoutKind,
     TurnEvent,
 };
-use common::*;
 use futures::{SinkExt, StreamExt};
+use support::server::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -436,11 +436,9 @@ async fn after_an_error_send_and_terminate_return_that_error() {
 async fn self_signed_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = vec![
-        CertificateDer::from_pem_slice(include_bytes!("robust_support/selfsigned.crt")).unwrap(),
-    ];
-    let key =
-        PrivateKeyDer::from_pem_slice(include_bytes!("robust_support/selfsigned.key")).unwrap();
+    let certs =
+        vec![CertificateDer::from_pem_slice(include_bytes!("support/selfsigned.crt")).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("support/selfsigned.key")).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -1,6 +1,6 @@
-//! Helpers of the robustness tests (`tests/robust_*.rs`): synthetic "speech" the emulator's
-//! energy VAD turns into turns, a client preset for the emulator, and a collector that checks
-//! how a stream ends.
+//! Helpers of the fault tests (faults, long sessions, no lost data, session edges): synthetic
+//! "speech" the emulator's energy VAD turns into turns, a client preset for the emulator, and a
+//! collector that checks how a stream ends.
 #![allow(dead_code)]
 
 use std::time::Duration;
