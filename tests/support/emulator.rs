@@ -4,8 +4,8 @@
 
 pub mod sdk;
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use assemblyai_streaming::protocol::{ServerMessage, Turn};
@@ -33,34 +33,7 @@ pub fn speech(text: &str) -> Option<Vec<u8>> {
             return Some(bytes);
         }
     }
-    let wav = dir.join(format!("{name}-{}-{}.wav", text.len(), std::process::id()));
-    let ok = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-        && Command::new("sox")
-            .arg(&wav)
-            .args([
-                "-r",
-                "16000",
-                "-c",
-                "1",
-                "-b",
-                "16",
-                "-e",
-                "signed-integer",
-                "-t",
-                "raw",
-            ])
-            .arg(&raw)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    let _ = std::fs::remove_file(&wav);
+    let ok = espeak_to_raw(text, &raw, None).is_ok();
     if !ok {
         let msg = "espeak-ng and sox are needed to make speech audio for this test (apt-get install espeak-ng sox)";
         if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -70,6 +43,39 @@ pub fn speech(text: &str) -> Option<Vec<u8>> {
         return None;
     }
     std::fs::read(&raw).ok()
+}
+
+/// Speaks `text` with espeak-ng into `raw` as 16 kHz mono s16le (converted by sox; `pad` adds
+/// that many seconds of silence before and after).
+pub fn espeak_to_raw(text: &str, raw: &Path, pad: Option<(f32, f32)>) -> Result<(), String> {
+    let wav = raw.with_extension(format!("{}.wav", std::process::id()));
+    let mut sox = Command::new("sox");
+    sox.arg(&wav)
+        .args([
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-t",
+            "raw",
+        ])
+        .arg(raw);
+    if let Some((before, after)) = pad {
+        sox.args(["pad", &before.to_string(), &after.to_string()]);
+    }
+    let result = sdk::run_ok(
+        Command::new("espeak-ng")
+            .args(["-v", "en-us", "-w"])
+            .arg(&wav)
+            .arg(text),
+    )
+    .and_then(|()| sdk::run_ok(&mut sox));
+    let _ = std::fs::remove_file(&wav);
+    result
 }
 
 /// `ms` of digital silence at 16 kHz s16le.

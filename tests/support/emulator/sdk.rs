@@ -52,33 +52,11 @@ pub fn venv_python(dir: &Path) -> Result<PathBuf, String> {
     Ok(python)
 }
 
+/// Speech of `text` as 16 kHz mono s16le in `dir`, with 0.3 s of silence before and 1.5 s
+/// after (so the last turn ends).
 pub fn make_speech(text: &str, dir: &Path) -> Result<PathBuf, String> {
-    let wav = dir.join("speech.wav");
     let raw = dir.join("speech.raw");
-    run_ok(
-        Command::new("espeak-ng")
-            .args(["-v", "en-us", "-w"])
-            .arg(&wav)
-            .arg(text),
-    )?;
-    run_ok(
-        Command::new("sox")
-            .arg(&wav)
-            .args([
-                "-r",
-                "16000",
-                "-c",
-                "1",
-                "-b",
-                "16",
-                "-e",
-                "signed-integer",
-                "-t",
-                "raw",
-            ])
-            .arg(&raw)
-            .args(["pad", "0.3", "1.5"]),
-    )?;
+    super::espeak_to_raw(text, &raw, Some((0.3, 1.5)))?;
     Ok(raw)
 }
 
