@@ -2,6 +2,8 @@
 //! upgrade request (or right after a correct upgrade), `connect()` returns a typed error within
 //! its timeout — no panic, no hang, no unbounded read.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use assemblyai_streaming::{ConnectionParams, Error, StreamingClient};
@@ -44,13 +46,7 @@ async fn one_shot(respond: impl FnOnce(String) -> Vec<u8> + Send + 'static) -> S
 }
 
 fn client(url: &str) -> StreamingClient {
-    StreamingClient::builder()
-        .api_key("k")
-        .base_url(url)
-        .connect_timeout(Duration::from_secs(2))
-        .retries(0, Duration::ZERO)
-        .build()
-        .unwrap()
+    support::server::client_builder("k", url).build().unwrap()
 }
 
 /// Connects and returns the error, checking it came in time and is a handshake-class error.

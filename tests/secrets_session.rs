@@ -14,11 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 const CANARY: &str = "sk-canary-7f3a9c2e41d8b6";
 
 fn client(url: &str) -> StreamingClient {
-    StreamingClient::builder()
-        .api_key(CANARY)
-        .base_url(url)
-        .retries(0, Duration::ZERO)
-        .connect_timeout(Duration::from_secs(2))
+    support::server::client_builder(CANARY, url)
         .build()
         .unwrap()
 }

@@ -16,10 +16,7 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 fn client(url: &str) -> StreamingClient {
-    StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(url)
-        .connect_timeout(Duration::from_secs(2))
+    support::server::client_builder(KEY, url)
         .terminate_timeout(Duration::from_secs(2))
         .retries(2, Duration::from_millis(50))
         .build()

@@ -201,3 +201,13 @@ impl UntouchedPort {
         self.0.accept().is_ok()
     }
 }
+
+/// A client builder for a scripted server at `url`: `key`, a 2 s connect timeout and no
+/// connect retries (a test that wants retries or other timeouts sets them after).
+pub fn client_builder(key: &str, url: &str) -> assemblyai_streaming::StreamingClientBuilder {
+    assemblyai_streaming::StreamingClient::builder()
+        .api_key(key)
+        .base_url(url)
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .retries(0, std::time::Duration::ZERO)
+}
