@@ -1,7 +1,8 @@
 //! The `live_captions` service without a browser: its websocket contract for bad input (a text
 //! frame, an odd-length or oversized audio frame), several connections at once, and a client
-//! that vanishes, and a service connection that drops mid-stream. Each case must end cleanly
-//! with nothing left running.
+//! that vanishes, and a service connection that fails mid-stream (reconnected when a new
+//! connection can help, the error on the page when not). Each case must end cleanly with nothing
+//! left running.
 
 mod common;
 mod resilient_support;
@@ -179,20 +180,21 @@ async fn each_connection_has_its_own_session_and_a_vanished_client_ends_it() {
     assert_eq!(missing.status(), 404);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_dropped_service_connection_is_reconnected_and_the_captions_go_on() {
+/// In the middle of the sample's second sentence (4.6–7.2 s).
+const MID_SECOND_SENTENCE: Duration = Duration::from_millis(5_800);
+
+/// A browser's session through the service against an emulator scripted for the sample (the
+/// script going on across sessions, as the real service's transcription of the same audio
+/// would) with `faults`: the page sends the sample at real time, then silence, until it has the
+/// three finals and their translations (plus 1 s for anything repeated) or the service closes
+/// the socket; then it closes the page. Returns what the page got, once the service and the
+/// emulator have no session open.
+async fn caption_sample(faults: Faults) -> Vec<Value> {
     let (chunks, script) = resilient_support::sample();
-    let scripted: Vec<String> = script.turns.iter().map(|t| t.text.clone()).collect();
-    // The first session drops in the middle of the second sentence (4.6–7.2 s); the script
-    // goes on across sessions, as the real service's transcription of the same audio would.
     let emu = Emulator::builder()
         .script(script)
         .script_across_sessions(true)
-        .faults(Faults {
-            drop_after: Some(Duration::from_millis(5_800)),
-            faulty_sessions: Some(1),
-            ..Faults::default()
-        })
+        .faults(faults)
         .start()
         .await
         .unwrap();
@@ -200,15 +202,13 @@ async fn a_dropped_service_connection_is_reconnected_and_the_captions_go_on() {
     assert_eq!(health(&service).await["mode"], "emulated");
     let (to_service, mut from_service) = open(&service).await.split();
 
-    // The page's microphone: the sample at real time, then silence until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = tokio::spawn({
         let stop = stop.clone();
-        let silence = vec![0u8; 3_200];
         let frames = chunks
             .into_iter()
             .map(|c| c.as_bytes().to_vec())
-            .chain(std::iter::repeat_n(silence, 300));
+            .chain(std::iter::repeat_n(vec![0u8; 3_200], 300));
         let mut to_service = to_service;
         async move {
             let start = tokio::time::Instant::now();
@@ -218,25 +218,30 @@ async fn a_dropped_service_connection_is_reconnected_and_the_captions_go_on() {
                     break;
                 }
                 at += Duration::from_millis(frame.len() as u64 / 32);
-                to_service.send(Message::binary(frame)).await.unwrap();
+                if to_service.send(Message::binary(frame)).await.is_err() {
+                    break; // the service closed the page
+                }
                 tokio::time::sleep_until(start + at).await;
             }
             to_service
         }
     });
 
-    // Until the third final and its translation, then one more second for anything repeated.
     let mut messages = Vec::new();
     let mut quiet_by = None;
+    let mut open = true;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    while quiet_by.is_none_or(|at| tokio::time::Instant::now() < at) {
+    while open && quiet_by.is_none_or(|at| tokio::time::Instant::now() < at) {
         assert!(tokio::time::Instant::now() < deadline, "{messages:#?}");
         let Ok(next) =
             tokio::time::timeout(Duration::from_millis(200), next_json(&mut from_service)).await
         else {
             continue;
         };
-        messages.push(next.expect("the service keeps the page open"));
+        match next {
+            Some(message) => messages.push(message),
+            None => open = false,
+        }
         let count = |event: &str| messages.iter().filter(|m| m["event"] == event).count();
         if quiet_by.is_none() && count("final") == 3 && count("translation") == 3 {
             quiet_by = Some(tokio::time::Instant::now() + Duration::from_secs(1));
@@ -244,18 +249,41 @@ async fn a_dropped_service_connection_is_reconnected_and_the_captions_go_on() {
     }
     stop.store(true, Ordering::Relaxed);
     let mut ws = feeder.await.unwrap().reunite(from_service).unwrap();
-    ws.close(None).await.unwrap();
-    // The close is answered once the session has ended (well within `next_json`'s 10 s).
-    until_closed(&mut ws).await;
+    if open {
+        ws.close(None).await.unwrap();
+        // The close is answered once the session has ended (well within `next_json`'s 10 s).
+        until_closed(&mut ws).await;
+    }
 
-    let of =
-        |event: &str| -> Vec<&Value> { messages.iter().filter(|m| m["event"] == event).collect() };
-    assert!(of("error").is_empty(), "{messages:#?}");
-    let reconnects = of("reconnected");
+    // The closed page ended the session: nothing left open at the service or the emulator.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while health(&service).await["sessions"] != 0 || emu.active_sessions() != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "sessions left open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    messages
+}
+
+fn of<'a>(messages: &'a [Value], event: &str) -> Vec<&'a Value> {
+    messages.iter().filter(|m| m["event"] == event).collect()
+}
+
+/// The three scripted finals once, whole, in order, numbered on one timeline, with the one
+/// reconnect told to the page between the first and the second.
+fn assert_captions_went_on(messages: &[Value]) -> &Value {
+    let scripted: Vec<String> = resilient_support::sample()
+        .1
+        .turns
+        .iter()
+        .map(|t| t.text.clone())
+        .collect();
+    assert!(of(messages, "error").is_empty(), "{messages:#?}");
+    let reconnects = of(messages, "reconnected");
     assert_eq!(reconnects.len(), 1, "one reconnect, told to the page");
-    assert_eq!(reconnects[0]["data"]["attempt"], 1);
-    assert!(reconnects[0]["data"]["replayed_ms"].as_u64() > Some(0));
-    let finals = of("final");
+    let reconnect = reconnects[0];
+    assert_eq!(reconnect["data"]["attempt"], 1);
+    assert!(reconnect["data"]["replayed_ms"].as_u64() > Some(0));
+    let finals = of(messages, "final");
     let texts: Vec<&str> = finals
         .iter()
         .filter_map(|f| f["data"]["transcript"].as_str())
@@ -269,15 +297,53 @@ async fn a_dropped_service_connection_is_reconnected_and_the_captions_go_on() {
         .filter_map(|f| f["data"]["turn_order"].as_u64())
         .collect();
     assert_eq!(orders, [0, 1, 2], "one timeline across the two connections");
-    // The reconnect came between the first and the second final.
+    assert_eq!(of(messages, "translation").len(), 3);
     let position = |m: &Value| messages.iter().position(|x| x == m).unwrap();
-    assert!(position(finals[0]) < position(reconnects[0]));
-    assert!(position(reconnects[0]) < position(finals[1]));
+    assert!(position(finals[0]) < position(reconnect));
+    assert!(position(reconnect) < position(finals[1]));
+    reconnect
+}
 
-    // The closed page ended the session: nothing left open at the service or the emulator.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while health(&service).await["sessions"] != 0 || emu.active_sessions() != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "sessions left open");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_service_connection_is_reconnected_and_the_captions_go_on() {
+    let messages = caption_sample(Faults {
+        drop_after: Some(MID_SECOND_SENTENCE),
+        faulty_sessions: Some(1),
+        ..Faults::default()
+    })
+    .await;
+    assert_captions_went_on(&messages);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_restart_is_reconnected_and_the_captions_go_on() {
+    let messages = caption_sample(Faults {
+        close_after: Some((MID_SECOND_SENTENCE, 1012)),
+        faulty_sessions: Some(1),
+        ..Faults::default()
+    })
+    .await;
+    let reconnect = assert_captions_went_on(&messages);
+    let cause = reconnect["data"]["cause"].as_str().unwrap();
+    assert!(cause.contains("1012"), "{cause}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_a_new_connection_cannot_fix_ends_the_page_with_the_error() {
+    // 1008: the credentials were refused mid-stream; retrying would only be refused again.
+    let messages = caption_sample(Faults {
+        close_after: Some((MID_SECOND_SENTENCE, 1008)),
+        ..Faults::default()
+    })
+    .await;
+    assert!(of(&messages, "reconnected").is_empty(), "{messages:#?}");
+    assert_eq!(
+        of(&messages, "final").len(),
+        1,
+        "only the sentence before the close"
+    );
+    let errors = of(&messages, "error");
+    assert_eq!(errors.len(), 1, "{messages:#?}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(message.contains("1008"), "{message}");
 }
