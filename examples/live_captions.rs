@@ -232,7 +232,7 @@ async fn session(socket: WebSocket, app: Arc<App>) {
     let (sink, mut events) = session.split();
     let audio = from_page.scan((), |_, m| futures::future::ready(audio_frame(m)));
     let mut pump = tokio::spawn(pump(audio, sink));
-    let mut pumping = true;
+    let (mut pumping, mut ended) = (true, false);
     let mut translating = Translating::new();
     let ready = json!({"event": "ready", "captions": format!("/captions/{id}.vtt")});
     let _ = send(&mut to_page, ready).await;
@@ -240,17 +240,25 @@ async fn session(socket: WebSocket, app: Arc<App>) {
         let message = tokio::select! {
             // First: a bad frame is reported before the Termination its end brings.
             biased;
-            pumped = &mut pump, if pumping => {
+            pumped = &mut pump, if pumping && !ended => {
                 pumping = false;
                 match pumped {
                     Ok(Some(e)) => error_message(&e),
                     _ => continue,
                 }
             }
-            Some(event) = events.next() => match on_event(event, &app, &transcript, &mut translating) {
-                Some(message) => message,
-                None => continue,
-            },
+            // The session's end ends the page's, even if the page goes on sending audio (or not).
+            event = events.next(), if !ended => {
+                let message = event.map(|e| on_event(e, &app, &transcript, &mut translating));
+                match message {
+                    Some(Some(message)) => message,
+                    Some(None) => continue,
+                    None => {
+                        ended = true;
+                        continue;
+                    }
+                }
+            }
             Some((order, lang, result)) = translating.next() => match result {
                 Ok(text) => {
                     if let Ok(mut t) = transcript.lock() {

@@ -185,11 +185,15 @@ const MID_SECOND_SENTENCE: Duration = Duration::from_millis(5_800);
 
 /// A browser's session through the service against an emulator scripted for the sample (the
 /// script going on across sessions, as the real service's transcription of the same audio
-/// would) with `faults`: the page sends the sample at real time, then silence, until it has the
-/// three finals and their translations (plus 1 s for anything repeated) or the service closes
-/// the socket; then it closes the page. Returns what the page got, once the service and the
-/// emulator have no session open.
-async fn caption_sample(faults: Faults) -> Vec<Value> {
+/// would) with `faults`: the page sends the sample at real time, then up to `silence` of
+/// silence, until `done` says it has all it waits for (plus 1 s for anything repeated) or the
+/// service closes the socket; then it closes the page. Returns what the page got, once the
+/// service and the emulator have no session open.
+async fn caption_sample(
+    faults: Faults,
+    silence: Duration,
+    done: fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let (chunks, script) = resilient_support::sample();
     let emu = Emulator::builder()
         .script(script)
@@ -208,7 +212,10 @@ async fn caption_sample(faults: Faults) -> Vec<Value> {
         let frames = chunks
             .into_iter()
             .map(|c| c.as_bytes().to_vec())
-            .chain(std::iter::repeat_n(vec![0u8; 3_200], 300));
+            .chain(std::iter::repeat_n(
+                vec![0u8; 3_200],
+                (silence.as_millis() / 100) as usize,
+            ));
         let mut to_service = to_service;
         async move {
             let start = tokio::time::Instant::now();
@@ -242,8 +249,7 @@ async fn caption_sample(faults: Faults) -> Vec<Value> {
             Some(message) => messages.push(message),
             None => open = false,
         }
-        let count = |event: &str| messages.iter().filter(|m| m["event"] == event).count();
-        if quiet_by.is_none() && count("final") == 3 && count("translation") == 3 {
+        if quiet_by.is_none() && done(&messages) {
             quiet_by = Some(tokio::time::Instant::now() + Duration::from_secs(1));
         }
     }
@@ -262,6 +268,11 @@ async fn caption_sample(faults: Faults) -> Vec<Value> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     messages
+}
+
+/// The three finals and their translations are on the page.
+fn all_captions(messages: &[Value]) -> bool {
+    of(messages, "final").len() == 3 && of(messages, "translation").len() == 3
 }
 
 fn of<'a>(messages: &'a [Value], event: &str) -> Vec<&'a Value> {
@@ -306,22 +317,30 @@ fn assert_captions_went_on(messages: &[Value]) -> &Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dropped_service_connection_is_reconnected_and_the_captions_go_on() {
-    let messages = caption_sample(Faults {
-        drop_after: Some(MID_SECOND_SENTENCE),
-        faulty_sessions: Some(1),
-        ..Faults::default()
-    })
+    let messages = caption_sample(
+        Faults {
+            drop_after: Some(MID_SECOND_SENTENCE),
+            faulty_sessions: Some(1),
+            ..Faults::default()
+        },
+        Duration::from_secs(30),
+        all_captions,
+    )
     .await;
     assert_captions_went_on(&messages);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_restart_is_reconnected_and_the_captions_go_on() {
-    let messages = caption_sample(Faults {
-        close_after: Some((MID_SECOND_SENTENCE, 1012)),
-        faulty_sessions: Some(1),
-        ..Faults::default()
-    })
+    let messages = caption_sample(
+        Faults {
+            close_after: Some((MID_SECOND_SENTENCE, 1012)),
+            faulty_sessions: Some(1),
+            ..Faults::default()
+        },
+        Duration::from_secs(30),
+        all_captions,
+    )
     .await;
     let reconnect = assert_captions_went_on(&messages);
     let cause = reconnect["data"]["cause"].as_str().unwrap();
@@ -331,10 +350,14 @@ async fn a_service_restart_is_reconnected_and_the_captions_go_on() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failure_a_new_connection_cannot_fix_ends_the_page_with_the_error() {
     // 1008: the credentials were refused mid-stream; retrying would only be refused again.
-    let messages = caption_sample(Faults {
-        close_after: Some((MID_SECOND_SENTENCE, 1008)),
-        ..Faults::default()
-    })
+    let messages = caption_sample(
+        Faults {
+            close_after: Some((MID_SECOND_SENTENCE, 1008)),
+            ..Faults::default()
+        },
+        Duration::from_secs(30),
+        all_captions,
+    )
     .await;
     assert!(of(&messages, "reconnected").is_empty(), "{messages:#?}");
     assert_eq!(
@@ -346,4 +369,23 @@ async fn a_failure_a_new_connection_cannot_fix_ends_the_page_with_the_error() {
     assert_eq!(errors.len(), 1, "{messages:#?}");
     let message = errors[0]["message"].as_str().unwrap();
     assert!(message.contains("1008"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_that_ends_while_the_page_is_quiet_closes_the_page() {
+    // The page sent the sample and then nothing (a paused microphone), and stays open; the
+    // session then ends with an error. The page must hear it and be closed, not left waiting.
+    let messages = caption_sample(
+        Faults {
+            close_after: Some((Duration::from_secs(15), 1008)),
+            ..Faults::default()
+        },
+        Duration::ZERO,
+        |_| false, // until the service closes the page
+    )
+    .await;
+    assert_eq!(of(&messages, "final").len(), 3);
+    let errors = of(&messages, "error");
+    assert_eq!(errors.len(), 1, "{messages:#?}");
+    assert!(errors[0]["message"].as_str().unwrap().contains("1008"));
 }
