@@ -134,21 +134,14 @@ async fn odd_tiny_and_huge_chunks_are_recut_into_valid_frames_without_loss() {
 
 #[tokio::test]
 async fn older_formatting_yields_exactly_one_final_the_formatted_one() {
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            ws.send(turn(0, false, false, "hi")).await.unwrap();
-            ws.send(turn(0, true, false, "hi there")).await.unwrap();
-            ws.send(turn(0, true, true, "Hi there.")).await.unwrap();
-            ws.send(turn(1, false, false, "bye")).await.unwrap();
-            ws.send(turn(1, true, false, "bye now")).await.unwrap();
-            ws.send(turn(1, true, true, "Bye now.")).await.unwrap();
-            read_until_terminate(&mut ws).await;
-            ws.send(termination()).await.unwrap();
-            close(&mut ws, 1000, "").await;
-        },
-    )
+    let server = serve_session(vec![
+        turn(0, false, false, "hi"),
+        turn(0, true, false, "hi there"),
+        turn(0, true, true, "Hi there."),
+        turn(1, false, false, "bye"),
+        turn(1, true, false, "bye now"),
+        turn(1, true, true, "Bye now."),
+    ])
     .await;
     let mut session = client(&server.url)
         .connect(ConnectionParams::new().format_turns(true))
@@ -168,17 +161,10 @@ async fn older_formatting_yields_exactly_one_final_the_formatted_one() {
 
 #[tokio::test]
 async fn in_model_formatting_finalizes_on_end_of_turn() {
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            ws.send(turn(0, false, true, "Hi")).await.unwrap();
-            ws.send(turn(0, true, true, "Hi there.")).await.unwrap();
-            read_until_terminate(&mut ws).await;
-            ws.send(termination()).await.unwrap();
-            close(&mut ws, 1000, "").await;
-        },
-    )
+    let server = serve_session(vec![
+        turn(0, false, true, "Hi"),
+        turn(0, true, true, "Hi there."),
+    ])
     .await;
     let mut session = client(&server.url)
         .connect(ConnectionParams::new().format_turns(true))
@@ -682,16 +668,7 @@ async fn a_temporary_token_travels_in_the_query_not_the_header() {
 
 #[tokio::test]
 async fn sending_after_termination_is_a_typed_error() {
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            read_until_terminate(&mut ws).await;
-            ws.send(termination()).await.unwrap();
-            close(&mut ws, 1000, "").await;
-        },
-    )
-    .await;
+    let server = serve_session(vec![]).await;
     let mut session = client(&server.url)
         .connect(ConnectionParams::new())
         .await

@@ -202,6 +202,28 @@ impl UntouchedPort {
     }
 }
 
+/// A server playing the service's graceful session on every connection: `Begin`, then
+/// `messages`, then (once the client sends `Terminate`) `Termination` and close 1000.
+pub async fn serve_session(messages: Vec<Message>) -> MockServer {
+    let messages = Arc::new(messages);
+    serve(
+        |_| None,
+        move |mut ws, _| {
+            let messages = messages.clone();
+            async move {
+                ws.send(begin()).await.unwrap();
+                for m in messages.iter() {
+                    ws.send(m.clone()).await.unwrap();
+                }
+                read_until_terminate(&mut ws).await;
+                ws.send(termination()).await.unwrap();
+                close(&mut ws, 1000, "").await;
+            }
+        },
+    )
+    .await
+}
+
 /// A client builder for a scripted server at `url`: `key`, a 2 s connect timeout and no
 /// connect retries (a test that wants retries or other timeouts sets them after).
 pub fn client_builder(key: &str, url: &str) -> assemblyai_streaming::StreamingClientBuilder {
