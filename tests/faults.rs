@@ -48,12 +48,7 @@ async fn tcp_drop_is_connection_lost_and_ends_the_stream() {
         ..Faults::none()
     })
     .await;
-    let mut session = client_for(&emu)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let mut session = connect(&emu).await;
     let handle = session.handle();
     // Audio keeps flowing until the drop; the client notices it on the read side.
     let feeder = tokio::spawn(async move {
@@ -114,15 +109,9 @@ async fn no_termination_is_a_termination_timeout_after_the_last_turns() {
         .start()
         .await
         .unwrap();
-    let mut session = client_for(&emu)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let mut session = connect(&emu).await;
     // The second tone ends with the audio: its turn is still open when Terminate is sent.
-    let mut audio = tone_turns(1, 800, 1500);
-    audio.extend(&tone_turns(1, 800, 0)[200 * BYTES_PER_MS..]);
+    let audio = one_turn_then_an_open_one();
     for chunk in chunks(&audio) {
         session.send(chunk).await.unwrap();
     }
@@ -230,12 +219,7 @@ async fn an_error_frame_and_its_close_code_are_one_final_error() {
             ..Faults::none()
         })
         .await;
-        let session = client_for(&emu)
-            .build()
-            .unwrap()
-            .connect(ConnectionParams::new())
-            .await
-            .unwrap();
+        let session = connect(&emu).await;
         let mut ended = drain(session, LIMIT).await;
         let err = ended.error.take().expect("an error ends the stream");
         assert_closed(&err, code, kind, reason, retryable);
@@ -265,12 +249,7 @@ async fn a_malformed_frame_is_a_decode_error_and_the_session_goes_on() {
         .start()
         .await
         .unwrap();
-    let mut session = client_for(&emu)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let mut session = connect(&emu).await;
     for chunk in chunks(&tone_turns(1, 800, 1500)) {
         session.send(chunk).await.unwrap();
     }
@@ -435,12 +414,7 @@ async fn an_expired_or_reused_token_is_a_1008_close() {
 #[tokio::test]
 async fn an_invalid_update_configuration_is_a_3006_close() {
     let emu = emulator_with(Faults::none()).await;
-    let session = client_for(&emu)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = connect(&emu).await;
     // The client passes UpdateConfiguration through unchecked; the service validates it.
     session
         .update_configuration(UpdateConfiguration {
@@ -486,12 +460,7 @@ async fn audio_faster_than_real_time_is_a_3007_close_and_open_turns_are_lost() {
         .start()
         .await
         .unwrap();
-    let session = client_for(&emu)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = connect(&emu).await;
     let (mut sink, events) = session.split();
     // 10 s of audio as fast as the socket takes it; the default tolerance is 1 s ahead.
     let audio = tone_turns(4, 800, 1500);
@@ -537,12 +506,7 @@ async fn a_chunk_outside_50_to_1000_ms_is_a_3007_close() {
     // a raw websocket could send a bad chunk; the emulator's own tests cover that. Through the
     // client, the shortest frame it ever sends is the tail, padded to 50 ms: accepted.
     let emu = emulator_with(Faults::none()).await;
-    let mut session = client_for(&emu)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let mut session = connect(&emu).await;
     session
         .send(assemblyai_streaming::AudioChunk::from_bytes(vec![1u8; 3]))
         .await
@@ -560,15 +524,9 @@ async fn the_session_cap_is_a_3008_close_after_the_delivered_turns() {
         .start()
         .await
         .unwrap();
-    let mut session = client_for(&emu)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let mut session = connect(&emu).await;
     // One complete turn, then a second that is still open when the cap hits.
-    let mut audio = tone_turns(1, 800, 1500);
-    audio.extend(&tone_turns(1, 800, 0)[200 * BYTES_PER_MS..]);
+    let audio = one_turn_then_an_open_one();
     for chunk in chunks(&audio) {
         session.send(chunk).await.unwrap();
     }

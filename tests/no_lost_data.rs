@@ -206,12 +206,7 @@ async fn the_last_turn_is_not_lost_when_terminate_ends_it() {
         .start()
         .await
         .unwrap();
-    let mut session = client_for(&emu)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let mut session = connect(&emu).await;
     let mut audio = tone_turns(1, 800, 1500);
     audio.extend(&tone_turns(1, 900, 0)[200 * BYTES_PER_MS..]);
     for chunk in chunks(&audio) {

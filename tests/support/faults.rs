@@ -45,6 +45,24 @@ pub fn client_for(emu: &EmulatorHandle) -> StreamingClientBuilder {
         .retries(2, Duration::from_millis(50))
 }
 
+/// A session on `emu` with [`client_for`]'s settings and default connection parameters.
+pub async fn connect(emu: &EmulatorHandle) -> assemblyai_streaming::StreamingSession {
+    client_for(emu)
+        .build()
+        .unwrap()
+        .connect(assemblyai_streaming::ConnectionParams::new())
+        .await
+        .unwrap()
+}
+
+/// One complete turn (800 ms of tone, 1.5 s of silence), then a second tone that ends with the
+/// audio, so its turn is still open when the audio stops.
+pub fn one_turn_then_an_open_one() -> Vec<u8> {
+    let mut audio = tone_turns(1, 800, 1500);
+    audio.extend(&tone_turns(1, 800, 0)[200 * BYTES_PER_MS..]);
+    audio
+}
+
 /// How a stream went: its events, the decode errors it survived, and the error it ended with.
 #[derive(Debug, Default)]
 pub struct Ended {
