@@ -342,30 +342,58 @@ async fn read_json(req: Request<hyper::body::Incoming>) -> Result<Value, (Status
 // LLM Gateway
 // ---------------------------------------------------------------------------------------------
 
+/// The Gateway's business-error envelope (spec §5): message, code, request id, and the
+/// validation errors under `metadata`.
+fn business_error(
+    status: StatusCode,
+    message: &str,
+    errors: Vec<String>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    json_response(
+        status,
+        json!({
+            "message": message,
+            "code": status.as_u16(),
+            "request_id": request_id,
+            "metadata": {"errors": errors},
+        }),
+    )
+}
+
+/// The checks every Gateway POST route makes first: the method (405 in the business envelope),
+/// then the key (401 in the service's auth envelope). `Some` is the refusal to answer with.
+fn refuse_unless_post_with_key(
+    state: &LlmState,
+    req: &Request<hyper::body::Incoming>,
+    request_id: &str,
+) -> Option<Response<Full<Bytes>>> {
+    if req.method() != Method::POST {
+        return Some(business_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            vec![],
+            request_id,
+        ));
+    }
+    if !state.authorized(req) {
+        return Some(json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "Invalid API key", "status": 401, "request_id": request_id}),
+        ));
+    }
+    None
+}
+
 async fn gateway(
     state: Arc<LlmState>,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
     let request_id = state.request_id();
-    let business = |status: StatusCode, message: &str, errors: Vec<String>| {
-        json_response(
-            status,
-            json!({
-                "message": message,
-                "code": status.as_u16(),
-                "request_id": request_id,
-                "metadata": {"errors": errors},
-            }),
-        )
-    };
-    if req.method() != Method::POST {
-        return business(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", vec![]);
-    }
-    if !state.authorized(&req) {
-        return json_response(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": "Invalid API key", "status": 401, "request_id": request_id}),
-        );
+    let business =
+        |status, message: &str, errors| business_error(status, message, errors, &request_id);
+    if let Some(refused) = refuse_unless_post_with_key(&state, &req, &request_id) {
+        return refused;
     }
     match state.injected_failure() {
         Some(StatusCode::TOO_MANY_REQUESTS) => {
@@ -553,25 +581,10 @@ async fn understanding(
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
     let request_id = state.request_id();
-    let business = |status: StatusCode, message: &str, errors: Vec<String>| {
-        json_response(
-            status,
-            json!({
-                "message": message,
-                "code": status.as_u16(),
-                "request_id": request_id,
-                "metadata": {"errors": errors},
-            }),
-        )
-    };
-    if req.method() != Method::POST {
-        return business(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", vec![]);
-    }
-    if !state.authorized(&req) {
-        return json_response(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": "Invalid API key", "status": 401, "request_id": request_id}),
-        );
+    let business =
+        |status, message: &str, errors| business_error(status, message, errors, &request_id);
+    if let Some(refused) = refuse_unless_post_with_key(&state, &req, &request_id) {
+        return refused;
     }
     let body = match read_json(req).await {
         Ok(v) => v,
