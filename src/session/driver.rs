@@ -1,18 +1,28 @@
-//! The thin tokio driver of a session: one future that moves frames, commands, events and
-//! time between the socket, the sink's channel, the consumer's queue and the pure [`Core`].
+//! The thin tokio driver of a session: it moves frames, commands, events and time between the
+//! socket, the command queue, the consumer's queue and the pure [`Core`].
 //!
-//! It always reads the socket (pings are answered and closes seen whatever the consumer does),
-//! takes a command only when the previous frames are written (the sink's backpressure comes
-//! from the socket), and bounds every write by the core's write deadline.
+//! The socket and the core live behind one lock ([`Io`]) so that two kinds of caller can drive
+//! them:
+//! - the session task ([`Driver`]), which always reads the socket (pings are answered and
+//!   closes seen whatever the consumer does), takes queued commands when the previous frames
+//!   are written (the sink's backpressure comes from the socket), arms the core's deadlines
+//!   and bounds every write by the core's write deadline;
+//! - the audio sink, which writes a chunk itself when nothing is queued before it and the
+//!   socket is idle: the common case of real-time audio then costs no task hand-off (no
+//!   channel, no wake-up of the session task per chunk). Any socket readiness it waits on is
+//!   registered with the session task's waker, and whatever it cannot finish (a blocked write,
+//!   a new deadline, an event, an end) wakes the session task, so nothing depends on the sink
+//!   being polled again.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use futures::channel::{mpsc, oneshot};
+use futures::channel::oneshot;
 use futures::task::AtomicWaker;
 use futures::{Sink, Stream};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -28,15 +38,24 @@ use crate::protocol::Termination;
 const READ_BUDGET: usize = 64;
 
 /// State shared by the driver, the event stream, the sink and the handles.
+///
+/// Lock order: [`Io`] before the consumer's side (`inner`), never the other way round.
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// Whether audio and control messages are still accepted (lock-free fast path).
     accepting: AtomicBool,
     /// The event stream was dropped (lock-free, checked on every driver turn).
     consumer_gone: AtomicBool,
-    /// The driver's waker, for the consumer's drop.
+    /// Live senders (the sink and every handle); at zero the audio is over.
+    senders: AtomicUsize,
+    /// The driver's waker, for the consumer's drop and queued commands.
     driver: AtomicWaker,
+    /// The consumer's side: events and the end.
     inner: Mutex<SharedInner>,
+    /// The socket, the core and the commands not yet taken.
+    io: Mutex<Io>,
+    /// The session's span, entered when the sink drives the socket.
+    span: tracing::Span,
 }
 
 #[derive(Debug)]
@@ -49,11 +68,65 @@ pub(crate) struct SharedInner {
     end_error: Option<Error>,
 }
 
+/// The socket side: whoever holds this lock may drive the session.
+pub(crate) struct Io {
+    /// The session task's waker (from its last poll): every socket readiness and every
+    /// wake-up is registered with it, whoever drives.
+    waker: Option<Waker>,
+    state: IoState,
+}
+
+struct IoState {
+    /// `None` once the session task is gone: the socket closes with it.
+    ws: Option<Ws>,
+    core: Core,
+    /// Commands not yet taken by the core, in order; at most `capacity` (plus one per sender
+    /// racing between `poll_ready` and `start_send`).
+    commands: VecDeque<Command>,
+    capacity: usize,
+    /// Tasks waiting for room in `commands` (or for the end).
+    blocked_senders: Vec<Waker>,
+    /// Every sender is gone and the core was told.
+    commands_closed: bool,
+    waiters: Vec<oneshot::Sender<Result<Termination>>>,
+    /// The deadline the session task's timer is armed for.
+    timer_at: Option<Instant>,
+    /// Frames were handed to the socket and not yet flushed.
+    flushing: bool,
+    /// The current stall was reported to the core.
+    blocked: bool,
+    /// The closing handshake is under way.
+    closing: bool,
+    consumer_gone: bool,
+    answered: bool,
+    progress: bool,
+}
+
+impl std::fmt::Debug for Io {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Io")
+            .field("commands", &self.state.commands.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now() -> Instant {
+    // tokio's clock, so a paused test clock drives the core too.
+    tokio::time::Instant::now().into_std()
+}
+
 impl Shared {
-    pub(crate) fn new(queue: EventQueue) -> Arc<Self> {
-        Arc::new(Self {
+    pub(crate) fn new(
+        ws: Ws,
+        core: Core,
+        queue: EventQueue,
+        capacity: usize,
+        span: tracing::Span,
+    ) -> Arc<Self> {
+        let shared = Arc::new(Self {
             accepting: AtomicBool::new(true),
             consumer_gone: AtomicBool::new(false),
+            senders: AtomicUsize::new(0),
             driver: AtomicWaker::new(),
             inner: Mutex::new(SharedInner {
                 queue,
@@ -61,13 +134,40 @@ impl Shared {
                 finished: false,
                 end_error: None,
             }),
-        })
+            io: Mutex::new(Io {
+                waker: None,
+                state: IoState {
+                    ws: Some(ws),
+                    core,
+                    commands: VecDeque::new(),
+                    capacity: capacity.max(1),
+                    blocked_senders: Vec::new(),
+                    commands_closed: false,
+                    waiters: Vec::new(),
+                    timer_at: None,
+                    flushing: false,
+                    blocked: false,
+                    closing: false,
+                    consumer_gone: false,
+                    answered: false,
+                    progress: false,
+                },
+            }),
+            span,
+        });
+        // Events of the opening (Begin, anything before it) go out first.
+        shared.lock_io().state.deliver(&shared);
+        shared
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, SharedInner> {
         // A panic while holding this lock cannot leave the queue inconsistent in a way that
         // matters more than losing the session; go on with the data.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_io(&self) -> MutexGuard<'_, Io> {
+        self.io.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn accepting(&self) -> bool {
@@ -114,72 +214,106 @@ impl Shared {
         self.consumer_gone.store(true, Ordering::Release);
         self.driver.wake();
     }
-}
 
-/// The session task.
-pub(crate) struct Driver {
-    ws: Ws,
-    core: Core,
-    cmds: mpsc::Receiver<Command>,
-    cmds_open: bool,
-    shared: Arc<Shared>,
-    waiters: Vec<oneshot::Sender<Result<Termination>>>,
-    timer: Pin<Box<tokio::time::Sleep>>,
-    timer_at: Option<Instant>,
-    /// Frames were handed to the socket and not yet flushed.
-    flushing: bool,
-    /// The current stall was reported to the core.
-    blocked: bool,
-    /// The closing handshake is under way.
-    closing: bool,
-    consumer_gone: bool,
-    answered: bool,
-    progress: bool,
-}
-
-fn now() -> Instant {
-    // tokio's clock, so a paused test clock drives the core too.
-    tokio::time::Instant::now().into_std()
-}
-
-impl Driver {
-    pub(crate) fn new(
-        ws: Ws,
-        core: Core,
-        cmds: mpsc::Receiver<Command>,
-        shared: Arc<Shared>,
-    ) -> Self {
-        let mut driver = Self {
-            ws,
-            core,
-            cmds,
-            cmds_open: true,
-            shared,
-            waiters: Vec::new(),
-            timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(86_400))),
-            timer_at: None,
-            flushing: false,
-            blocked: false,
-            closing: false,
-            consumer_gone: false,
-            answered: false,
-            progress: false,
-        };
-        // Events of the opening (Begin, anything before it) go out first.
-        driver.deliver();
-        driver
+    /// A new sender (the sink, a handle).
+    pub(crate) fn add_sender(&self) {
+        self.senders.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// A sender is gone; the last one ends the audio.
+    pub(crate) fn remove_sender(&self) {
+        if self.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.driver.wake();
+        }
+    }
+
+    /// Ready when a command can be submitted: there is room in the queue, or the session no
+    /// longer accepts commands (`Err` with its error).
+    pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if !self.accepting() {
+            return Poll::Ready(Err(self.closed_error()));
+        }
+        let mut io = self.lock_io();
+        let state = &mut io.state;
+        if state.answered {
+            drop(io);
+            return Poll::Ready(Err(self.closed_error()));
+        }
+        if state.commands.len() < state.capacity {
+            return Poll::Ready(Ok(()));
+        }
+        if !state
+            .blocked_senders
+            .iter()
+            .any(|w| w.will_wake(cx.waker()))
+        {
+            state.blocked_senders.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Submits a command after [`poll_room`](Self::poll_room) said there was room. Audio is
+    /// written at once by the caller when nothing waits before it and the socket is idle;
+    /// anything else is queued for the session task.
+    pub(crate) fn submit(&self, command: Command) -> Result<()> {
+        if !self.accepting() {
+            return Err(self.closed_error());
+        }
+        let mut io = self.lock_io();
+        let Io { waker, state } = &mut *io;
+        if state.answered {
+            drop(io);
+            return Err(self.closed_error());
+        }
+        if let (Command::Audio(data), Some(waker)) = (&command, waker.as_ref()) {
+            if state.commands.is_empty() && state.core.wants_commands() && state.ws.is_some() {
+                let _span = self.span.enter();
+                let mut cx = Context::from_waker(waker);
+                state.progress = false;
+                state.feed(Input::Audio(data.clone()));
+                state.write(&mut cx);
+                if state.needs_driver() {
+                    waker.wake_by_ref();
+                }
+                return Ok(());
+            }
+        }
+        state.commands.push_back(command);
+        drop(io);
+        self.driver.wake();
+        Ok(())
+    }
+}
+
+impl IoState {
     fn feed(&mut self, input: Input) {
         self.progress = true;
         self.core.handle(now(), input);
     }
 
+    /// After the sink drove the socket: whether the session task must look (something is
+    /// unfinished, due earlier than its timer, or decided).
+    fn needs_driver(&self) -> bool {
+        self.flushing
+            || self.closing
+            || self.core.has_events()
+            || self.core.decided().is_some()
+            || !self.core.accepts_commands()
+            || match (self.core.next_deadline(), self.timer_at) {
+                (Some(due), Some(armed)) => due < armed,
+                (Some(_), None) => true,
+                (None, _) => false,
+            }
+    }
+
     fn read(&mut self, cx: &mut Context<'_>) {
         let mut budget = READ_BUDGET;
         while self.core.reads() && budget > 0 {
+            let Some(ws) = self.ws.as_mut() else {
+                return;
+            };
             budget -= 1;
-            let input = match Pin::new(&mut self.ws).poll_next(cx) {
+            let input = match Pin::new(&mut *ws).poll_next(cx) {
                 Poll::Pending => return,
                 Poll::Ready(None) => Input::Eof,
                 Poll::Ready(Some(Ok(message))) => match message {
@@ -188,10 +322,7 @@ impl Driver {
                     Message::Close(frame) => {
                         // tungstenite queued our reply; the closing handshake flushes it.
                         let parsed = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
-                        Input::Close(super::wire::as_received(
-                            parsed,
-                            self.ws.get_ref().last_close(),
-                        ))
+                        Input::Close(super::wire::as_received(parsed, ws.get_ref().last_close()))
                     }
                     Message::Ping(_) => {
                         // tungstenite queued the pong; flush it even with nothing else to send.
@@ -214,56 +345,78 @@ impl Driver {
         }
     }
 
-    fn take_commands(&mut self, cx: &mut Context<'_>) {
-        while self.cmds_open && self.core.wants_commands() {
-            match Pin::new(&mut self.cmds).poll_next(cx) {
-                Poll::Pending => return,
-                Poll::Ready(None) => {
-                    self.cmds_open = false;
-                    self.feed(Input::CommandsClosed);
-                }
-                Poll::Ready(Some(Command::Audio(data))) => self.feed(Input::Audio(data)),
-                Poll::Ready(Some(Command::Control(m))) => self.feed(Input::Control(m)),
-                Poll::Ready(Some(Command::Terminate(done))) => {
+    fn take_commands(&mut self, senders: usize) {
+        let mut took = false;
+        while self.core.wants_commands() {
+            match self.commands.pop_front() {
+                Some(Command::Audio(data)) => self.feed(Input::Audio(data)),
+                Some(Command::Control(m)) => self.feed(Input::Control(m)),
+                Some(Command::Terminate(done)) => {
                     self.waiters.extend(done);
                     self.feed(Input::Terminate);
                 }
+                None => {
+                    if senders == 0 && !self.commands_closed {
+                        self.commands_closed = true;
+                        self.feed(Input::CommandsClosed);
+                    }
+                    break;
+                }
+            }
+            took = true;
+        }
+        if took {
+            for waker in self.blocked_senders.drain(..) {
+                waker.wake();
             }
         }
     }
 
     fn write(&mut self, cx: &mut Context<'_>) {
         loop {
+            let Self {
+                ws, core, progress, ..
+            } = self;
+            let Some(ws) = ws.as_mut() else {
+                return;
+            };
+            let mut feed = |core: &mut Core, input| {
+                *progress = true;
+                core.handle(now(), input);
+            };
             if self.closing {
-                match Pin::new(&mut self.ws).poll_close(cx) {
+                match Pin::new(ws).poll_close(cx) {
                     Poll::Pending => return,
                     Poll::Ready(_) => {
                         self.closing = false;
-                        self.feed(Input::CloseFlushed);
+                        feed(core, Input::CloseFlushed);
                     }
                 }
                 return;
             }
             if self.flushing {
-                match Pin::new(&mut self.ws).poll_flush(cx) {
+                match Pin::new(&mut *ws).poll_flush(cx) {
                     Poll::Pending => {
                         if !self.blocked {
                             self.blocked = true;
-                            self.feed(Input::WriteBlocked);
+                            feed(core, Input::WriteBlocked);
                         }
                         return;
                     }
                     Poll::Ready(result) => {
                         self.flushing = false;
                         self.blocked = false;
-                        self.feed(match result {
-                            Ok(()) => Input::WriteDone,
-                            Err(e) => Input::WriteFailed(e.to_string()),
-                        });
+                        feed(
+                            core,
+                            match result {
+                                Ok(()) => Input::WriteDone,
+                                Err(e) => Input::WriteFailed(e.to_string()),
+                            },
+                        );
                     }
                 }
             }
-            let Some(next) = self.core.next_write() else {
+            let Some(next) = core.next_write() else {
                 return;
             };
             let message = match next {
@@ -275,26 +428,26 @@ impl Driver {
                 Outgoing::Text(text) => Message::text(text),
             };
             // Ready at once unless a flush is pending, and none is (handled above).
-            let sent = match Pin::new(&mut self.ws).poll_ready(cx) {
-                Poll::Ready(Ok(())) => Pin::new(&mut self.ws).start_send(message),
+            let sent = match Pin::new(&mut *ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => Pin::new(&mut *ws).start_send(message),
                 Poll::Ready(Err(e)) => Err(e),
                 Poll::Pending => {
-                    self.feed(Input::WriteBlocked);
-                    Pin::new(&mut self.ws).start_send(message)
+                    feed(core, Input::WriteBlocked);
+                    Pin::new(&mut *ws).start_send(message)
                 }
             };
             self.flushing = true;
             if let Err(e) = sent {
                 self.flushing = false;
-                self.feed(Input::WriteFailed(e.to_string()));
+                feed(core, Input::WriteFailed(e.to_string()));
             }
         }
     }
 
     /// Moves the core's events to the consumer's queue; reports an overflow to the core.
-    fn deliver(&mut self) {
+    fn deliver(&mut self, shared: &Shared) {
         let decided = self.core.decided().is_some();
-        if self.shared.consumer_gone.load(Ordering::Acquire) {
+        if shared.consumer_gone.load(Ordering::Acquire) {
             if !self.consumer_gone {
                 self.consumer_gone = true;
                 self.feed(Input::ConsumerGone);
@@ -306,7 +459,7 @@ impl Driver {
             return;
         }
         let mut overflow = None;
-        let mut inner = self.shared.lock();
+        let mut inner = shared.lock();
         let mut any = false;
         for (event, bytes) in self.core.take_events() {
             any = true;
@@ -329,12 +482,12 @@ impl Driver {
         if let Some((events, bytes)) = overflow {
             tracing::warn!(events, bytes, "event consumer too slow; ending the session");
             self.feed(Input::Overflow(events, bytes));
-            self.deliver();
+            self.deliver(shared);
         }
     }
 
     /// Once the end is decided: stop taking commands and tell every `terminate()` waiting.
-    fn answer(&mut self) {
+    fn answer(&mut self, shared: &Shared) {
         if self.answered {
             return;
         }
@@ -342,12 +495,14 @@ impl Driver {
             return;
         };
         self.answered = true;
-        self.shared.accepting.store(false, Ordering::Release);
-        self.cmds.close();
-        while let Ok(command) = self.cmds.try_recv() {
+        shared.accepting.store(false, Ordering::Release);
+        for command in self.commands.drain(..) {
             if let Command::Terminate(Some(done)) = command {
                 self.waiters.push(done);
             }
+        }
+        for waker in self.blocked_senders.drain(..) {
+            waker.wake();
         }
         match &end {
             End::Terminated(t) => tracing::info!(
@@ -368,28 +523,46 @@ impl Driver {
             });
         }
     }
+}
 
-    fn arm_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(at) = self.core.next_deadline() else {
-            return false;
-        };
-        if at <= now() {
-            self.feed(Input::Tick);
-            return true;
+/// The session task.
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Driver {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(86_400))),
         }
-        if self.timer_at != Some(at) {
-            self.timer_at = Some(at);
-            self.timer
-                .as_mut()
-                .reset(tokio::time::Instant::from_std(at));
-        }
-        if self.timer.as_mut().poll(cx).is_ready() {
-            self.timer_at = None;
-            self.feed(Input::Tick);
-            return true;
-        }
-        false
     }
+}
+
+/// Arms `timer` for the core's next deadline; feeds a tick if it is due.
+fn arm_timer(
+    state: &mut IoState,
+    timer: &mut Pin<Box<tokio::time::Sleep>>,
+    cx: &mut Context<'_>,
+) -> bool {
+    let Some(at) = state.core.next_deadline() else {
+        return false;
+    };
+    if at <= now() {
+        state.feed(Input::Tick);
+        return true;
+    }
+    if state.timer_at != Some(at) {
+        state.timer_at = Some(at);
+        timer.as_mut().reset(tokio::time::Instant::from_std(at));
+    }
+    if timer.as_mut().poll(cx).is_ready() {
+        state.timer_at = None;
+        state.feed(Input::Tick);
+        return true;
+    }
+    false
 }
 
 impl Future for Driver {
@@ -397,24 +570,31 @@ impl Future for Driver {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        this.shared.driver.register(cx.waker());
+        let shared = &*this.shared;
+        shared.driver.register(cx.waker());
+        let mut io = shared.lock_io();
+        match &io.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => io.waker = Some(cx.waker().clone()),
+        }
+        let state = &mut io.state;
         loop {
-            this.progress = false;
-            this.read(cx);
-            this.take_commands(cx);
-            this.write(cx);
-            this.deliver();
-            this.answer();
-            this.shared
+            state.progress = false;
+            state.read(cx);
+            state.take_commands(shared.senders.load(Ordering::Acquire));
+            state.write(cx);
+            state.deliver(shared);
+            state.answer(shared);
+            shared
                 .accepting
-                .store(this.core.accepts_commands(), Ordering::Release);
-            if this.core.is_ended() {
-                this.deliver();
-                this.answer();
+                .store(state.core.accepts_commands(), Ordering::Release);
+            if state.core.is_ended() {
+                state.deliver(shared);
+                state.answer(shared);
                 return Poll::Ready(());
             }
-            let ticked = this.arm_timer(cx);
-            if !this.progress && !ticked {
+            let ticked = arm_timer(state, &mut this.timer, cx);
+            if !state.progress && !ticked {
                 return Poll::Pending;
             }
         }
@@ -429,8 +609,17 @@ impl std::fmt::Debug for Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // Also when the runtime drops the task: the consumer and the sink must see an end.
+        // Also when the runtime drops the task: the socket closes with it, and the consumer
+        // and the senders must see an end.
         self.shared.accepting.store(false, Ordering::Release);
+        let mut io = self.shared.lock_io();
+        io.waker = None;
+        io.state.ws = None;
+        io.state.answered = true;
+        for waker in io.state.blocked_senders.drain(..) {
+            waker.wake();
+        }
+        io.state.waiters.clear();
         let mut inner = self.shared.lock();
         inner.finished = true;
         if let Some(w) = inner.consumer.take() {

@@ -32,8 +32,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::channel::{mpsc, oneshot};
-use futures::{Sink, SinkExt, Stream};
+use futures::channel::oneshot;
+use futures::{Sink, Stream};
 use tracing::Instrument;
 
 use crate::audio::AudioChunk;
@@ -329,66 +329,87 @@ impl Stream for StreamingSession {
 /// ended fails with the error it ended with, or [`Error::SessionClosed`] after a normal end.
 #[derive(Debug)]
 pub struct AudioSink {
-    tx: mpsc::Sender<Command>,
-    shared: Arc<Shared>,
+    sender: Sender,
     closing: bool,
 }
 
+/// One sender's share of the session: the last one dropped ends the audio (see
+/// [`Input::CommandsClosed`]).
+#[derive(Debug)]
+struct Sender(Arc<Shared>);
+
+impl Sender {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.add_sender();
+        Self(shared)
+    }
+}
+
+impl Clone for Sender {
+    fn clone(&self) -> Self {
+        Self::new(self.0.clone())
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.0.remove_sender();
+    }
+}
+
 impl AudioSink {
-    fn check_open(&self) -> Result<()> {
-        if self.shared.accepting() {
-            Ok(())
-        } else {
-            Err(self.shared.closed_error())
-        }
+    fn shared(&self) -> &Shared {
+        &self.sender.0
     }
 }
 
 impl Sink<AudioChunk> for AudioSink {
     type Error = Error;
 
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.check_open()?;
-        let this = &mut *self;
-        match this.tx.poll_ready(cx) {
-            Poll::Ready(Err(_)) => Poll::Ready(Err(this.shared.closed_error())),
-            other => other.map(|_| Ok(())),
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.closing {
+            return Poll::Ready(Err(self.shared().closed_error()));
         }
+        self.shared().poll_room(cx)
     }
 
-    fn start_send(mut self: Pin<&mut Self>, item: AudioChunk) -> Result<()> {
-        self.check_open()?;
+    fn start_send(self: Pin<&mut Self>, item: AudioChunk) -> Result<()> {
+        if self.closing {
+            return Err(self.shared().closed_error());
+        }
+        if !self.shared().accepting() {
+            return Err(self.shared().closed_error());
+        }
         if item.is_empty() {
             return Ok(());
         }
-        self.tx
-            .start_send(Command::Audio(item.into_bytes()))
-            .map_err(|_| self.shared.closed_error())
+        self.shared().submit(Command::Audio(item.into_bytes()))
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        // Chunks go to the session task as soon as they are accepted; nothing waits here.
-        match Pin::new(&mut self.tx).poll_flush(cx) {
-            Poll::Ready(Err(_)) => Poll::Ready(Err(self.shared.closed_error())),
-            other => other.map(|_| Ok(())),
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        // Accepted chunks are written or queued for the session task; nothing waits here but
+        // room in the queue, and after the end there is nothing to flush.
+        if self.closing {
+            return Poll::Ready(Ok(()));
+        }
+        match self.shared().poll_room(cx) {
+            Poll::Ready(Err(_)) => Poll::Ready(Ok(())),
+            other => other,
         }
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         if !self.closing {
-            if self.tx.is_closed() {
-                return Poll::Ready(Ok(()));
-            }
-            match self.tx.poll_ready(cx) {
+            match self.shared().poll_room(cx) {
                 Poll::Pending => return Poll::Pending,
-                // The task is gone: nothing left to terminate.
+                // The session is over: nothing left to terminate.
                 Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
                 Poll::Ready(Ok(())) => {}
             }
-            let _ = self.tx.start_send(Command::Terminate(None));
+            let _ = self.shared().submit(Command::Terminate(None));
             self.closing = true;
         }
-        Pin::new(&mut self.tx).poll_close(cx).map(|_| Ok(()))
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -428,21 +449,18 @@ impl Drop for EventStream {
 /// already accepted, so they apply at that point of the stream.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
-    tx: mpsc::Sender<Command>,
-    shared: Arc<Shared>,
+    sender: Sender,
     terminate_timeout: Duration,
 }
 
 impl SessionHandle {
+    fn shared(&self) -> &Shared {
+        &self.sender.0
+    }
+
     async fn send(&self, command: Command) -> Result<()> {
-        if !self.shared.accepting() {
-            return Err(self.shared.closed_error());
-        }
-        self.tx
-            .clone()
-            .send(command)
-            .await
-            .map_err(|_| self.shared.closed_error())
+        futures::future::poll_fn(|cx| self.shared().poll_room(cx)).await?;
+        self.shared().submit(command)
     }
 
     /// Ends the current turn now (`ForceEndpoint`).
@@ -469,18 +487,14 @@ impl SessionHandle {
         let timeout = self.terminate_timeout;
         let wait = async {
             let (done_tx, done_rx) = oneshot::channel();
-            self.tx
-                .clone()
-                .send(Command::Terminate(Some(done_tx)))
-                .await
-                .map_err(|_| self.shared.closed_error())?;
+            self.send(Command::Terminate(Some(done_tx))).await?;
             done_rx
                 .await
-                .unwrap_or_else(|_| Err(self.shared.closed_error()))
+                .unwrap_or_else(|_| Err(self.shared().closed_error()))
         };
         match tokio::time::timeout(timeout, wait).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(self.shared.end_error().unwrap_or(Error::Timeout {
+            Err(_) => Err(self.shared().end_error().unwrap_or(Error::Timeout {
                 kind: TimeoutKind::Termination,
                 after: timeout,
             })),
@@ -496,13 +510,12 @@ pub(crate) fn start(
     params: &ConnectionParams,
     options: &SessionOptions,
 ) -> StreamingSession {
-    let (cmd_tx, cmd_rx) = mpsc::channel(options.audio_buffer);
     let soft = options.event_buffer.max(1);
-    let shared = Shared::new(EventQueue::new(
+    let queue = EventQueue::new(
         soft,
         soft.saturating_mul(HARD_EVENTS_FACTOR).max(HARD_EVENTS_MIN),
         HARD_EVENT_BYTES,
-    ));
+    );
     let info = Arc::new(SessionInfo {
         begin: begin.clone(),
         sample_rate: params.get_sample_rate(),
@@ -510,20 +523,18 @@ pub(crate) fn start(
     });
     let span = tracing::info_span!("assemblyai.session", session_id = %begin.id);
     span.in_scope(|| tracing::info!(expires_at = begin.expires_at, "session began"));
-    let driver = Driver::new(ws, core, cmd_rx, shared.clone());
-    tokio::spawn(driver.instrument(span));
+    let shared = Shared::new(ws, core, queue, options.audio_buffer, span.clone());
+    // The senders exist before the task runs: with none, it would end the audio at once.
+    let sender = Sender::new(shared.clone());
+    tokio::spawn(Driver::new(shared.clone()).instrument(span));
     StreamingSession {
         sink: AudioSink {
-            tx: cmd_tx.clone(),
-            shared: shared.clone(),
+            sender: sender.clone(),
             closing: false,
         },
-        events: EventStream {
-            shared: shared.clone(),
-        },
+        events: EventStream { shared },
         handle: SessionHandle {
-            tx: cmd_tx,
-            shared,
+            sender,
             terminate_timeout: options.terminate_timeout,
         },
         info,
