@@ -231,15 +231,23 @@ pub enum Error {
     /// A server frame could not be decoded. The session goes on; the payload is kept.
     #[error("could not decode server message: {message}")]
     Decode {
-        /// The decoder's complaint.
+        /// The decoder's complaint, redacted. The decoder's own error is not kept as a
+        /// [`source`](std::error::Error::source): it quotes server text (see [`Cause`]).
         message: String,
         /// The frame as received (truncated to 4 KiB).
         payload: String,
     },
 
-    /// Websocket protocol error not covered above.
-    #[error("websocket error: {0}")]
-    WebSocket(String),
+    /// Websocket or TLS protocol error not covered above.
+    #[error("websocket error: {message}")]
+    WebSocket {
+        /// What went wrong.
+        message: String,
+        /// The websocket or TLS library's error (a `tungstenite::Error`, an `io::Error` from
+        /// the TLS handshake, …), when one caused it.
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// The session is over; nothing more can be sent.
     #[error("session is closed")]
@@ -290,8 +298,14 @@ pub enum Error {
     },
 
     /// An audio device or audio file problem.
-    #[error("audio: {0}")]
-    Audio(String),
+    #[error("audio: {message}")]
+    Audio {
+        /// What went wrong (naming the file or device).
+        message: String,
+        /// The audio library's error (cpal, hound, rubato, an `io::Error`), when one caused it.
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// I/O error (files, WAV). The `io::Error` is the [`source`](std::error::Error::source).
     #[error("I/O error: {0}")]
@@ -319,12 +333,25 @@ pub enum Error {
         url: String,
         /// The verifier's complaint.
         message: String,
+        /// The TLS library's error (a `rustls::Error`, or the `native_tls::Error`), when it
+        /// is at hand (reqwest hides it behind private wrappers: then `None`).
+        #[source]
+        source: Option<Cause>,
     },
 }
 
-/// The underlying error of an [`Error`] (an `io::Error`, a websocket or HTTP client error),
-/// shared so that `Error` stays `Clone`. Its [`source`](std::error::Error::source) is that
-/// error itself, so `downcast_ref` works on it.
+/// The underlying error of an [`Error`] (an `io::Error`, a websocket, TLS, HTTP client or
+/// audio library error), shared so that `Error` stays `Clone`. Its
+/// [`source`](std::error::Error::source) is that error itself, so `downcast_ref` works on it.
+///
+/// Secrets never travel in a cause. The crate keeps a library error as a cause only when its
+/// text cannot hold a key or unredacted server text: socket and TLS errors, tungstenite's
+/// protocol errors, reqwest's errors with the URL stripped (`without_url`), audio library
+/// errors. Where the connection's secrets are known (the session, the handshake) a cause is
+/// also checked against them ([`Cause::shows_no_secret`]) and dropped, keeping only the
+/// redacted message, when any of its text (`Display` or `Debug`, its own or its sources')
+/// holds one. Decoder errors are never kept: serde_json quotes the values it could not read,
+/// which can be server text ([`Error::Decode`] keeps the redacted message instead).
 #[derive(Clone)]
 pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
 
@@ -332,6 +359,28 @@ impl Cause {
     /// Wraps an error.
     pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self(Arc::new(error))
+    }
+
+    /// Whether no text of this error (its `Display` and `Debug`, and every source's `Display`)
+    /// holds one of `redactor`'s secrets.
+    pub(crate) fn shows_no_secret(&self, redactor: &Redactor) -> bool {
+        let clean = |text: &str| matches!(redactor.redact(text), std::borrow::Cow::Borrowed(_));
+        if !clean(&format!("{:?}", self.0)) {
+            return false;
+        }
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&*self.0);
+        while let Some(e) = current {
+            if !clean(&e.to_string()) {
+                return false;
+            }
+            current = e.source();
+        }
+        true
+    }
+
+    /// `self` when it [shows no secret](Self::shows_no_secret), `None` otherwise.
+    pub(crate) fn checked(self, redactor: &Redactor) -> Option<Self> {
+        self.shows_no_secret(redactor).then_some(self)
     }
 
     /// The error itself.
@@ -538,7 +587,7 @@ impl Error {
             Error::Server { .. } => ErrorKind::ServerError,
             Error::ConnectionLost { .. } => ErrorKind::ConnectionLost,
             Error::Decode { .. } => ErrorKind::Decode,
-            Error::WebSocket(_) => ErrorKind::WebSocket,
+            Error::WebSocket { .. } => ErrorKind::WebSocket,
             Error::SessionClosed => ErrorKind::SessionClosed,
             Error::EventOverflow { .. } => ErrorKind::EventOverflow,
             Error::Api {
@@ -550,7 +599,7 @@ impl Error {
             Error::Http { .. } => ErrorKind::Http,
             Error::EmptyCompletion => ErrorKind::EmptyCompletion,
             Error::Translation { .. } => ErrorKind::Translation,
-            Error::Audio(_) => ErrorKind::Audio,
+            Error::Audio { .. } => ErrorKind::Audio,
             Error::Io(_) => ErrorKind::Io,
         }
     }
@@ -600,14 +649,39 @@ impl Error {
     }
 
     /// A decode error keeping (the first 4 KiB of) the payload, with secrets removed before
-    /// the cut.
+    /// the cut. The message is redacted too: a decoder quotes the values it could not read
+    /// (serde_json's `invalid type: string "…"`), which are server text.
     pub(crate) fn decode_redacted(
         message: impl std::fmt::Display,
         payload: &str,
         redactor: &Redactor,
     ) -> Self {
-        Self::decode(message, &redactor.redact(payload))
+        Self::decode(
+            server_text(&message.to_string(), redactor),
+            &redactor.redact(payload),
+        )
     }
+
+    /// An [`Error::Audio`] without an underlying error, e.g. for an audio source of your own
+    /// that feeds [`stream_audio`](crate::StreamingSession::stream_audio).
+    pub fn audio(message: impl Into<String>) -> Self {
+        Error::Audio {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::Audio`] caused by an audio library's (or the file system's) error.
+    pub(crate) fn audio_caused(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Audio {
+            message: message.into(),
+            source: Some(Cause::new(source)),
+        }
+    }
+
 
     pub(crate) fn decode(message: impl std::fmt::Display, payload: &str) -> Self {
         const MAX: usize = 4096;
@@ -696,7 +770,7 @@ pub(crate) fn server_end(
             let (why, source) = dropped.unwrap_or_else(|| ("the server went silent".into(), None));
             Error::ConnectionLost {
                 message: server_text(&why, redactor),
-                source,
+                source: source.and_then(|c| c.checked(redactor)),
             }
         }
     }

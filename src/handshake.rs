@@ -171,9 +171,18 @@ pub(crate) async fn connect(
         tls(tcp, &host, &transport.tls).await.map_err(|e| match e {
             Error::Config(m) => Error::Config(m),
             // Typed, so it is never retried (crate::retry).
-            Error::Certificate { message, .. } => Error::Certificate {
+            Error::Certificate {
+                message, source, ..
+            } => Error::Certificate {
                 url: url.clone(),
                 message,
+                source,
+            },
+            // A failed TLS handshake is a connect failure, keeping the TLS error as its source.
+            Error::WebSocket { message, source } => Error::Connect {
+                url: url.clone(),
+                message: format!("websocket error: {message}"),
+                source,
             },
             other => connect_error(other.to_string()),
         })?
@@ -200,7 +209,13 @@ pub(crate) async fn connect(
         .map_err(io_error)?;
     stream.flush().await.map_err(io_error)?;
 
-    let (head, mut buf) = read_head(&mut stream).await.map_err(connect_error)?;
+    let (head, mut buf) = read_head(&mut stream)
+        .await
+        .map_err(|(message, source)| Error::Connect {
+            url: url.clone(),
+            message,
+            source,
+        })?;
     if head.status != 101 {
         let body = read_body(&mut stream, buf, head.content_length).await;
         return Err(Error::HandshakeRejected {
@@ -235,16 +250,23 @@ struct Head {
 }
 
 /// Reads a response head (bounded to [`MAX_RESPONSE_BYTES`]); returns it and the bytes read past
-/// it. Errors are messages for [`Error::Connect`].
+/// it. Errors are the message and source for [`Error::Connect`] (the socket's `io::Error`
+/// when reading failed).
 async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
-) -> std::result::Result<(Head, Vec<u8>), String> {
+) -> std::result::Result<(Head, Vec<u8>), (String, Option<Cause>)> {
     let mut buf = Vec::with_capacity(1024);
     loop {
         let mut chunk = [0u8; 2048];
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| (e.to_string(), Some(Cause::new(e))))?;
         if n == 0 {
-            return Err("connection closed during the websocket handshake".into());
+            return Err((
+                "connection closed during the websocket handshake".into(),
+                None,
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
         let mut header_storage = [httparse::EMPTY_HEADER; 64];
@@ -287,9 +309,15 @@ async fn read_head<S: AsyncRead + Unpin>(
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_BYTES => {}
             Ok(httparse::Status::Partial) => {
-                return Err("handshake response head too large".into());
+                return Err(("handshake response head too large".into(), None));
             }
-            Err(e) => return Err(format!("invalid handshake response: {e}")),
+            // httparse's error names the rule broken, never the bytes: safe to keep.
+            Err(e) => {
+                return Err((
+                    format!("invalid handshake response: {e}"),
+                    Some(Cause::new(e)),
+                ));
+            }
         }
     }
 }
@@ -353,7 +381,11 @@ async fn tunnel(proxy: &Proxy, host: &str, port: u16, redactor: &Redactor) -> Re
     tcp.write_all(request.as_bytes()).await.map_err(io_error)?;
     let (head, rest) = read_head(&mut tcp)
         .await
-        .map_err(|m| connect_error(format!("proxy {}: {m}", proxy.display())))?;
+        .map_err(|(m, source)| Error::Connect {
+            url: String::new(),
+            message: format!("proxy {}: {m}", proxy.display()),
+            source,
+        })?;
     if !(200..300).contains(&head.status) {
         let body = read_body(&mut tcp, rest, head.content_length).await;
         // The reason phrase and body are the proxy's text, which may echo our credentials.
@@ -510,10 +542,31 @@ async fn tls(tcp: TcpStream, host: &str, roots: &TlsRoots) -> Result<MaybeTlsStr
             Some(message) => Error::Certificate {
                 url: String::new(),
                 message,
+                source: Some(rustls_cause(e)),
             },
-            None => Error::WebSocket(format!("TLS: {e}")),
+            None => Error::WebSocket {
+                message: format!("TLS: {e}"),
+                source: Some(rustls_cause(e)),
+            },
         })?;
     Ok(MaybeTlsStream::Rustls(stream))
+}
+
+/// tokio-rustls reports a TLS failure as an `io::Error` wrapping the `rustls::Error`: the
+/// latter is the cause kept (so `downcast_ref::<rustls::Error>()` finds it), a plain socket
+/// error stays as it is.
+#[cfg(feature = "rustls")]
+fn rustls_cause(e: std::io::Error) -> Cause {
+    if !e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        return Cause::new(e);
+    }
+    let kind = e.kind();
+    match e.into_inner().map(|inner| inner.downcast::<rustls::Error>()) {
+        Some(Ok(tls)) => Cause::new(*tls),
+        // Not reached (checked above); an io::Error of the same kind rather than a panic.
+        Some(Err(other)) => Cause::new(std::io::Error::new(kind, other)),
+        None => Cause::new(std::io::Error::from(kind)),
+    }
 }
 
 #[cfg(all(feature = "native-tls", not(feature = "rustls")))]
@@ -532,8 +585,12 @@ async fn tls(tcp: TcpStream, host: &str, roots: &TlsRoots) -> Result<MaybeTlsStr
             Some(message) => Error::Certificate {
                 url: String::new(),
                 message,
+                source: Some(Cause::new(e)),
             },
-            None => Error::WebSocket(format!("TLS: {e}")),
+            None => Error::WebSocket {
+                message: format!("TLS: {e}"),
+                source: Some(Cause::new(e)),
+            },
         })?;
     Ok(MaybeTlsStream::NativeTls(stream))
 }

@@ -796,7 +796,12 @@ fn sse_deltas(
                     "the completion stream ended before `data: [DONE]`",
                 )),
                 Some(Err(EventStreamError::Transport(e))) => Err(e),
-                Some(Err(e)) => Err(Error::decode(format_args!("invalid event stream: {e}"), "")),
+                // The parser's text can quote the stream (server text): redacted like a payload.
+                Some(Err(e)) => Err(Error::decode_redacted(
+                    format_args!("invalid event stream: {e}"),
+                    "",
+                    &inner.redactor,
+                )),
                 Some(Ok(event)) => {
                     let data = event.data.trim();
                     if data == "[DONE]" {
@@ -876,9 +881,12 @@ fn transport_error(e: reqwest::Error) -> Error {
         return Error::from(e);
     }
     if let Some(message) = crate::retry::certificate_failure(&e) {
+        // reqwest hides the TLS library's error behind private wrappers: its own error (URL
+        // stripped) is the cause kept.
         return Error::Certificate {
             url: String::new(),
             message,
+            source: Some(crate::error::Cause::new(e)),
         };
     }
     let mut message = e.to_string();

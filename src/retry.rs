@@ -237,6 +237,7 @@ mod tests {
                 Error::Certificate {
                     url: "wss://x".into(),
                     message: "unknown issuer".into(),
+                    source: None,
                 },
                 false,
             ),

@@ -71,7 +71,7 @@ fn connect_error(respond: impl FnOnce(String) -> Vec<u8> + Send + 'static) -> Er
                     | Error::ConnectionLost { .. }
                     | Error::Closed { .. }
                     | Error::Server { .. }
-                    | Error::WebSocket(_)
+                    | Error::WebSocket { .. }
                     | Error::Timeout { .. }
             ),
             "{err:?}"

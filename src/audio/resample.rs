@@ -203,12 +203,12 @@ fn run_block(
 ) -> Result<usize> {
     let frames_out = scratch.len();
     let input = InterleavedSlice::new(block, 1, block.len())
-        .map_err(|e| Error::Audio(format!("resampler input: {e}")))?;
+        .map_err(|e| Error::audio_caused(format!("resampler input: {e}"), e))?;
     let mut output = InterleavedSlice::new_mut(scratch, 1, frames_out)
-        .map_err(|e| Error::Audio(format!("resampler output: {e}")))?;
+        .map_err(|e| Error::audio_caused(format!("resampler output: {e}"), e))?;
     let (_, produced) = r
         .process_into_buffer(&input, &mut output, None)
-        .map_err(|e| Error::Audio(format!("resampling failed: {e}")))?;
+        .map_err(|e| Error::audio_caused(format!("resampling failed: {e}"), e))?;
     Ok(produced)
 }
 

@@ -16,7 +16,7 @@ use super::replay::{Gap, ReplayBuffer, send_offset};
 use super::timeline::{ConnClock, Mapped, Timeline, ms_to_samples, samples_to_ms};
 use super::{Command, ResilientEvent, TokenProvider, is_transient};
 use crate::audio::AudioChunk;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::params::ConnectionParams;
 use crate::protocol::{Begin, Termination, Turn, UpdateConfiguration};
 use crate::session::{AudioSink, EventStream, SessionHandle, StreamingSession, TurnEvent};
@@ -398,7 +398,10 @@ impl Driver {
                 }
             } => {
                 let purpose = self.connecting.take().map_or(Purpose::Reconnect, |(p, _)| p);
-                let result = joined.unwrap_or_else(|e| Err(Error::connection_lost(format!("connect task failed: {e}"))));
+                let result = joined.unwrap_or_else(|e| Err(Error::ConnectionLost {
+                    message: format!("connect task failed: {e}"),
+                    source: Some(Cause::new(e)),
+                }));
                 self.on_connected(purpose, result).await
             }
             _ = sleep_opt(wake) => Flow::Continue,

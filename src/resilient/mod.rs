@@ -199,7 +199,7 @@ pub fn is_transient(error: &Error) -> bool {
             ..
         }
         | Error::Server { .. }
-        | Error::WebSocket(_) => true,
+        | Error::WebSocket { .. } => true,
         Error::Timeout {
             kind: TimeoutKind::Termination,
             ..

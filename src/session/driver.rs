@@ -258,7 +258,7 @@ impl Driver {
                         self.blocked = false;
                         self.feed(match result {
                             Ok(()) => Input::WriteDone,
-                            Err(e) => Input::WriteFailed(e.to_string()),
+                            Err(e) => Input::WriteFailed(e.to_string(), Some(Cause::new(e))),
                         });
                     }
                 }
@@ -286,7 +286,7 @@ impl Driver {
             self.flushing = true;
             if let Err(e) = sent {
                 self.flushing = false;
-                self.feed(Input::WriteFailed(e.to_string()));
+                self.feed(Input::WriteFailed(e.to_string(), Some(Cause::new(e))));
             }
         }
     }
