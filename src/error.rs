@@ -682,7 +682,6 @@ impl Error {
         }
     }
 
-
     pub(crate) fn decode(message: impl std::fmt::Display, payload: &str) -> Self {
         const MAX: usize = 4096;
         let mut end = payload.len().min(MAX);

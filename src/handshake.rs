@@ -209,13 +209,14 @@ pub(crate) async fn connect(
         .map_err(io_error)?;
     stream.flush().await.map_err(io_error)?;
 
-    let (head, mut buf) = read_head(&mut stream)
-        .await
-        .map_err(|(message, source)| Error::Connect {
-            url: url.clone(),
-            message,
-            source,
-        })?;
+    let (head, mut buf) =
+        read_head(&mut stream)
+            .await
+            .map_err(|(message, source)| Error::Connect {
+                url: url.clone(),
+                message,
+                source,
+            })?;
     if head.status != 101 {
         let body = read_body(&mut stream, buf, head.content_length).await;
         return Err(Error::HandshakeRejected {
@@ -561,7 +562,10 @@ fn rustls_cause(e: std::io::Error) -> Cause {
         return Cause::new(e);
     }
     let kind = e.kind();
-    match e.into_inner().map(|inner| inner.downcast::<rustls::Error>()) {
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<rustls::Error>())
+    {
         Some(Ok(tls)) => Cause::new(*tls),
         // Not reached (checked above); an io::Error of the same kind rather than a panic.
         Some(Err(other)) => Cause::new(std::io::Error::new(kind, other)),

@@ -1111,4 +1111,62 @@ mod tests {
         );
         assert_eq!(log, ["E:Begin", "E:F0:hola"]);
     }
+
+    #[test]
+    fn read_and_write_failures_keep_the_transport_error_unless_it_shows_a_secret() {
+        use std::error::Error as _;
+        let io = |text: &str| {
+            Cause::new(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                text.to_owned(),
+            ))
+        };
+        let end = |input: Input| {
+            let t0 = Instant::now();
+            let mut core = core_with(ConnectionParams::new(), options(), t0);
+            run(
+                &mut core,
+                t0,
+                vec![(0, text(BEGIN)), (5, input), (1005, Input::Tick)],
+            );
+            match core.decided() {
+                Some(End::Error(e)) => e.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        for (input, message) in [
+            (
+                Input::WriteFailed("broken pipe".into(), Some(io("broken pipe"))),
+                "connection lost: sending failed: broken pipe",
+            ),
+            (
+                Input::ReadFailed("reset".into(), Some(io("reset"))),
+                "connection lost: reset",
+            ),
+        ] {
+            let e = end(input);
+            assert_eq!(
+                (e.kind().as_str(), e.to_string().as_str()),
+                ("connection_lost", message)
+            );
+            let kind = std::iter::successors(e.source(), |&s| s.source())
+                .find_map(|s| s.downcast_ref::<std::io::Error>())
+                .map(std::io::Error::kind);
+            assert_eq!(kind, Some(std::io::ErrorKind::BrokenPipe), "{e:?}");
+        }
+        // A transport error whose text echoes the key is not exposed; the message is redacted.
+        let leaky = "peer said sk-canary-0123456789";
+        let e = end(Input::WriteFailed(leaky.into(), Some(io(leaky))));
+        assert!(e.source().is_none(), "{e:?}");
+        assert!(
+            !format!("{e} {e:?}").contains("sk-canary-0123456789"),
+            "{e:?}"
+        );
+        let e = end(Input::ReadFailed(leaky.into(), Some(io(leaky))));
+        assert!(e.source().is_none(), "{e:?}");
+        assert!(
+            !format!("{e} {e:?}").contains("sk-canary-0123456789"),
+            "{e:?}"
+        );
+    }
 }
