@@ -865,6 +865,103 @@ mod tests {
         );
     }
 
+    /// The first error of `T` in `e`'s source chain.
+    fn find<T: std::error::Error + 'static>(e: &Error) -> Option<&T> {
+        std::iter::successors(std::error::Error::source(e), |&s| s.source())
+            .find_map(|s| s.downcast_ref::<T>())
+    }
+
+    #[test]
+    fn struct_variants_keep_their_display_and_kind_and_reach_their_cause() {
+        let io = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let cases = [
+            (
+                Error::WebSocket {
+                    message: "TLS: reset by peer".into(),
+                    source: Some(Cause::new(io())),
+                },
+                "websocket error: TLS: reset by peer",
+                "websocket",
+            ),
+            (
+                Error::audio_caused("WAV recorder: reset by peer", io()),
+                "audio: WAV recorder: reset by peer",
+                "audio",
+            ),
+            (
+                Error::Certificate {
+                    url: "wss://h/v3/ws".into(),
+                    message: "invalid peer certificate: UnknownIssuer".into(),
+                    source: Some(Cause::new(io())),
+                },
+                "TLS certificate rejected (wss://h/v3/ws): invalid peer certificate: UnknownIssuer",
+                "certificate",
+            ),
+        ];
+        for (e, display, kind) in cases {
+            assert_eq!((e.to_string().as_str(), e.kind().as_str()), (display, kind));
+            let copy = e.clone();
+            assert_eq!(
+                find::<std::io::Error>(&copy).map(|e| e.kind()),
+                Some(std::io::ErrorKind::ConnectionReset),
+                "{copy:?}"
+            );
+        }
+        let plain = Error::audio("microphone unplugged");
+        assert_eq!(plain.to_string(), "audio: microphone unplugged");
+        assert!(std::error::Error::source(&plain).is_none());
+    }
+
+    #[test]
+    fn a_cause_whose_text_holds_a_secret_is_not_exposed() {
+        const KEY: &str = "sk-canary-0123456789";
+        let r = Redactor::new([KEY]);
+        assert!(Cause::new(std::io::Error::other("reset")).shows_no_secret(&r));
+        assert!(!Cause::new(std::io::Error::other(format!("echo {KEY}"))).shows_no_secret(&r));
+        // Deep in the chain counts too.
+        let inner = Error::ConnectionLost {
+            message: "lost".into(),
+            source: Some(Cause::new(std::io::Error::other(format!("echo {KEY}")))),
+        };
+        assert!(!Cause::new(inner).shows_no_secret(&r));
+        let e = server_end(
+            PeerEnd::Dropped(
+                format!("reset: {KEY}"),
+                Some(Cause::new(std::io::Error::other(format!("reset: {KEY}")))),
+            ),
+            None,
+            &r,
+        );
+        assert!(std::error::Error::source(&e).is_none(), "{e:?}");
+        assert!(!format!("{e} {e:?}").contains(KEY), "{e:?}");
+        let e = server_end(
+            PeerEnd::Dropped(
+                "reset".into(),
+                Some(Cause::new(std::io::Error::other("reset"))),
+            ),
+            None,
+            &r,
+        );
+        assert!(find::<std::io::Error>(&e).is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn decode_messages_are_redacted_like_their_payload() {
+        const KEY: &str = "sk-canary-0123456789";
+        let r = Redactor::new([KEY]);
+        let e = Error::decode_redacted(
+            format_args!("invalid type: string \"{KEY}\", expected u64"),
+            &format!("{{\"turn_order\":\"{KEY}\"}}"),
+            &r,
+        );
+        assert_eq!(e.kind(), ErrorKind::Decode);
+        assert!(!format!("{e} {e:?}").contains(KEY), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("could not decode server message: invalid type")
+        );
+    }
+
     #[test]
     fn http_statuses_decide_retries() {
         let api = |status| Error::Api {

@@ -685,4 +685,42 @@ mod tests {
         };
         assert!(is_transient(&api(503)) && !is_transient(&api(401)));
     }
+
+    #[test]
+    fn the_builder_names_set_the_one_retry_policy() {
+        let builder = || {
+            ResilientSession::builder(
+                crate::StreamingClient::builder().api_key("k"),
+                ConnectionParams::new(),
+            )
+        };
+        let default = builder().retry;
+        assert_eq!(
+            default,
+            RetryPolicy::new(5, Duration::from_millis(250), 2)
+                .max_retry_wait(Duration::from_secs(10))
+                .jitter(true)
+        );
+        // Reconnect try n (from 1) waits within [½, 1] × 250 ms · 2ⁿ⁻¹, capped at 10 s.
+        let mut rng = JitterSource::seeded(5);
+        for (retry, full) in [(0, 250), (1, 500), (2, 1000), (6, 10_000), (9, 10_000)] {
+            let full = Duration::from_millis(full);
+            let d = default.wait(retry, &mut rng);
+            assert!(d >= full / 2 && d <= full, "{retry}: {d:?}");
+        }
+        let set = builder()
+            .max_reconnects(2)
+            .backoff(Duration::from_millis(50), Duration::from_millis(10))
+            .retry;
+        assert_eq!(set.retries(), 2);
+        assert_eq!(set.first_delay(), Duration::from_millis(50));
+        assert_eq!(
+            set.delay(3),
+            Duration::from_millis(50),
+            "max below initial: initial"
+        );
+        assert!(set.is_jittered());
+        let fixed = RetryPolicy::new(3, Duration::from_millis(20), 1);
+        assert_eq!(builder().retry_policy(fixed).retry, fixed);
+    }
 }
