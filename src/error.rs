@@ -348,7 +348,7 @@ pub enum Error {
 /// text cannot hold a key or unredacted server text: socket and TLS errors, tungstenite's
 /// protocol errors, reqwest's errors with the URL stripped (`without_url`), audio library
 /// errors. Where the connection's secrets are known (the session, the handshake) a cause is
-/// also checked against them ([`Cause::shows_no_secret`]) and dropped, keeping only the
+/// also checked against them and dropped, keeping only the
 /// redacted message, when any of its text (`Display` or `Debug`, its own or its sources')
 /// holds one. Decoder errors are never kept: serde_json quotes the values it could not read,
 /// which can be server text ([`Error::Decode`] keeps the redacted message instead).

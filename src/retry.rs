@@ -1,6 +1,8 @@
 //! When to try again: one classification of errors and one [`RetryPolicy`], used by
-//! [`StreamingClient::connect`](crate::StreamingClient::connect) and by
-//! [`Lemur`](crate::lemur::Lemur).
+//! [`StreamingClient::connect`](crate::StreamingClient::connect), by
+//! [`Lemur`](crate::lemur::Lemur) and (for its backoff; its own table of what a new connection
+//! can fix is [`is_transient`](crate::resilient::is_transient)) by
+//! [`ResilientSession`](crate::resilient::ResilientSession).
 //!
 //! | error | retried |
 //! |---|---|
