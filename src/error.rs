@@ -347,10 +347,10 @@ pub enum Error {
 /// Secrets never travel in a cause. The crate keeps a library error as a cause only when its
 /// text cannot hold a key or unredacted server text: socket and TLS errors, tungstenite's
 /// protocol errors, reqwest's errors with the URL stripped (`without_url`), audio library
-/// errors. Where the connection's secrets are known (the session, the handshake) a cause is
-/// also checked against them and dropped, keeping only the
-/// redacted message, when any of its text (`Display` or `Debug`, its own or its sources')
-/// holds one. Decoder errors are never kept: serde_json quotes the values it could not read,
+/// errors. A session's read and write failures (whose transport error has seen the server's
+/// bytes) are also checked against the connection's secrets: the cause is dropped, keeping
+/// only the redacted message, when any of its text (`Display` or `Debug`, its own or its
+/// sources') holds one. Decoder errors are never kept: serde_json quotes the values it could not read,
 /// which can be server text ([`Error::Decode`] keeps the redacted message instead).
 #[derive(Clone)]
 pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
