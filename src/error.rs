@@ -133,8 +133,15 @@ impl std::fmt::Display for TimeoutKind {
 #[non_exhaustive]
 pub enum Error {
     /// A setting or argument is invalid (caught before anything is sent).
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    #[error("invalid configuration: {message}")]
+    Config {
+        /// What is wrong, naming the setting.
+        message: String,
+        /// The parser's error when one caused it (an unreadable PEM, an invalid TLS server
+        /// name, a resampler or HTTP client that cannot be built).
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// Audio handed to the sink is unusable (e.g. odd byte count for 16-bit PCM).
     #[error("invalid audio: {0}")]
@@ -557,7 +564,7 @@ impl Error {
     /// A stable short name for the error, used by the command-line examples' JSON output.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Config(_) => ErrorKind::Config,
+            Error::Config { .. } => ErrorKind::Config,
             Error::InvalidAudio(_) => ErrorKind::InvalidAudio,
             Error::HandshakeRejected {
                 status: 401 | 403, ..
@@ -660,6 +667,25 @@ impl Error {
             server_text(&message.to_string(), redactor),
             &redactor.redact(payload),
         )
+    }
+
+    /// An [`Error::Config`] without an underlying error.
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::Config {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::Config`] caused by a library's error (a parser, a builder).
+    pub(crate) fn config_caused(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Config {
+            message: message.into(),
+            source: Some(Cause::new(source)),
+        }
     }
 
     /// An [`Error::Audio`] without an underlying error, e.g. for an audio source of your own

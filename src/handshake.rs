@@ -44,7 +44,7 @@ impl Target {
     fn host_port(&self) -> Result<(String, u16)> {
         let default = if self.secure { 443 } else { 80 };
         split_host_port(&self.authority, default)
-            .ok_or_else(|| Error::Config(format!("invalid host {:?}", self.authority)))
+            .ok_or_else(|| Error::config(format!("invalid host {:?}", self.authority)))
     }
 
     /// The URL without its query, for messages and logs.
@@ -67,17 +67,16 @@ pub(crate) fn check_base_url(url: &str) -> Result<()> {
         .chars()
         .find(|c| c.is_control() || c.is_whitespace() || !c.is_ascii())
     {
-        return Err(Error::Config(format!(
+        return Err(Error::config(format!(
             "invalid base URL: character {c:?} is not allowed (control characters, whitespace \
              and non-ASCII text must be percent-encoded, hosts written in punycode)"
         )));
     }
     if url.contains(['?', '#']) {
-        return Err(Error::Config(
+        return Err(Error::config(
             "invalid base URL: a query string or fragment is not allowed (a base URL names only \
              the server and path; request parameters are set by the client, e.g. through \
-             ConnectionParams)"
-                .into(),
+             ConnectionParams)",
         ));
     }
     Ok(())
@@ -169,7 +168,7 @@ pub(crate) async fn connect(
     let _ = tcp.set_nodelay(true);
     let mut stream = if target.secure {
         tls(tcp, &host, &transport.tls).await.map_err(|e| match e {
-            Error::Config(m) => Error::Config(m),
+            e @ Error::Config { .. } => e,
             // Typed, so it is never retried (crate::retry).
             Error::Certificate {
                 message, source, ..
@@ -463,7 +462,10 @@ impl TlsRoots {
             };
             for der in ders {
                 roots.add(der).map_err(|e| {
-                    Error::Config(format!("add_root_certificate: unusable certificate: {e}"))
+                    Error::config_caused(
+                        format!("add_root_certificate: unusable certificate: {e}"),
+                        e,
+                    )
                 })?;
             }
             let config = rustls_config(roots)?;
@@ -479,15 +481,18 @@ impl TlsRoots {
                 .map(|d| native_tls_crate::Certificate::from_der(d.as_ref()))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| {
-                    Error::Config(format!("add_root_certificate: unusable certificate: {e}"))
+                    Error::config_caused(
+                        format!("add_root_certificate: unusable certificate: {e}"),
+                        e,
+                    )
                 })?;
             Ok(TlsRoots { certs, count })
         }
         #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
         {
             let _ = count;
-            Err(Error::Config(
-                "add_root_certificate needs the `rustls` or `native-tls` feature".into(),
+            Err(Error::config(
+                "add_root_certificate needs the `rustls` or `native-tls` feature",
             ))
         }
     }
@@ -498,10 +503,10 @@ pub(crate) fn parse_pem(pem: &[u8]) -> Result<Vec<rustls_pki_types::CertificateD
     use rustls_pki_types::pem::PemObject;
     let certs = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Config(format!("add_root_certificate: invalid PEM: {e}")))?;
+        .map_err(|e| Error::config_caused(format!("add_root_certificate: invalid PEM: {e}"), e))?;
     if certs.is_empty() {
-        return Err(Error::Config(
-            "add_root_certificate: no CERTIFICATE block in the PEM".into(),
+        return Err(Error::config(
+            "add_root_certificate: no CERTIFICATE block in the PEM",
         ));
     }
     Ok(certs)
@@ -515,7 +520,7 @@ fn rustls_config(roots: rustls::RootCertStore) -> Result<std::sync::Arc<rustls::
     rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map(|b| std::sync::Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-        .map_err(|_| Error::Config("rustls has no usable protocol version".into()))
+        .map_err(|_| Error::config("rustls has no usable protocol version"))
 }
 
 #[cfg(feature = "rustls")]
@@ -532,10 +537,10 @@ async fn tls(tcp: TcpStream, host: &str, roots: &TlsRoots) -> Result<MaybeTlsStr
                 .ok()
             })
             .clone()
-            .ok_or_else(|| Error::Config("rustls has no usable protocol version".into()))?,
+            .ok_or_else(|| Error::config("rustls has no usable protocol version"))?,
     };
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| Error::Config(format!("invalid TLS server name {host:?}: {e}")))?;
+        .map_err(|e| Error::config_caused(format!("invalid TLS server name {host:?}: {e}"), e))?;
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
@@ -581,7 +586,7 @@ async fn tls(tcp: TcpStream, host: &str, roots: &TlsRoots) -> Result<MaybeTlsStr
     }
     let connector = builder
         .build()
-        .map_err(|e| Error::Config(format!("native TLS: {e}")))?;
+        .map_err(|e| Error::config_caused(format!("native TLS: {e}"), e))?;
     let stream = tokio_native_tls::TlsConnector::from(connector)
         .connect(host, tcp)
         .await
@@ -601,8 +606,8 @@ async fn tls(tcp: TcpStream, host: &str, roots: &TlsRoots) -> Result<MaybeTlsStr
 
 #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
 async fn tls(_tcp: TcpStream, _host: &str, _roots: &TlsRoots) -> Result<MaybeTlsStream<TcpStream>> {
-    Err(Error::Config(
-        "wss:// needs the `rustls` or `native-tls` feature".into(),
+    Err(Error::config(
+        "wss:// needs the `rustls` or `native-tls` feature",
     ))
 }
 
@@ -639,6 +644,39 @@ mod tests {
             ("::1".into(), 80)
         );
         assert!(target("host:notaport", false).host_port().is_err());
+    }
+
+    /// The first error of `T` in `e`'s source chain.
+    fn find<T: std::error::Error + 'static>(e: &Error) -> Option<&T> {
+        std::iter::successors(std::error::Error::source(e), |&s| s.source())
+            .find_map(|s| s.downcast_ref::<T>())
+    }
+
+    #[test]
+    fn unusable_root_certificates_keep_the_parser_error() {
+        let bad_base64 = b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+        let e = TlsRoots::new(&[bad_base64.to_vec()]).err().unwrap();
+        assert_eq!(e.kind().as_str(), "config");
+        assert!(
+            e.to_string()
+                .starts_with("invalid configuration: add_root_certificate: invalid PEM: "),
+            "{e}"
+        );
+        assert!(find::<rustls_pki_types::pem::Error>(&e).is_some(), "{e:?}");
+
+        // Well-formed PEM around bytes that are no certificate ("garbage").
+        #[cfg(feature = "rustls")]
+        {
+            let not_der = b"-----BEGIN CERTIFICATE-----\nZ2FyYmFnZQ==\n-----END CERTIFICATE-----\n";
+            let e = TlsRoots::new(&[not_der.to_vec()]).err().unwrap();
+            assert!(
+                e.to_string().starts_with(
+                    "invalid configuration: add_root_certificate: unusable certificate: "
+                ),
+                "{e}"
+            );
+            assert!(find::<rustls::Error>(&e).is_some(), "{e:?}");
+        }
     }
 
     #[test]

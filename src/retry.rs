@@ -371,7 +371,7 @@ mod tests {
                 false,
             ),
             (Error::connection_lost("reset"), true),
-            (Error::Config("x".into()), false),
+            (Error::config("x"), false),
         ];
         for (error, retry) in cases {
             assert_eq!(is_retryable(&error), retry, "{error:?}");

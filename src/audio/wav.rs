@@ -458,7 +458,7 @@ impl WavRecorder {
     pub fn create(path: impl AsRef<Path>, sample_rate: u32) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if sample_rate == 0 {
-            return Err(Error::Config("WAV sample rate must be positive".into()));
+            return Err(Error::config("WAV sample rate must be positive"));
         }
         let spec = hound::WavSpec {
             channels: 1,

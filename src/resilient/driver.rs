@@ -40,7 +40,7 @@ pub(super) async fn open(settings: &Settings) -> Result<StreamingSession> {
             .token(provider().await?)
             .build()?,
         (None, Some(client)) => client.clone(),
-        (None, None) => return Err(Error::Config("no client".into())),
+        (None, None) => return Err(Error::config("no client")),
     };
     client.connect(settings.params.clone()).await
 }

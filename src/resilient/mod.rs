@@ -367,7 +367,7 @@ impl ResilientSessionBuilder {
     /// the session's task.
     pub async fn connect(self) -> Result<ResilientSession> {
         if self.frame < Duration::from_millis(50) || self.frame > Duration::from_secs(1) {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "frame_duration must be 50–1000 ms, got {:?}",
                 self.frame
             )));
@@ -671,7 +671,7 @@ mod tests {
             kind: TimeoutKind::Termination,
             after: Duration::from_secs(5)
         }));
-        assert!(!is_transient(&Error::Config("x".into())));
+        assert!(!is_transient(&Error::config("x")));
         // The token provider's request.
         assert!(is_transient(&Error::Http {
             message: "reset".into(),
