@@ -995,9 +995,11 @@ pub(crate) fn http_client(
             }
         }
     }
-    builder
-        .build()
-        .map_err(|e| Error::config_caused(format!("cannot create the HTTP client: {e}"), e))
+    builder.build().map_err(|e| {
+        // Like every reqwest error kept, without the URL (it could carry credentials).
+        let e = e.without_url();
+        Error::config_caused(format!("cannot create the HTTP client: {e}"), e)
+    })
 }
 
 /// Parses a server JSON body with every string in it redacted (see
