@@ -142,9 +142,8 @@ async fn choose_source(args: &Args) -> Result<Source, Error> {
     #[cfg(not(feature = "mic"))]
     {
         if args.device.is_some() {
-            return Err(Error::Config(
-                "--device needs the `mic` feature: cargo run --features mic --example mic_translate"
-                    .into(),
+            return Err(Error::config(
+                "--device needs the `mic` feature: cargo run --features mic --example mic_translate",
             ));
         }
         eprintln!("Built without the `mic` feature (add `--features mic` to use a microphone).");

@@ -142,7 +142,7 @@ fn preflight(args: &Args) -> Result<(), Error> {
         ))
     })?;
     if std::env::var(API_KEY_ENV).map_or(true, |k| k.is_empty()) {
-        return Err(Error::Config(format!(
+        return Err(Error::config(format!(
             "no API key: set {API_KEY_ENV} to your AssemblyAI key, or start the local emulator \
              (`cargo run --example emulator`) and pass the URL it prints with --url, with \
              {API_KEY_ENV} set to the key it prints"

@@ -71,14 +71,14 @@ fn parse_args() -> Result<Args, Error> {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .collect();
-        Error::Config(message.join(" ").trim_start_matches("error: ").to_string())
+        Error::config(message.join(" ").trim_start_matches("error: ").to_string())
     })
 }
 
 /// The key must be set before anything connects; say how to get one.
 fn check_key() -> Result<(), Error> {
     if std::env::var(API_KEY_ENV).map_or(true, |k| k.is_empty()) {
-        return Err(Error::Config(format!(
+        return Err(Error::config(format!(
             "no API key: set {API_KEY_ENV} to your AssemblyAI key, or start the local emulator \
              (`cargo run --example emulator`) and pass its URL with --base-url \
              http://127.0.0.1:PORT, with {API_KEY_ENV} set to the key it prints"

@@ -95,12 +95,12 @@ impl Endpoint {
         crate::handshake::check_base_url(url)?;
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| Error::Config(format!("invalid base URL {url:?}: no scheme")))?;
+            .ok_or_else(|| Error::config(format!("invalid base URL {url:?}: no scheme")))?;
         let secure = match scheme.to_ascii_lowercase().as_str() {
             "ws" | "http" => false,
             "wss" | "https" => true,
             other => {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "invalid base URL {url:?}: scheme {other:?} is not ws, wss, http or https"
                 )));
             }
@@ -110,7 +110,7 @@ impl Endpoint {
             None => (rest, ""),
         };
         if authority.is_empty() || authority.contains('@') {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "invalid base URL {url:?}: expected a host (credentials in the URL are not supported)"
             )));
         }
@@ -311,7 +311,7 @@ impl StreamingClientBuilder {
             None => match std::env::var(API_KEY_ENV) {
                 Ok(key) if !key.trim().is_empty() => Credentials::ApiKey(Secret::new(key.trim())),
                 _ => {
-                    return Err(Error::Config(format!(
+                    return Err(Error::config(format!(
                         "no API key: pass one to api_key() or set {API_KEY_ENV}"
                     )));
                 }
@@ -321,14 +321,13 @@ impl StreamingClientBuilder {
             Credentials::ApiKey(s) | Credentials::Token(s) => s,
         };
         if secret.expose().is_empty() || HeaderValue::from_str(secret.expose()).is_err() {
-            return Err(Error::Config(
-                "the API key or token is empty or contains characters not allowed in a header"
-                    .into(),
+            return Err(Error::config(
+                "the API key or token is empty or contains characters not allowed in a header",
             ));
         }
         let frame = self.options.frame_duration;
         if frame < Duration::from_millis(50) || frame > Duration::from_millis(1000) {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "frame_duration must be 50–1000 ms, got {frame:?}"
             )));
         }
@@ -529,20 +528,20 @@ impl StreamingClient {
         max_session_duration_seconds: Option<u32>,
     ) -> Result<String> {
         if !(1..=600).contains(&expires_in_seconds) {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "expires_in_seconds must be 1–600, got {expires_in_seconds}"
             )));
         }
         if let Some(max) = max_session_duration_seconds {
             if !(60..=10800).contains(&max) {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "max_session_duration_seconds must be 60–10800, got {max}"
                 )));
             }
         }
         let Credentials::ApiKey(key) = &self.inner.credentials else {
-            return Err(Error::Config(
-                "minting a temporary token needs an API key, not a token".into(),
+            return Err(Error::config(
+                "minting a temporary token needs an API key, not a token",
             ));
         };
         let mut url = self.inner.endpoint.http_url("/v3/token");

@@ -133,8 +133,15 @@ impl std::fmt::Display for TimeoutKind {
 #[non_exhaustive]
 pub enum Error {
     /// A setting or argument is invalid (caught before anything is sent).
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    #[error("invalid configuration: {message}")]
+    Config {
+        /// What is wrong, naming the setting.
+        message: String,
+        /// The parser's error when one caused it (an unreadable PEM, an invalid TLS server
+        /// name, a resampler or HTTP client that cannot be built).
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// Audio handed to the sink is unusable (e.g. odd byte count for 16-bit PCM).
     #[error("invalid audio: {0}")]
@@ -231,15 +238,23 @@ pub enum Error {
     /// A server frame could not be decoded. The session goes on; the payload is kept.
     #[error("could not decode server message: {message}")]
     Decode {
-        /// The decoder's complaint.
+        /// The decoder's complaint, redacted. The decoder's own error is not kept as a
+        /// [`source`](std::error::Error::source): it quotes server text (see [`Cause`]).
         message: String,
         /// The frame as received (truncated to 4 KiB).
         payload: String,
     },
 
-    /// Websocket protocol error not covered above.
-    #[error("websocket error: {0}")]
-    WebSocket(String),
+    /// Websocket or TLS protocol error not covered above.
+    #[error("websocket error: {message}")]
+    WebSocket {
+        /// What went wrong.
+        message: String,
+        /// The websocket or TLS library's error (a `tungstenite::Error`, an `io::Error` from
+        /// the TLS handshake, …), when one caused it.
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// The session is over; nothing more can be sent.
     #[error("session is closed")]
@@ -290,8 +305,14 @@ pub enum Error {
     },
 
     /// An audio device or audio file problem.
-    #[error("audio: {0}")]
-    Audio(String),
+    #[error("audio: {message}")]
+    Audio {
+        /// What went wrong (naming the file or device).
+        message: String,
+        /// The audio library's error (cpal, hound, rubato, an `io::Error`), when one caused it.
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// I/O error (files, WAV). The `io::Error` is the [`source`](std::error::Error::source).
     #[error("I/O error: {0}")]
@@ -319,12 +340,25 @@ pub enum Error {
         url: String,
         /// The verifier's complaint.
         message: String,
+        /// The TLS library's error (a `rustls::Error`, or the `native_tls::Error`), when it
+        /// is at hand (reqwest hides it behind private wrappers: then `None`).
+        #[source]
+        source: Option<Cause>,
     },
 }
 
-/// The underlying error of an [`Error`] (an `io::Error`, a websocket or HTTP client error),
-/// shared so that `Error` stays `Clone`. Its [`source`](std::error::Error::source) is that
-/// error itself, so `downcast_ref` works on it.
+/// The underlying error of an [`Error`] (an `io::Error`, a websocket, TLS, HTTP client or
+/// audio library error), shared so that `Error` stays `Clone`. Its
+/// [`source`](std::error::Error::source) is that error itself, so `downcast_ref` works on it.
+///
+/// Secrets never travel in a cause. The crate keeps a library error as a cause only when its
+/// text cannot hold a key or unredacted server text: socket and TLS errors, tungstenite's
+/// protocol errors, reqwest's errors with the URL stripped (`without_url`), audio library
+/// errors. A session's read and write failures (whose transport error has seen the server's
+/// bytes) are also checked against the connection's secrets: the cause is dropped, keeping
+/// only the redacted message, when any of its text (`Display` or `Debug`, its own or its
+/// sources') holds one. Decoder errors are never kept: serde_json quotes the values it could not read,
+/// which can be server text ([`Error::Decode`] keeps the redacted message instead).
 #[derive(Clone)]
 pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
 
@@ -332,6 +366,28 @@ impl Cause {
     /// Wraps an error.
     pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self(Arc::new(error))
+    }
+
+    /// Whether no text of this error (its `Display` and `Debug`, and every source's `Display`)
+    /// holds one of `redactor`'s secrets.
+    pub(crate) fn shows_no_secret(&self, redactor: &Redactor) -> bool {
+        let clean = |text: &str| matches!(redactor.redact(text), std::borrow::Cow::Borrowed(_));
+        if !clean(&format!("{:?}", self.0)) {
+            return false;
+        }
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&*self.0);
+        while let Some(e) = current {
+            if !clean(&e.to_string()) {
+                return false;
+            }
+            current = e.source();
+        }
+        true
+    }
+
+    /// `self` when it [shows no secret](Self::shows_no_secret), `None` otherwise.
+    pub(crate) fn checked(self, redactor: &Redactor) -> Option<Self> {
+        self.shows_no_secret(redactor).then_some(self)
     }
 
     /// The error itself.
@@ -508,7 +564,7 @@ impl Error {
     /// A stable short name for the error, used by the command-line examples' JSON output.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Config(_) => ErrorKind::Config,
+            Error::Config { .. } => ErrorKind::Config,
             Error::InvalidAudio(_) => ErrorKind::InvalidAudio,
             Error::HandshakeRejected {
                 status: 401 | 403, ..
@@ -538,7 +594,7 @@ impl Error {
             Error::Server { .. } => ErrorKind::ServerError,
             Error::ConnectionLost { .. } => ErrorKind::ConnectionLost,
             Error::Decode { .. } => ErrorKind::Decode,
-            Error::WebSocket(_) => ErrorKind::WebSocket,
+            Error::WebSocket { .. } => ErrorKind::WebSocket,
             Error::SessionClosed => ErrorKind::SessionClosed,
             Error::EventOverflow { .. } => ErrorKind::EventOverflow,
             Error::Api {
@@ -550,7 +606,7 @@ impl Error {
             Error::Http { .. } => ErrorKind::Http,
             Error::EmptyCompletion => ErrorKind::EmptyCompletion,
             Error::Translation { .. } => ErrorKind::Translation,
-            Error::Audio(_) => ErrorKind::Audio,
+            Error::Audio { .. } => ErrorKind::Audio,
             Error::Io(_) => ErrorKind::Io,
         }
     }
@@ -600,13 +656,56 @@ impl Error {
     }
 
     /// A decode error keeping (the first 4 KiB of) the payload, with secrets removed before
-    /// the cut.
+    /// the cut. The message is redacted too: a decoder quotes the values it could not read
+    /// (serde_json's `invalid type: string "…"`), which are server text.
     pub(crate) fn decode_redacted(
         message: impl std::fmt::Display,
         payload: &str,
         redactor: &Redactor,
     ) -> Self {
-        Self::decode(message, &redactor.redact(payload))
+        Self::decode(
+            server_text(&message.to_string(), redactor),
+            &redactor.redact(payload),
+        )
+    }
+
+    /// An [`Error::Config`] without an underlying error.
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::Config {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::Config`] caused by a library's error (a parser, a builder).
+    pub(crate) fn config_caused(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Config {
+            message: message.into(),
+            source: Some(Cause::new(source)),
+        }
+    }
+
+    /// An [`Error::Audio`] without an underlying error, e.g. for an audio source of your own
+    /// that feeds [`stream_audio`](crate::StreamingSession::stream_audio).
+    pub fn audio(message: impl Into<String>) -> Self {
+        Error::Audio {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::Audio`] caused by an audio library's (or the file system's) error.
+    pub(crate) fn audio_caused(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Audio {
+            message: message.into(),
+            source: Some(Cause::new(source)),
+        }
     }
 
     pub(crate) fn decode(message: impl std::fmt::Display, payload: &str) -> Self {
@@ -696,7 +795,7 @@ pub(crate) fn server_end(
             let (why, source) = dropped.unwrap_or_else(|| ("the server went silent".into(), None));
             Error::ConnectionLost {
                 message: server_text(&why, redactor),
-                source,
+                source: source.and_then(|c| c.checked(redactor)),
             }
         }
     }
@@ -789,6 +888,103 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Error::SessionClosed.kind()).unwrap(),
             "\"session_closed\""
+        );
+    }
+
+    /// The first error of `T` in `e`'s source chain.
+    fn find<T: std::error::Error + 'static>(e: &Error) -> Option<&T> {
+        std::iter::successors(std::error::Error::source(e), |&s| s.source())
+            .find_map(|s| s.downcast_ref::<T>())
+    }
+
+    #[test]
+    fn struct_variants_keep_their_display_and_kind_and_reach_their_cause() {
+        let io = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let cases = [
+            (
+                Error::WebSocket {
+                    message: "TLS: reset by peer".into(),
+                    source: Some(Cause::new(io())),
+                },
+                "websocket error: TLS: reset by peer",
+                "websocket",
+            ),
+            (
+                Error::audio_caused("WAV recorder: reset by peer", io()),
+                "audio: WAV recorder: reset by peer",
+                "audio",
+            ),
+            (
+                Error::Certificate {
+                    url: "wss://h/v3/ws".into(),
+                    message: "invalid peer certificate: UnknownIssuer".into(),
+                    source: Some(Cause::new(io())),
+                },
+                "TLS certificate rejected (wss://h/v3/ws): invalid peer certificate: UnknownIssuer",
+                "certificate",
+            ),
+        ];
+        for (e, display, kind) in cases {
+            assert_eq!((e.to_string().as_str(), e.kind().as_str()), (display, kind));
+            let copy = e.clone();
+            assert_eq!(
+                find::<std::io::Error>(&copy).map(|e| e.kind()),
+                Some(std::io::ErrorKind::ConnectionReset),
+                "{copy:?}"
+            );
+        }
+        let plain = Error::audio("microphone unplugged");
+        assert_eq!(plain.to_string(), "audio: microphone unplugged");
+        assert!(std::error::Error::source(&plain).is_none());
+    }
+
+    #[test]
+    fn a_cause_whose_text_holds_a_secret_is_not_exposed() {
+        const KEY: &str = "sk-canary-0123456789";
+        let r = Redactor::new([KEY]);
+        assert!(Cause::new(std::io::Error::other("reset")).shows_no_secret(&r));
+        assert!(!Cause::new(std::io::Error::other(format!("echo {KEY}"))).shows_no_secret(&r));
+        // Deep in the chain counts too.
+        let inner = Error::ConnectionLost {
+            message: "lost".into(),
+            source: Some(Cause::new(std::io::Error::other(format!("echo {KEY}")))),
+        };
+        assert!(!Cause::new(inner).shows_no_secret(&r));
+        let e = server_end(
+            PeerEnd::Dropped(
+                format!("reset: {KEY}"),
+                Some(Cause::new(std::io::Error::other(format!("reset: {KEY}")))),
+            ),
+            None,
+            &r,
+        );
+        assert!(std::error::Error::source(&e).is_none(), "{e:?}");
+        assert!(!format!("{e} {e:?}").contains(KEY), "{e:?}");
+        let e = server_end(
+            PeerEnd::Dropped(
+                "reset".into(),
+                Some(Cause::new(std::io::Error::other("reset"))),
+            ),
+            None,
+            &r,
+        );
+        assert!(find::<std::io::Error>(&e).is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn decode_messages_are_redacted_like_their_payload() {
+        const KEY: &str = "sk-canary-0123456789";
+        let r = Redactor::new([KEY]);
+        let e = Error::decode_redacted(
+            format_args!("invalid type: string \"{KEY}\", expected u64"),
+            &format!("{{\"turn_order\":\"{KEY}\"}}"),
+            &r,
+        );
+        assert_eq!(e.kind(), ErrorKind::Decode);
+        assert!(!format!("{e} {e:?}").contains(KEY), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("could not decode server message: invalid type")
         );
     }
 

@@ -44,7 +44,7 @@ impl Target {
     fn host_port(&self) -> Result<(String, u16)> {
         let default = if self.secure { 443 } else { 80 };
         split_host_port(&self.authority, default)
-            .ok_or_else(|| Error::Config(format!("invalid host {:?}", self.authority)))
+            .ok_or_else(|| Error::config(format!("invalid host {:?}", self.authority)))
     }
 
     /// The URL without its query, for messages and logs.
@@ -67,17 +67,16 @@ pub(crate) fn check_base_url(url: &str) -> Result<()> {
         .chars()
         .find(|c| c.is_control() || c.is_whitespace() || !c.is_ascii())
     {
-        return Err(Error::Config(format!(
+        return Err(Error::config(format!(
             "invalid base URL: character {c:?} is not allowed (control characters, whitespace \
              and non-ASCII text must be percent-encoded, hosts written in punycode)"
         )));
     }
     if url.contains(['?', '#']) {
-        return Err(Error::Config(
+        return Err(Error::config(
             "invalid base URL: a query string or fragment is not allowed (a base URL names only \
              the server and path; request parameters are set by the client, e.g. through \
-             ConnectionParams)"
-                .into(),
+             ConnectionParams)",
         ));
     }
     Ok(())
@@ -169,11 +168,20 @@ pub(crate) async fn connect(
     let _ = tcp.set_nodelay(true);
     let mut stream = if target.secure {
         tls(tcp, &host, &transport.tls).await.map_err(|e| match e {
-            Error::Config(m) => Error::Config(m),
+            e @ Error::Config { .. } => e,
             // Typed, so it is never retried (crate::retry).
-            Error::Certificate { message, .. } => Error::Certificate {
+            Error::Certificate {
+                message, source, ..
+            } => Error::Certificate {
                 url: url.clone(),
                 message,
+                source,
+            },
+            // A failed TLS handshake is a connect failure, keeping the TLS error as its source.
+            Error::WebSocket { message, source } => Error::Connect {
+                url: url.clone(),
+                message: format!("websocket error: {message}"),
+                source,
             },
             other => connect_error(other.to_string()),
         })?
@@ -200,7 +208,14 @@ pub(crate) async fn connect(
         .map_err(io_error)?;
     stream.flush().await.map_err(io_error)?;
 
-    let (head, mut buf) = read_head(&mut stream).await.map_err(connect_error)?;
+    let (head, mut buf) =
+        read_head(&mut stream)
+            .await
+            .map_err(|(message, source)| Error::Connect {
+                url: url.clone(),
+                message,
+                source,
+            })?;
     if head.status != 101 {
         let body = read_body(&mut stream, buf, head.content_length).await;
         return Err(Error::HandshakeRejected {
@@ -235,16 +250,23 @@ struct Head {
 }
 
 /// Reads a response head (bounded to [`MAX_RESPONSE_BYTES`]); returns it and the bytes read past
-/// it. Errors are messages for [`Error::Connect`].
+/// it. Errors are the message and source for [`Error::Connect`] (the socket's `io::Error`
+/// when reading failed).
 async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
-) -> std::result::Result<(Head, Vec<u8>), String> {
+) -> std::result::Result<(Head, Vec<u8>), (String, Option<Cause>)> {
     let mut buf = Vec::with_capacity(1024);
     loop {
         let mut chunk = [0u8; 2048];
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| (e.to_string(), Some(Cause::new(e))))?;
         if n == 0 {
-            return Err("connection closed during the websocket handshake".into());
+            return Err((
+                "connection closed during the websocket handshake".into(),
+                None,
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
         let mut header_storage = [httparse::EMPTY_HEADER; 64];
@@ -287,9 +309,15 @@ async fn read_head<S: AsyncRead + Unpin>(
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_BYTES => {}
             Ok(httparse::Status::Partial) => {
-                return Err("handshake response head too large".into());
+                return Err(("handshake response head too large".into(), None));
             }
-            Err(e) => return Err(format!("invalid handshake response: {e}")),
+            // httparse's error names the rule broken, never the bytes: safe to keep.
+            Err(e) => {
+                return Err((
+                    format!("invalid handshake response: {e}"),
+                    Some(Cause::new(e)),
+                ));
+            }
         }
     }
 }
@@ -353,7 +381,11 @@ async fn tunnel(proxy: &Proxy, host: &str, port: u16, redactor: &Redactor) -> Re
     tcp.write_all(request.as_bytes()).await.map_err(io_error)?;
     let (head, rest) = read_head(&mut tcp)
         .await
-        .map_err(|m| connect_error(format!("proxy {}: {m}", proxy.display())))?;
+        .map_err(|(m, source)| Error::Connect {
+            url: String::new(),
+            message: format!("proxy {}: {m}", proxy.display()),
+            source,
+        })?;
     if !(200..300).contains(&head.status) {
         let body = read_body(&mut tcp, rest, head.content_length).await;
         // The reason phrase and body are the proxy's text, which may echo our credentials.
@@ -430,7 +462,10 @@ impl TlsRoots {
             };
             for der in ders {
                 roots.add(der).map_err(|e| {
-                    Error::Config(format!("add_root_certificate: unusable certificate: {e}"))
+                    Error::config_caused(
+                        format!("add_root_certificate: unusable certificate: {e}"),
+                        e,
+                    )
                 })?;
             }
             let config = rustls_config(roots)?;
@@ -446,15 +481,18 @@ impl TlsRoots {
                 .map(|d| native_tls_crate::Certificate::from_der(d.as_ref()))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| {
-                    Error::Config(format!("add_root_certificate: unusable certificate: {e}"))
+                    Error::config_caused(
+                        format!("add_root_certificate: unusable certificate: {e}"),
+                        e,
+                    )
                 })?;
             Ok(TlsRoots { certs, count })
         }
         #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
         {
             let _ = count;
-            Err(Error::Config(
-                "add_root_certificate needs the `rustls` or `native-tls` feature".into(),
+            Err(Error::config(
+                "add_root_certificate needs the `rustls` or `native-tls` feature",
             ))
         }
     }
@@ -465,10 +503,10 @@ pub(crate) fn parse_pem(pem: &[u8]) -> Result<Vec<rustls_pki_types::CertificateD
     use rustls_pki_types::pem::PemObject;
     let certs = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Config(format!("add_root_certificate: invalid PEM: {e}")))?;
+        .map_err(|e| Error::config_caused(format!("add_root_certificate: invalid PEM: {e}"), e))?;
     if certs.is_empty() {
-        return Err(Error::Config(
-            "add_root_certificate: no CERTIFICATE block in the PEM".into(),
+        return Err(Error::config(
+            "add_root_certificate: no CERTIFICATE block in the PEM",
         ));
     }
     Ok(certs)
@@ -482,7 +520,7 @@ fn rustls_config(roots: rustls::RootCertStore) -> Result<std::sync::Arc<rustls::
     rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map(|b| std::sync::Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-        .map_err(|_| Error::Config("rustls has no usable protocol version".into()))
+        .map_err(|_| Error::config("rustls has no usable protocol version"))
 }
 
 #[cfg(feature = "rustls")]
@@ -499,10 +537,10 @@ async fn tls(tcp: TcpStream, host: &str, roots: &TlsRoots) -> Result<MaybeTlsStr
                 .ok()
             })
             .clone()
-            .ok_or_else(|| Error::Config("rustls has no usable protocol version".into()))?,
+            .ok_or_else(|| Error::config("rustls has no usable protocol version"))?,
     };
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| Error::Config(format!("invalid TLS server name {host:?}: {e}")))?;
+        .map_err(|e| Error::config_caused(format!("invalid TLS server name {host:?}: {e}"), e))?;
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
@@ -510,10 +548,34 @@ async fn tls(tcp: TcpStream, host: &str, roots: &TlsRoots) -> Result<MaybeTlsStr
             Some(message) => Error::Certificate {
                 url: String::new(),
                 message,
+                source: Some(rustls_cause(e)),
             },
-            None => Error::WebSocket(format!("TLS: {e}")),
+            None => Error::WebSocket {
+                message: format!("TLS: {e}"),
+                source: Some(rustls_cause(e)),
+            },
         })?;
     Ok(MaybeTlsStream::Rustls(stream))
+}
+
+/// tokio-rustls reports a TLS failure as an `io::Error` wrapping the `rustls::Error`: the
+/// latter is the cause kept (so `downcast_ref::<rustls::Error>()` finds it), a plain socket
+/// error stays as it is.
+#[cfg(feature = "rustls")]
+fn rustls_cause(e: std::io::Error) -> Cause {
+    if !e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        return Cause::new(e);
+    }
+    let kind = e.kind();
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<rustls::Error>())
+    {
+        Some(Ok(tls)) => Cause::new(*tls),
+        // Not reached (checked above); an io::Error of the same kind rather than a panic.
+        Some(Err(other)) => Cause::new(std::io::Error::new(kind, other)),
+        None => Cause::new(std::io::Error::from(kind)),
+    }
 }
 
 #[cfg(all(feature = "native-tls", not(feature = "rustls")))]
@@ -524,7 +586,7 @@ async fn tls(tcp: TcpStream, host: &str, roots: &TlsRoots) -> Result<MaybeTlsStr
     }
     let connector = builder
         .build()
-        .map_err(|e| Error::Config(format!("native TLS: {e}")))?;
+        .map_err(|e| Error::config_caused(format!("native TLS: {e}"), e))?;
     let stream = tokio_native_tls::TlsConnector::from(connector)
         .connect(host, tcp)
         .await
@@ -532,16 +594,20 @@ async fn tls(tcp: TcpStream, host: &str, roots: &TlsRoots) -> Result<MaybeTlsStr
             Some(message) => Error::Certificate {
                 url: String::new(),
                 message,
+                source: Some(Cause::new(e)),
             },
-            None => Error::WebSocket(format!("TLS: {e}")),
+            None => Error::WebSocket {
+                message: format!("TLS: {e}"),
+                source: Some(Cause::new(e)),
+            },
         })?;
     Ok(MaybeTlsStream::NativeTls(stream))
 }
 
 #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
 async fn tls(_tcp: TcpStream, _host: &str, _roots: &TlsRoots) -> Result<MaybeTlsStream<TcpStream>> {
-    Err(Error::Config(
-        "wss:// needs the `rustls` or `native-tls` feature".into(),
+    Err(Error::config(
+        "wss:// needs the `rustls` or `native-tls` feature",
     ))
 }
 
@@ -578,6 +644,39 @@ mod tests {
             ("::1".into(), 80)
         );
         assert!(target("host:notaport", false).host_port().is_err());
+    }
+
+    /// The first error of `T` in `e`'s source chain.
+    fn find<T: std::error::Error + 'static>(e: &Error) -> Option<&T> {
+        std::iter::successors(std::error::Error::source(e), |&s| s.source())
+            .find_map(|s| s.downcast_ref::<T>())
+    }
+
+    #[test]
+    fn unusable_root_certificates_keep_the_parser_error() {
+        let bad_base64 = b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+        let e = TlsRoots::new(&[bad_base64.to_vec()]).err().unwrap();
+        assert_eq!(e.kind().as_str(), "config");
+        assert!(
+            e.to_string()
+                .starts_with("invalid configuration: add_root_certificate: invalid PEM: "),
+            "{e}"
+        );
+        assert!(find::<rustls_pki_types::pem::Error>(&e).is_some(), "{e:?}");
+
+        // Well-formed PEM around bytes that are no certificate ("garbage").
+        #[cfg(feature = "rustls")]
+        {
+            let not_der = b"-----BEGIN CERTIFICATE-----\nZ2FyYmFnZQ==\n-----END CERTIFICATE-----\n";
+            let e = TlsRoots::new(&[not_der.to_vec()]).err().unwrap();
+            assert!(
+                e.to_string().starts_with(
+                    "invalid configuration: add_root_certificate: unusable certificate: "
+                ),
+                "{e}"
+            );
+            assert!(find::<rustls::Error>(&e).is_some(), "{e:?}");
+        }
     }
 
     #[test]

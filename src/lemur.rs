@@ -256,7 +256,7 @@ impl LemurBuilder {
         };
         let key = Secret::new(key.expose().trim());
         if key.expose().is_empty() {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "no API key: call LemurBuilder::api_key or set {API_KEY_ENV}"
             )));
         }
@@ -267,7 +267,7 @@ impl LemurBuilder {
         };
         // The message must not echo the key.
         let mut auth = HeaderValue::from_str(&header).map_err(|_| {
-            Error::Config("the API key contains characters not allowed in an HTTP header".into())
+            Error::config("the API key contains characters not allowed in an HTTP header")
         })?;
         auth.set_sensitive(true);
 
@@ -283,7 +283,7 @@ impl LemurBuilder {
         };
         crate::handshake::check_base_url(&base)?;
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "base URL must start with http:// or https://, got {base:?}"
             )));
         }
@@ -295,7 +295,7 @@ impl LemurBuilder {
 
         let max_tokens = self.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
         if max_tokens == 0 {
-            return Err(Error::Config("max_tokens must be at least 1".into()));
+            return Err(Error::config("max_tokens must be at least 1"));
         }
         let max_temperature = match self.backend {
             Backend::LlmGateway => 2.0,
@@ -303,7 +303,7 @@ impl LemurBuilder {
         };
         if let Some(t) = self.temperature {
             if !(0.0..=max_temperature).contains(&t) {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "temperature must be within 0–{max_temperature}, got {t}"
                 )));
             }
@@ -316,27 +316,26 @@ impl LemurBuilder {
             .to_owned()
         });
         if model.trim().is_empty() {
-            return Err(Error::Config("model must not be empty".into()));
+            return Err(Error::config("model must not be empty"));
         }
         let timeout = self.timeout.unwrap_or(Duration::from_secs(30));
         if timeout.is_zero() {
-            return Err(Error::Config("timeout must be positive".into()));
+            return Err(Error::config("timeout must be positive"));
         }
         let max_response_bytes = self
             .max_response_bytes
             .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
         if max_response_bytes == 0 {
-            return Err(Error::Config("max_response_bytes must be positive".into()));
+            return Err(Error::config("max_response_bytes must be positive"));
         }
         let custom_transport = !matches!(self.proxy, crate::proxy::ProxySetting::FromEnv)
             || !self.root_certificates.is_empty();
         let mut secrets = vec![key.expose().to_owned()];
         let http = match self.http_client {
             Some(_) if custom_transport => {
-                return Err(Error::Config(
+                return Err(Error::config(
                     "proxy(), no_proxy() and add_root_certificate() apply to the HTTP client \
-                     Lemur builds; with http_client() set them on that client"
-                        .into(),
+                     Lemur builds; with http_client() set them on that client",
                 ));
             }
             Some(c) => c,
@@ -514,8 +513,8 @@ impl Lemur {
     /// ```
     pub async fn chat(&self, mut request: ChatRequest) -> Result<ChatResponse> {
         if self.inner.backend == Backend::LegacyLemur {
-            return Err(Error::Config(
-                "chat() needs the LLM Gateway backend; LeMUR only had task()".into(),
+            return Err(Error::config(
+                "chat() needs the LLM Gateway backend; LeMUR only had task()",
             ));
         }
         if request.model.is_none() {
@@ -658,8 +657,8 @@ impl Lemur {
     /// ```
     pub fn chat_stream(&self, mut request: ChatRequest) -> BoxStream<'static, Result<String>> {
         if self.inner.backend == Backend::LegacyLemur {
-            return futures::stream::once(futures::future::ready(Err(Error::Config(
-                "chat_stream() needs the LLM Gateway backend; LeMUR had no streaming".into(),
+            return futures::stream::once(futures::future::ready(Err(Error::config(
+                "chat_stream() needs the LLM Gateway backend; LeMUR had no streaming",
             ))))
             .boxed();
         }
@@ -796,7 +795,12 @@ fn sse_deltas(
                     "the completion stream ended before `data: [DONE]`",
                 )),
                 Some(Err(EventStreamError::Transport(e))) => Err(e),
-                Some(Err(e)) => Err(Error::decode(format_args!("invalid event stream: {e}"), "")),
+                // The parser's text can quote the stream (server text): redacted like a payload.
+                Some(Err(e)) => Err(Error::decode_redacted(
+                    format_args!("invalid event stream: {e}"),
+                    "",
+                    &inner.redactor,
+                )),
                 Some(Ok(event)) => {
                     let data = event.data.trim();
                     if data == "[DONE]" {
@@ -876,9 +880,12 @@ fn transport_error(e: reqwest::Error) -> Error {
         return Error::from(e);
     }
     if let Some(message) = crate::retry::certificate_failure(&e) {
+        // reqwest hides the TLS library's error behind private wrappers: its own error (URL
+        // stripped) is the cause kept.
         return Error::Certificate {
             url: String::new(),
             message,
+            source: Some(crate::error::Cause::new(e)),
         };
     }
     let mut message = e.to_string();
@@ -963,7 +970,7 @@ pub(crate) fn http_client(
                 format!("http://{}", url.expose())
             };
             let proxy = reqwest::Proxy::all(url)
-                .map_err(|_| Error::Config("invalid proxy URL in proxy()".into()))?;
+                .map_err(|_| Error::config("invalid proxy URL in proxy()"))?;
             builder = builder.proxy(proxy);
         }
     }
@@ -972,22 +979,27 @@ pub(crate) fn http_client(
             #[cfg(any(feature = "rustls", feature = "native-tls"))]
             {
                 let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
-                    Error::Config(format!("add_root_certificate: unusable certificate: {e}"))
+                    Error::config_caused(
+                        format!("add_root_certificate: unusable certificate: {e}"),
+                        e,
+                    )
                 })?;
                 builder = builder.add_root_certificate(cert);
             }
             #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
             {
                 let _ = der;
-                return Err(Error::Config(
-                    "add_root_certificate needs the `rustls` or `native-tls` feature".into(),
+                return Err(Error::config(
+                    "add_root_certificate needs the `rustls` or `native-tls` feature",
                 ));
             }
         }
     }
-    builder
-        .build()
-        .map_err(|e| Error::Config(format!("cannot create the HTTP client: {e}")))
+    builder.build().map_err(|e| {
+        // Like every reqwest error kept, without the URL (it could carry credentials).
+        let e = e.without_url();
+        Error::config_caused(format!("cannot create the HTTP client: {e}"), e)
+    })
 }
 
 /// Parses a server JSON body with every string in it redacted (see

@@ -144,7 +144,7 @@ pub fn list_input_devices() -> Result<Vec<InputDevice>> {
     let default_id = host.default_input_device().and_then(|d| d.id().ok());
     let devices = host
         .input_devices()
-        .map_err(|e| Error::Audio(format!("cannot list input devices: {e}")))?;
+        .map_err(|e| Error::audio_caused(format!("cannot list input devices: {e}"), e))?;
     Ok(devices
         .filter_map(|d| {
             let id = d.id().ok()?;
@@ -187,7 +187,7 @@ impl Microphone {
     /// Opens the configured input device and starts capturing.
     ///
     /// Blocks until the device is running (usually milliseconds). On a machine without a
-    /// usable input device it fails with `Error::Audio("no microphone: ...")`.
+    /// usable input device it fails with `Error::Audio { message: "no microphone: ...", .. }`.
     pub fn open(config: MicConfig) -> Result<Self> {
         // Validate the conversion settings before touching the device.
         AudioConverter::new(config.sample_rate, 1, config.sample_rate)?
@@ -203,7 +203,7 @@ impl Microphone {
             .map_err(Error::from)?;
         let (device_name, capture_format) = ready_rx
             .recv()
-            .map_err(|_| Error::Audio("microphone thread ended unexpectedly".into()))??;
+            .map_err(|_| Error::audio("microphone thread ended unexpectedly"))??;
         Ok(Self {
             rx,
             shared,
@@ -218,7 +218,7 @@ impl Microphone {
     pub async fn open_async(config: MicConfig) -> Result<Self> {
         tokio::task::spawn_blocking(move || Self::open(config))
             .await
-            .map_err(|e| Error::Audio(format!("microphone start-up failed: {e}")))?
+            .map_err(|e| Error::audio_caused(format!("microphone start-up failed: {e}"), e))?
     }
 
     /// The device's name.
@@ -301,7 +301,12 @@ impl Drop for Microphone {
 type Ready = Result<(String, CaptureFormat)>;
 
 fn no_mic(e: impl std::fmt::Display) -> Error {
-    Error::Audio(format!("no microphone: {e}"))
+    Error::audio(format!("no microphone: {e}"))
+}
+
+/// [`no_mic`] keeping the device library's error as the source.
+fn no_mic_caused(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::audio_caused(format!("no microphone: {what}{e}"), e)
 }
 
 fn find_device(host: &cpal::Host, name: Option<&str>) -> Result<cpal::Device> {
@@ -312,7 +317,7 @@ fn find_device(host: &cpal::Host, name: Option<&str>) -> Result<cpal::Device> {
         Some(wanted) => {
             let devices = host
                 .input_devices()
-                .map_err(|e| no_mic(format!("cannot list input devices: {e}")))?;
+                .map_err(|e| no_mic_caused("cannot list input devices: ", e))?;
             let mut names = Vec::new();
             for d in devices {
                 let id = d.id().map(|id| id.to_string()).unwrap_or_default();
@@ -325,7 +330,7 @@ fn find_device(host: &cpal::Host, name: Option<&str>) -> Result<cpal::Device> {
                 }
                 names.push(if name.is_empty() { id } else { name });
             }
-            Err(Error::Audio(format!(
+            Err(Error::audio(format!(
                 "no input device named {wanted:?} (available: {})",
                 names.join(", ")
             )))
@@ -341,7 +346,9 @@ fn choose_config(
 ) -> Result<cpal::SupportedStreamConfig> {
     // On a machine without a sound card, ALSA still offers a "default" device; asking for its
     // configuration is where it fails. That is "no microphone".
-    let default = device.default_input_config().map_err(no_mic)?;
+    let default = device
+        .default_input_config()
+        .map_err(|e| no_mic_caused("", e))?;
     if format == DeviceFormat::PreferTarget
         && let Ok(ranges) = device.supported_input_configs()
     {
@@ -394,7 +401,7 @@ fn capture_thread(
         let stream = build_stream(&device, &supported, callback, err_tx)?;
         stream
             .play()
-            .map_err(|e| Error::Audio(format!("cannot start {name}: {e}")))?;
+            .map_err(|e| Error::audio_caused(format!("cannot start {name}: {e}"), e))?;
         tracing::debug!(device = %name, ?format, "microphone started");
         Ok((stream, name, format, converter))
     })();
@@ -438,7 +445,10 @@ fn capture_thread(
             if is_fatal(&e) {
                 tracing::warn!(error = %e, "microphone failed");
                 drop(stream);
-                let _ = tx.blocking_send(Err(Error::Audio(format!("microphone failed: {e}"))));
+                let _ = tx.blocking_send(Err(Error::audio_caused(
+                    format!("microphone failed: {e}"),
+                    e,
+                )));
                 return;
             }
             tracing::warn!(error = %e, "microphone glitch");
@@ -464,9 +474,7 @@ fn capture_thread(
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let _ = tx.blocking_send(Err(Error::Audio(
-                    "microphone stream ended unexpectedly".into(),
-                )));
+                let _ = tx.blocking_send(Err(Error::audio("microphone stream ended unexpectedly")));
                 return;
             }
         }
@@ -554,7 +562,7 @@ fn build_stream(
                 },
                 None,
             )
-            .map_err(|e| Error::Audio(format!("cannot open the input stream: {e}")))
+            .map_err(|e| Error::audio_caused(format!("cannot open the input stream: {e}"), e))
     }
 
     let config = supported.config();
@@ -571,7 +579,7 @@ fn build_stream(
         SampleFormat::U64 => build::<u64>(device, config, callback, errors),
         SampleFormat::F32 => build::<f32>(device, config, callback, errors),
         SampleFormat::F64 => build::<f64>(device, config, callback, errors),
-        other => Err(Error::Audio(format!(
+        other => Err(Error::audio(format!(
             "unsupported device sample format {other}"
         ))),
     }

@@ -69,7 +69,7 @@ impl Proxy {
     /// Parses `http://[user:password@]host[:port][/]`. `origin` names where the URL came from,
     /// for the error message (which never repeats the URL: it may hold a password).
     pub fn parse(url: &str, origin: &str) -> Result<Proxy> {
-        let bad = |why: &str| Error::Config(format!("invalid proxy URL in {origin}: {why}"));
+        let bad = |why: &str| Error::config(format!("invalid proxy URL in {origin}: {why}"));
         let url = url.trim();
         if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(bad("control characters or whitespace"));

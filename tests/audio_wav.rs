@@ -262,3 +262,70 @@ fn audio_types_can_move_across_threads_and_tasks() {
     is_send::<assemblyai_streaming::audio::WavChunks>();
     is_send::<WavRecorder>();
 }
+
+/// Every error in `e`'s source chain.
+fn chain(e: &assemblyai_streaming::Error) -> Vec<&(dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(e), |&s| s.source()).collect()
+}
+
+#[test]
+#[cfg(unix)]
+fn a_missing_file_is_an_io_error_that_keeps_the_os_error_and_names_the_file() {
+    let path = temp_path("does-not-exist.wav");
+    let err = read_wav(&path, 16_000).unwrap_err();
+    assert_eq!(err.kind().as_str(), "io");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "I/O error: {}: {}",
+            path.display(),
+            std::io::Error::from_raw_os_error(2)
+        )
+    );
+    let os_codes: Vec<_> = chain(&err)
+        .into_iter()
+        .filter_map(|s| s.downcast_ref::<std::io::Error>())
+        .map(|io| (io.kind(), io.raw_os_error()))
+        .collect();
+    assert!(
+        os_codes.contains(&(std::io::ErrorKind::NotFound, Some(2))),
+        "the original io::Error is reachable: {os_codes:?}"
+    );
+}
+
+#[tokio::test]
+#[cfg(target_os = "linux")]
+async fn a_recorder_that_cannot_write_keeps_the_wav_library_error() {
+    // /dev/full accepts the open and fails every write with ENOSPC.
+    let err = match WavRecorder::create("/dev/full", 16_000) {
+        // The header write reached the device at once: an I/O error, its source kept.
+        Err(e) => {
+            assert_eq!(e.kind().as_str(), "io", "{e:?}");
+            e
+        }
+        Ok(recorder) => {
+            recorder
+                .write(&AudioChunk::from_pcm16(&pattern(16_000, 1)))
+                .unwrap();
+            let e = recorder.finish().await.unwrap_err();
+            assert_eq!(e.kind().as_str(), "audio", "{e:?}");
+            assert!(e.to_string().starts_with("audio: WAV recorder: "), "{e}");
+            assert!(
+                chain(&e).iter().any(|s| s.is::<hound::Error>()),
+                "hound's error is the source: {e:?}"
+            );
+            e
+        }
+    };
+    let enospc = chain(&err)
+        .into_iter()
+        .filter_map(|s| s.downcast_ref::<std::io::Error>())
+        .any(|io| io.raw_os_error() == Some(28));
+    let hound_io = chain(&err).iter().any(|s| {
+        matches!(
+            s.downcast_ref::<hound::Error>(),
+            Some(hound::Error::IoError(io)) if io.raw_os_error() == Some(28)
+        )
+    });
+    assert!(enospc || hound_io, "ENOSPC is reachable: {err:?}");
+}

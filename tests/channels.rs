@@ -85,7 +85,7 @@ async fn a_silent_channel_holds_events_no_longer_than_max_hold() {
 async fn one_channel_keeps_its_own_order_and_errors_are_tagged() {
     let ch0 = futures::stream::iter(vec![
         Ok(final_at(0, 3_000, "a")),
-        Err(assemblyai_streaming::Error::Audio("bad".into())),
+        Err(assemblyai_streaming::Error::audio("bad")),
         Ok(final_at(1, 2_000, "b")), // an earlier time later in the stream stays behind "a"
     ]);
     let merged: Vec<ChannelEvent> = MergedChannels::new([ch0]).collect().await;

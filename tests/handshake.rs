@@ -71,7 +71,7 @@ fn connect_error(respond: impl FnOnce(String) -> Vec<u8> + Send + 'static) -> Er
                     | Error::ConnectionLost { .. }
                     | Error::Closed { .. }
                     | Error::Server { .. }
-                    | Error::WebSocket(_)
+                    | Error::WebSocket { .. }
                     | Error::Timeout { .. }
             ),
             "{err:?}"
@@ -186,4 +186,73 @@ fn a_wrong_accept_key_is_refused() {
         message,
         "server answered the upgrade with a wrong Sec-WebSocket-Accept"
     );
+}
+
+/// The first error of `T` in `e`'s source chain.
+fn find<T: std::error::Error + 'static>(e: &Error) -> Option<&T> {
+    std::iter::successors(std::error::Error::source(e), |&s| s.source())
+        .find_map(|s| s.downcast_ref::<T>())
+}
+
+#[test]
+fn a_malformed_response_head_keeps_the_parser_error_as_its_source() {
+    let err = connect_error(|_| b"SPEAK FRIEND\r\n\r\n".to_vec());
+    assert_eq!(err.kind().as_str(), "connect");
+    assert!(
+        err.to_string()
+            .contains("/v3/ws: invalid handshake response: "),
+        "{err}"
+    );
+    assert!(find::<httparse::Error>(&err).is_some(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_reset_during_the_handshake_keeps_the_socket_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf).await;
+        // Linger 0: the close is a RST, so the client's read fails rather than ends. (The
+        // deprecation is about blocking on drop with a non-zero linger; zero never blocks.)
+        #[allow(deprecated)]
+        tcp.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(tcp);
+    });
+    let err = client(&format!("ws://{addr}"))
+        .connect(ConnectionParams::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind().as_str(), "connect", "{err:?}");
+    let io = find::<std::io::Error>(&err).expect("the socket's io::Error is the source");
+    assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset, "{err:?}");
+    assert!(err.to_string().ends_with(&io.to_string()), "{err}");
+}
+
+#[cfg(feature = "rustls")]
+#[tokio::test]
+async fn a_failed_tls_handshake_keeps_the_tls_error_as_its_source() {
+    // Plain text where a TLS ServerHello should be.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf).await;
+        let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+    });
+    let err = client(&format!("wss://{addr}"))
+        .connect(ConnectionParams::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind().as_str(), "connect", "{err:?}");
+    let tls = find::<rustls::Error>(&err).expect("rustls' error is the source");
+    // The text is what it always was: the URL, then the TLS library's words.
+    assert_eq!(
+        err.to_string(),
+        format!("could not connect to wss://{addr}/v3/ws: websocket error: TLS: {tls}")
+    );
+    assert!(err.is_retryable());
 }

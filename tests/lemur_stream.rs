@@ -179,7 +179,10 @@ async fn a_refused_request_is_the_only_item() {
         .chat_stream(ChatRequest::new(vec![ChatMessage::user("x")]))
         .collect()
         .await;
-    assert!(matches!(&items[..], [Err(Error::Config(_))]), "{items:?}");
+    assert!(
+        matches!(&items[..], [Err(Error::Config { .. })]),
+        "{items:?}"
+    );
 }
 
 #[tokio::test]

@@ -263,6 +263,10 @@ fn child_no_microphone() {
     let err = Microphone::open(MicConfig::default()).unwrap_err();
     assert_eq!(err.kind(), "audio");
     assert!(err.to_string().contains("no microphone"), "{err}");
+    // The device library's error is kept as the source, not only as text.
+    let cpal_error = std::iter::successors(std::error::Error::source(&err), |&s| s.source())
+        .any(|s| s.is::<cpal::Error>());
+    assert!(cpal_error, "{err:?}");
 
     let err = Microphone::open(MicConfig::default().device("No Such Device")).unwrap_err();
     assert!(err.to_string().contains("No Such Device"), "{err}");

@@ -491,6 +491,60 @@ async fn a_certificate_that_fails_verification_is_never_retried() {
     assert_eq!(count.load(Ordering::SeqCst), 2, "one more attempt only");
 }
 
+#[tokio::test]
+async fn a_rejected_certificate_keeps_the_tls_error_as_its_source() {
+    use std::error::Error as _;
+    let find = |e: &Error| -> Vec<String> {
+        std::iter::successors(e.source(), |&s| s.source())
+            .map(|s| {
+                if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+                    format!("rustls:{tls:?}")
+                } else if s.is::<reqwest::Error>() {
+                    "reqwest".into()
+                } else {
+                    "other".into()
+                }
+            })
+            .collect()
+    };
+    let (port, _) = self_signed_server().await;
+    let err = builder(&format!("wss://localhost:{port}"))
+        .retries(0, Duration::ZERO)
+        .build()
+        .unwrap()
+        .connect(ConnectionParams::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "certificate");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "TLS certificate rejected (wss://localhost:{port}/v3/ws): invalid peer certificate: "
+        )),
+        "{err}"
+    );
+    assert!(
+        find(&err)
+            .iter()
+            .any(|s| s.starts_with("rustls:InvalidCertificate")),
+        "{:?}",
+        find(&err)
+    );
+
+    let lemur = assemblyai_streaming::lemur::Lemur::builder()
+        .api_key(KEY)
+        .base_url(format!("https://localhost:{port}"))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let err = lemur.translate("Hello", "es").await.unwrap_err();
+    assert_eq!(err.kind(), "certificate");
+    assert!(
+        find(&err).iter().any(|s| s == "reqwest"),
+        "{:?}",
+        find(&err)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transcribe_fast_exits_non_zero_in_bounded_time_when_the_server_stops_reading() {
     let server = serve(

@@ -53,8 +53,8 @@ async fn a_failing_audio_source_is_reported_once_and_the_turns_so_far_still_arri
     let audio = futures::stream::iter(chunks)
         .take(38)
         .map(Ok)
-        .chain(futures::stream::iter([Err(Error::Audio(
-            "microphone unplugged".into(),
+        .chain(futures::stream::iter([Err(Error::audio(
+            "microphone unplugged",
         ))]));
     let items: Vec<_> = session.stream_audio(audio).collect().await;
     let errors: Vec<String> = items

@@ -164,7 +164,7 @@ fn a_query_string_or_fragment_in_a_base_url_is_refused_not_dropped() {
             .build()
             .unwrap_err();
         assert!(
-            matches!(&err, Error::Config(m) if m.contains("query string or fragment")),
+            matches!(&err, Error::Config { message: m, .. } if m.contains("query string or fragment")),
             "{url}: {err}"
         );
         assert!(!err.to_string().contains("token=x"), "{err}");

@@ -68,7 +68,7 @@ impl AudioConverter {
     /// Fails with [`Error::Config`] when a rate or the channel count is zero.
     pub fn new(input_rate: u32, input_channels: u16, output_rate: u32) -> Result<Self> {
         if input_channels == 0 {
-            return Err(Error::Config("input must have at least one channel".into()));
+            return Err(Error::config("input must have at least one channel"));
         }
         let resampler = Resampler::new(input_rate, output_rate)?;
         let chunk_samples = chunk_samples(output_rate, DEFAULT_CHUNK_DURATION)?;
@@ -190,13 +190,13 @@ impl AudioConverter {
 
 fn chunk_samples(rate: u32, duration: Duration) -> Result<usize> {
     if !(MIN_CHUNK_DURATION..=MAX_CHUNK_DURATION).contains(&duration) {
-        return Err(Error::Config(format!(
+        return Err(Error::config(format!(
             "chunk duration must be between {MIN_CHUNK_DURATION:?} and {MAX_CHUNK_DURATION:?}, got {duration:?}"
         )));
     }
     let numerator = u128::from(rate) * duration.as_nanos();
     if numerator % 1_000_000_000 != 0 {
-        return Err(Error::Config(format!(
+        return Err(Error::config(format!(
             "a {duration:?} chunk is not a whole number of samples at {rate} Hz"
         )));
     }
@@ -347,7 +347,7 @@ mod tests {
     fn zero_channels_is_a_config_error() {
         assert!(matches!(
             AudioConverter::new(16_000, 0, 16_000),
-            Err(Error::Config(_))
+            Err(Error::Config { .. })
         ));
     }
 }

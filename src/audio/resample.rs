@@ -65,7 +65,7 @@ impl Resampler {
     /// A resampler from `input_rate` to `output_rate` (both in Hz, non-zero).
     pub(crate) fn new(input_rate: u32, output_rate: u32) -> Result<Self> {
         if input_rate == 0 || output_rate == 0 {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "sample rates must be positive (got {input_rate} Hz → {output_rate} Hz)"
             )));
         }
@@ -203,12 +203,12 @@ fn run_block(
 ) -> Result<usize> {
     let frames_out = scratch.len();
     let input = InterleavedSlice::new(block, 1, block.len())
-        .map_err(|e| Error::Audio(format!("resampler input: {e}")))?;
+        .map_err(|e| Error::audio_caused(format!("resampler input: {e}"), e))?;
     let mut output = InterleavedSlice::new_mut(scratch, 1, frames_out)
-        .map_err(|e| Error::Audio(format!("resampler output: {e}")))?;
+        .map_err(|e| Error::audio_caused(format!("resampler output: {e}"), e))?;
     let (_, produced) = r
         .process_into_buffer(&input, &mut output, None)
-        .map_err(|e| Error::Audio(format!("resampling failed: {e}")))?;
+        .map_err(|e| Error::audio_caused(format!("resampling failed: {e}"), e))?;
     Ok(produced)
 }
 
@@ -221,9 +221,10 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 
 fn build_rubato(input_rate: usize, output_rate: usize) -> Result<Box<dyn rubato::Resampler<f32>>> {
     let construction = |e: rubato::ResamplerConstructionError| {
-        Error::Config(format!(
-            "cannot resample {input_rate} Hz → {output_rate} Hz: {e}"
-        ))
+        Error::config_caused(
+            format!("cannot resample {input_rate} Hz → {output_rate} Hz: {e}"),
+            e,
+        )
     };
     let block = (input_rate / BLOCK_SECONDS_DIVISOR).max(1);
     let min_fft_block = input_rate / gcd(input_rate, output_rate);
@@ -305,7 +306,13 @@ mod tests {
 
     #[test]
     fn zero_rates_are_config_errors() {
-        assert!(matches!(Resampler::new(0, 16_000), Err(Error::Config(_))));
-        assert!(matches!(Resampler::new(16_000, 0), Err(Error::Config(_))));
+        assert!(matches!(
+            Resampler::new(0, 16_000),
+            Err(Error::Config { .. })
+        ));
+        assert!(matches!(
+            Resampler::new(16_000, 0),
+            Err(Error::Config { .. })
+        ));
     }
 }

@@ -54,12 +54,40 @@ impl WavInfo {
 
 /// `"{source}: {message}"` as [`Error::Audio`]: bad input, which a service answers with 400.
 fn audio_error(source: &str, message: impl std::fmt::Display) -> Error {
-    Error::Audio(format!("{source}: {message}"))
+    Error::audio(format!("{source}: {message}"))
 }
 
-/// An I/O failure (not bad audio), keeping its kind and naming the source.
+/// An I/O failure (not bad audio), keeping its kind, naming the source, and keeping the
+/// original `io::Error` (its OS code) as the source of the named one.
 fn io_error(source: &str, e: std::io::Error) -> Error {
-    Error::from(std::io::Error::new(e.kind(), format!("{source}: {e}")))
+    let kind = e.kind();
+    Error::from(std::io::Error::new(
+        kind,
+        Named {
+            name: source.to_owned(),
+            error: e,
+        },
+    ))
+}
+
+/// An `io::Error` with the name of the file (or input) it happened on: `"{name}: {error}"`,
+/// the error itself as its source.
+#[derive(Debug)]
+struct Named {
+    name: String,
+    error: std::io::Error,
+}
+
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.error)
+    }
+}
+
+impl std::error::Error for Named {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
 }
 
 fn header_error(source: &str, e: HeaderError) -> Error {
@@ -72,7 +100,7 @@ fn header_error(source: &str, e: HeaderError) -> Error {
 fn wav_error(path: &Path, e: hound::Error) -> Error {
     match e {
         hound::Error::IoError(io) => Error::from(io),
-        other => Error::Audio(format!("{}: {other}", path.display())),
+        other => Error::audio_caused(format!("{}: {other}", path.display()), other),
     }
 }
 
@@ -248,7 +276,7 @@ impl WavChunks {
             frames,
         };
         let converter = AudioConverter::new(header.sample_rate, header.channels, target_rate)
-            .map_err(|e| audio_error(&source, e))?;
+            .map_err(|e| Error::audio_caused(format!("{source}: {e}"), e))?;
         Ok(WavChunks {
             reader,
             header,
@@ -380,7 +408,7 @@ struct RecorderShared {
     /// Samples on disk with a header that covers them.
     flushed: AtomicU64,
     /// The writer's first failure.
-    error: Mutex<Option<String>>,
+    error: Mutex<Option<Error>>,
 }
 
 /// Records the audio a session sent to a 16-bit mono WAV file.
@@ -419,7 +447,7 @@ pub struct WavRecorder {
     path: PathBuf,
     sample_rate: u32,
     tx: Option<mpsc::Sender<Bytes>>,
-    done: Option<tokio::sync::oneshot::Receiver<Result<u64, String>>>,
+    done: Option<tokio::sync::oneshot::Receiver<Result<u64>>>,
     worker: Option<JoinHandle<()>>,
     shared: Arc<RecorderShared>,
 }
@@ -430,7 +458,7 @@ impl WavRecorder {
     pub fn create(path: impl AsRef<Path>, sample_rate: u32) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if sample_rate == 0 {
-            return Err(Error::Config("WAV sample rate must be positive".into()));
+            return Err(Error::config("WAV sample rate must be positive"));
         }
         let spec = hound::WavSpec {
             channels: 1,
@@ -489,13 +517,13 @@ impl WavRecorder {
             )));
         }
         if let Some(e) = self.writer_error() {
-            return Err(Error::Audio(format!("WAV recorder: {e}")));
+            return Err(e);
         }
         let Some(tx) = &self.tx else {
-            return Err(Error::Audio("WAV recorder is closed".into()));
+            return Err(Error::audio("WAV recorder is closed"));
         };
         tx.send(chunk.clone().into_bytes())
-            .map_err(|_| Error::Audio("WAV recorder thread has stopped".into()))?;
+            .map_err(|_| Error::audio("WAV recorder thread has stopped"))?;
         self.shared
             .queued
             .fetch_add(chunk.len() as u64 / 2, Ordering::Relaxed);
@@ -513,7 +541,7 @@ impl WavRecorder {
         self.shared.flushed.load(Ordering::Acquire)
     }
 
-    fn writer_error(&self) -> Option<String> {
+    fn writer_error(&self) -> Option<Error> {
         self.shared.error.lock().ok().and_then(|e| e.clone())
     }
 
@@ -524,14 +552,14 @@ impl WavRecorder {
         let result = match self.done.take() {
             Some(done) => done
                 .await
-                .unwrap_or_else(|_| Err("writer thread vanished".into())),
-            None => Err("already finished".into()),
+                .unwrap_or_else(|_| Err(Error::audio("WAV recorder: writer thread vanished"))),
+            None => Err(Error::audio("WAV recorder: already finished")),
         };
         if let Some(worker) = self.worker.take() {
             // The thread has reported; joining is immediate.
             let _ = worker.join();
         }
-        result.map_err(|e| Error::Audio(format!("WAV recorder: {e}")))
+        result
     }
 
     /// Like [`finish`](WavRecorder::finish), blocking the calling thread (for non-async code).
@@ -540,13 +568,13 @@ impl WavRecorder {
         let result = match self.done.take() {
             Some(done) => done
                 .blocking_recv()
-                .unwrap_or_else(|_| Err("writer thread vanished".into())),
-            None => Err("already finished".into()),
+                .unwrap_or_else(|_| Err(Error::audio("WAV recorder: writer thread vanished"))),
+            None => Err(Error::audio("WAV recorder: already finished")),
         };
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
-        result.map_err(|e| Error::Audio(format!("WAV recorder: {e}")))
+        result
     }
 }
 
@@ -565,13 +593,15 @@ fn write_loop(
     mut writer: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
     rx: &mpsc::Receiver<Bytes>,
     shared: &RecorderShared,
-) -> Result<u64, String> {
+) -> Result<u64> {
+    // The writer's failure keeps hound's error (and through it the `io::Error`) as its source.
+    let failed = |e: hound::Error| Error::audio_caused(format!("WAV recorder: {e}"), e);
     let mut written: u64 = 0;
-    let mut write = |writer: &mut hound::WavWriter<_>, bytes: Bytes| -> Result<(), String> {
+    let mut write = |writer: &mut hound::WavWriter<_>, bytes: Bytes| -> Result<()> {
         for b in bytes.chunks_exact(2) {
             writer
                 .write_sample(i16::from_le_bytes([b[0], b[1]]))
-                .map_err(|e| e.to_string())?;
+                .map_err(failed)?;
         }
         written += bytes.len() as u64 / 2;
         Ok(())
@@ -583,12 +613,12 @@ fn write_loop(
         while let Ok(more) = rx.try_recv() {
             write(&mut writer, more)?;
         }
-        writer.flush().map_err(|e| e.to_string())?;
+        writer.flush().map_err(failed)?;
         shared
             .flushed
             .store(u64::from(writer.len()), Ordering::Release);
     }
-    writer.finalize().map_err(|e| e.to_string())?;
+    writer.finalize().map_err(failed)?;
     shared.flushed.store(written, Ordering::Release);
     Ok(written)
 }

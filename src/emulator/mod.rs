@@ -368,9 +368,10 @@ impl EmulatorBuilder {
     /// given TLS certificate or key cannot be used.
     pub async fn start(self) -> std::io::Result<EmulatorHandle> {
         let tls = match &self.tls {
-            Some(cert) => Some(tls::Tls::new(cert).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
-            })?),
+            Some(cert) => Some(
+                tls::Tls::new(cert)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            ),
             None => None,
         };
         let addr = self

@@ -71,7 +71,7 @@ impl Script {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)?;
         serde_json::from_str(&text)
-            .map_err(|e| Error::Config(format!("invalid script {}: {e}", path.display())))
+            .map_err(|e| Error::config_caused(format!("invalid script {}: {e}", path.display()), e))
     }
 
     /// A script of plain turns, one per text.

@@ -60,24 +60,26 @@ impl Tls {
             } => {
                 let chain = CertificateDer::pem_slice_iter(cert_chain_pem.as_bytes())
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| Error::Config(format!("emulator TLS certificate: {e}")))?;
+                    .map_err(|e| {
+                        Error::config_caused(format!("emulator TLS certificate: {e}"), e)
+                    })?;
                 if chain.is_empty() {
-                    return Err(Error::Config(
-                        "emulator TLS certificate: no CERTIFICATE in the PEM".into(),
+                    return Err(Error::config(
+                        "emulator TLS certificate: no CERTIFICATE in the PEM",
                     ));
                 }
                 let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-                    .map_err(|_| Error::Config("emulator TLS key: no usable private key".into()))?;
+                    .map_err(|_| Error::config("emulator TLS key: no usable private key"))?;
                 (chain, key, ca_pem.clone())
             }
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Config(format!("emulator TLS: {e}")))?
+            .map_err(|e| Error::config_caused(format!("emulator TLS: {e}"), e))?
             .with_no_client_auth()
             .with_single_cert(chain, key)
-            .map_err(|e| Error::Config(format!("emulator TLS certificate/key: {e}")))?;
+            .map_err(|e| Error::config_caused(format!("emulator TLS certificate/key: {e}"), e))?;
         // HTTP/1.1 only: websocket upgrades need it.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Tls {
@@ -99,7 +101,9 @@ fn self_signed() -> Result<Chain, Error> {
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
         KeyPair, KeyUsagePurpose,
     };
-    let err = |e: rcgen::Error| Error::Config(format!("emulator TLS certificate generation: {e}"));
+    let err = |e: rcgen::Error| {
+        Error::config_caused(format!("emulator TLS certificate generation: {e}"), e)
+    };
     let ca_key = KeyPair::generate().map_err(err)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -130,7 +134,7 @@ fn self_signed() -> Result<Chain, Error> {
     let issuer = Issuer::new(ca_params, ca_key);
     let leaf = leaf_params.signed_by(&leaf_key, &issuer).map_err(err)?;
     let key = PrivateKeyDer::try_from(leaf_key.serialize_der())
-        .map_err(|e| Error::Config(format!("emulator TLS key: {e}")))?;
+        .map_err(|e| Error::config(format!("emulator TLS key: {e}")))?;
     Ok((
         vec![leaf.der().clone(), ca_cert.der().clone()],
         key,

@@ -11,14 +11,14 @@ use futures::{SinkExt, StreamExt};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
-use super::backoff::{Jitter, backoff};
 use super::replay::{Gap, ReplayBuffer, send_offset};
 use super::timeline::{ConnClock, Mapped, Timeline, ms_to_samples, samples_to_ms};
 use super::{Command, ResilientEvent, TokenProvider, is_transient};
 use crate::audio::AudioChunk;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::params::ConnectionParams;
 use crate::protocol::{Begin, Termination, Turn, UpdateConfiguration};
+use crate::retry::{JitterSource, RetryPolicy};
 use crate::session::{AudioSink, EventStream, SessionHandle, StreamingSession, TurnEvent};
 use crate::{StreamingClient, StreamingClientBuilder};
 
@@ -40,7 +40,7 @@ pub(super) async fn open(settings: &Settings) -> Result<StreamingSession> {
             .token(provider().await?)
             .build()?,
         (None, Some(client)) => client.clone(),
-        (None, None) => return Err(Error::Config("no client".into())),
+        (None, None) => return Err(Error::config("no client")),
     };
     client.connect(settings.params.clone()).await
 }
@@ -48,9 +48,8 @@ pub(super) async fn open(settings: &Settings) -> Result<StreamingSession> {
 /// Numbers of the reconnect and pacing policy (samples where audio is measured).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Policy {
-    pub(super) max_reconnects: u32,
-    pub(super) backoff_initial: Duration,
-    pub(super) backoff_max: Duration,
+    /// Reconnect budget (`retries()`) and backoff.
+    pub(super) retry: RetryPolicy,
     pub(super) stable_after: Duration,
     pub(super) burst: u64,
     pub(super) rollover_lead: Duration,
@@ -176,7 +175,7 @@ pub(super) struct Driver {
     terminating: bool,
     terminate_sent: bool,
     waiters: Vec<oneshot::Sender<Result<Termination>>>,
-    rng: Jitter,
+    rng: JitterSource,
 }
 
 impl Drop for Driver {
@@ -209,7 +208,7 @@ impl Driver {
         cmds: mpsc::Receiver<Command>,
         out: tokio::sync::mpsc::Sender<Result<ResilientEvent>>,
         replay: ReplayBuffer,
-        rng: Jitter,
+        rng: JitterSource,
         first: StreamingSession,
     ) -> Self {
         let rate = settings.rate;
@@ -316,7 +315,7 @@ impl Driver {
                 // A moment for the service to release the session just closed (it may count
                 // against the account's concurrency limit until then).
                 self.retry_purpose = Purpose::Rollover;
-                self.retry_at = Some(now + self.policy.backoff_initial);
+                self.retry_at = Some(now + self.policy.retry.first_delay());
             }
         }
         // The next session gets no audio until the switch: keep it from an inactivity close.
@@ -384,7 +383,7 @@ impl Driver {
                     ended => {
                         tracing::warn!(?ended, "the next session ended before the switch");
                         self.standby = None;
-                        self.standby_retry_at = Some(Instant::now() + self.policy.backoff_initial * 4);
+                        self.standby_retry_at = Some(Instant::now() + self.policy.retry.first_delay() * 4);
                     }
                 }
                 Flow::Continue
@@ -398,7 +397,10 @@ impl Driver {
                 }
             } => {
                 let purpose = self.connecting.take().map_or(Purpose::Reconnect, |(p, _)| p);
-                let result = joined.unwrap_or_else(|e| Err(Error::connection_lost(format!("connect task failed: {e}"))));
+                let result = joined.unwrap_or_else(|e| Err(Error::ConnectionLost {
+                    message: format!("connect task failed: {e}"),
+                    source: Some(Cause::new(e)),
+                }));
                 self.on_connected(purpose, result).await
             }
             _ = sleep_opt(wake) => Flow::Continue,
@@ -630,7 +632,7 @@ impl Driver {
             self.failures += 1;
             return self.adopt(next, Some(error)).await;
         }
-        if self.failures >= self.policy.max_reconnects {
+        if self.failures >= self.policy.retry.retries() {
             tracing::warn!(error = %error, "reconnect budget spent; giving up");
             self.fail(error).await;
             return Flow::Stop;
@@ -638,12 +640,7 @@ impl Driver {
         self.failures += 1;
         self.last_error = Some(error);
         if self.connecting.is_none() {
-            let delay = backoff(
-                self.failures,
-                self.policy.backoff_initial,
-                self.policy.backoff_max,
-                &mut self.rng,
-            );
+            let delay = self.policy.retry.wait(self.failures - 1, &mut self.rng);
             self.retry_purpose = Purpose::Reconnect;
             self.retry_at = Some(now + delay);
         } else if let Some((purpose, _)) = &mut self.connecting {
@@ -685,15 +682,8 @@ impl Driver {
                     self.fail(e).await;
                     return Flow::Stop;
                 }
-                self.standby_retry_at = Some(
-                    Instant::now()
-                        + backoff(
-                            1,
-                            self.policy.backoff_initial,
-                            self.policy.backoff_max,
-                            &mut self.rng,
-                        ),
-                );
+                self.standby_retry_at =
+                    Some(Instant::now() + self.policy.retry.wait(0, &mut self.rng));
                 Flow::Continue
             }
             Err(e) => {
@@ -701,18 +691,13 @@ impl Driver {
                 // against the concurrency limit for a moment: 3009 is worth a retry there.
                 let retry =
                     is_transient(&e) || (purpose == Purpose::Rollover && too_many_sessions(&e));
-                if !retry || self.failures >= self.policy.max_reconnects {
+                if !retry || self.failures >= self.policy.retry.retries() {
                     tracing::warn!(error = %e, failures = self.failures, "reconnect failed; giving up");
                     self.fail(e).await;
                     return Flow::Stop;
                 }
                 self.failures += 1;
-                let delay = backoff(
-                    self.failures,
-                    self.policy.backoff_initial,
-                    self.policy.backoff_max,
-                    &mut self.rng,
-                );
+                let delay = self.policy.retry.wait(self.failures - 1, &mut self.rng);
                 tracing::warn!(error = %e, failures = self.failures, ?delay, "reconnect failed; retrying");
                 self.last_error = Some(e);
                 self.retry_purpose = purpose;

@@ -104,7 +104,6 @@
 //! # Ok(()) }
 //! ```
 
-mod backoff;
 mod driver;
 mod replay;
 mod timeline;
@@ -123,9 +122,9 @@ use crate::audio::AudioChunk;
 use crate::error::{Error, Result, TimeoutKind};
 use crate::params::ConnectionParams;
 use crate::protocol::{Termination, Turn, UpdateConfiguration};
+use crate::retry::{JitterSource, RetryPolicy};
 use crate::session::TurnEvent;
 
-use backoff::{Jitter, backoff};
 use driver::{Driver, Policy, Settings, open};
 use replay::{ReplayBuffer, ReplayConfig};
 
@@ -199,7 +198,7 @@ pub fn is_transient(error: &Error) -> bool {
             ..
         }
         | Error::Server { .. }
-        | Error::WebSocket(_) => true,
+        | Error::WebSocket { .. } => true,
         Error::Timeout {
             kind: TimeoutKind::Termination,
             ..
@@ -215,7 +214,8 @@ pub type TokenProvider =
 /// Builds a [`ResilientSession`].
 ///
 /// Defaults: at most 5 reconnect tries in a row, backoff from 250 ms doubling to 10 s (each
-/// delay jittered to 50–100 % of its value), a connection counts as healthy again after 30 s
+/// delay jittered to 50–100 % of its value: the crate's [`RetryPolicy`] with equal jitter), a
+/// connection counts as healthy again after 30 s
 /// up; 60 s replay buffer, replays from 100 ms after the last final's last word; 500 ms burst; 1.5 s of every pause kept when catching up; silence
 /// below RMS 0.01 (−40 dBFS); rollover 2 min before the cap; 100 ms frames; 64 buffered audio
 /// chunks; 256 buffered events; no token provider (the client's credentials for every
@@ -225,9 +225,8 @@ pub struct ResilientSessionBuilder {
     client: StreamingClientBuilder,
     params: ConnectionParams,
     token_provider: Option<TokenProvider>,
-    max_reconnects: u32,
-    backoff_initial: Duration,
-    backoff_max: Duration,
+    /// Reconnect budget (`max_retries`) and backoff.
+    retry: RetryPolicy,
     stable_after: Duration,
     replay_buffer: Duration,
     replay_guard: Duration,
@@ -246,7 +245,7 @@ impl std::fmt::Debug for ResilientSessionBuilder {
             .field("client", &self.client)
             .field("params", &self.params)
             .field("token_provider", &self.token_provider.is_some())
-            .field("max_reconnects", &self.max_reconnects)
+            .field("retry", &self.retry)
             .field("replay_buffer", &self.replay_buffer)
             .field("rollover_lead", &self.rollover_lead)
             .finish_non_exhaustive()
@@ -257,15 +256,29 @@ impl ResilientSessionBuilder {
     /// Gives up after this many failed reconnect tries in a row (default 5). A connection
     /// that stays up `stable_after` resets the count.
     pub fn max_reconnects(mut self, n: u32) -> Self {
-        self.max_reconnects = n;
+        self.retry = self.retry.max_retries(n);
         self
     }
 
     /// Backoff before reconnect try `n`: `initial · 2ⁿ⁻¹`, at most `max`, jittered to
-    /// 50–100 % (default 250 ms, 10 s).
+    /// 50–100 % (default 250 ms, 10 s). Sets the first delay and the cap of the
+    /// [`retry_policy`](Self::retry_policy).
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.backoff_initial = initial;
-        self.backoff_max = max.max(initial);
+        self.retry = self
+            .retry
+            .retry_delay(initial)
+            .max_retry_wait(max.max(initial));
+        self
+    }
+
+    /// The whole reconnect policy at once (default
+    /// `RetryPolicy::new(5, 250 ms, 2).max_retry_wait(10 s).jitter(true)`): its `max_retries`
+    /// is [`max_reconnects`](Self::max_reconnects), its delays those of
+    /// [`backoff`](Self::backoff) (with its own growth factor), jittered if it says so. Which
+    /// failures are retried is this module's [`is_transient`], not the policy's table; a
+    /// `Retry-After` is not consulted.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -354,7 +367,7 @@ impl ResilientSessionBuilder {
     /// the session's task.
     pub async fn connect(self) -> Result<ResilientSession> {
         if self.frame < Duration::from_millis(50) || self.frame > Duration::from_secs(1) {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "frame_duration must be 50–1000 ms, got {:?}",
                 self.frame
             )));
@@ -388,14 +401,14 @@ impl ResilientSessionBuilder {
             token_provider: self.token_provider.clone(),
             rate,
         });
-        let mut rng = Jitter::seeded();
+        let mut rng = JitterSource::new();
         let mut failures = 0u32;
         let session = loop {
             match open(&settings).await {
                 Ok(s) => break s,
-                Err(e) if is_transient(&e) && failures < self.max_reconnects => {
+                Err(e) if is_transient(&e) && failures < self.retry.retries() => {
+                    let delay = self.retry.wait(failures, &mut rng);
                     failures += 1;
-                    let delay = backoff(failures, self.backoff_initial, self.backoff_max, &mut rng);
                     tracing::warn!(error = %e, failures, ?delay, "connect failed; retrying");
                     tokio::time::sleep(delay).await;
                 }
@@ -414,9 +427,7 @@ impl ResilientSessionBuilder {
             silence_rms: self.silence_level,
         });
         let policy = Policy {
-            max_reconnects: self.max_reconnects,
-            backoff_initial: self.backoff_initial,
-            backoff_max: self.backoff_max,
+            retry: self.retry,
             stable_after: self.stable_after,
             burst: samples(self.burst),
             rollover_lead: self.rollover_lead,
@@ -463,9 +474,9 @@ impl ResilientSession {
             client,
             params,
             token_provider: None,
-            max_reconnects: 5,
-            backoff_initial: Duration::from_millis(250),
-            backoff_max: Duration::from_secs(10),
+            retry: RetryPolicy::new(5, Duration::from_millis(250), 2)
+                .max_retry_wait(Duration::from_secs(10))
+                .jitter(true),
             stable_after: Duration::from_secs(30),
             replay_buffer: Duration::from_secs(60),
             replay_guard: Duration::from_millis(100),
@@ -660,7 +671,7 @@ mod tests {
             kind: TimeoutKind::Termination,
             after: Duration::from_secs(5)
         }));
-        assert!(!is_transient(&Error::Config("x".into())));
+        assert!(!is_transient(&Error::config("x")));
         // The token provider's request.
         assert!(is_transient(&Error::Http {
             message: "reset".into(),
@@ -673,5 +684,43 @@ mod tests {
             retry_after: None,
         };
         assert!(is_transient(&api(503)) && !is_transient(&api(401)));
+    }
+
+    #[test]
+    fn the_builder_names_set_the_one_retry_policy() {
+        let builder = || {
+            ResilientSession::builder(
+                crate::StreamingClient::builder().api_key("k"),
+                ConnectionParams::new(),
+            )
+        };
+        let default = builder().retry;
+        assert_eq!(
+            default,
+            RetryPolicy::new(5, Duration::from_millis(250), 2)
+                .max_retry_wait(Duration::from_secs(10))
+                .jitter(true)
+        );
+        // Reconnect try n (from 1) waits within [½, 1] × 250 ms · 2ⁿ⁻¹, capped at 10 s.
+        let mut rng = JitterSource::seeded(5);
+        for (retry, full) in [(0, 250), (1, 500), (2, 1000), (6, 10_000), (9, 10_000)] {
+            let full = Duration::from_millis(full);
+            let d = default.wait(retry, &mut rng);
+            assert!(d >= full / 2 && d <= full, "{retry}: {d:?}");
+        }
+        let set = builder()
+            .max_reconnects(2)
+            .backoff(Duration::from_millis(50), Duration::from_millis(10))
+            .retry;
+        assert_eq!(set.retries(), 2);
+        assert_eq!(set.first_delay(), Duration::from_millis(50));
+        assert_eq!(
+            set.delay(3),
+            Duration::from_millis(50),
+            "max below initial: initial"
+        );
+        assert!(set.is_jittered());
+        let fixed = RetryPolicy::new(3, Duration::from_millis(20), 1);
+        assert_eq!(builder().retry_policy(fixed).retry, fixed);
     }
 }

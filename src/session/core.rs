@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::error::{Cause, Error, PeerEnd, Result, TimeoutKind, server_end};
+use crate::error::{Cause, Error, PeerEnd, Result, TimeoutKind, server_end, server_text};
 use crate::params::{ConnectionParams, Encoding, SpeechModel};
 use crate::protocol::{ClientMessage, ServerMessage, Termination, Turn};
 use crate::redact::Redactor;
@@ -77,8 +77,8 @@ pub(crate) enum Input {
     WriteBlocked,
     /// Everything handed to the socket is written.
     WriteDone,
-    /// A write failed: why.
-    WriteFailed(String),
+    /// A write failed: why, and the error itself.
+    WriteFailed(String, Option<Cause>),
     /// Our Close frame is written (or the socket is gone).
     CloseFlushed,
     /// Only time passed.
@@ -136,7 +136,7 @@ pub(crate) struct Core {
     error_frame: Option<(Option<i64>, String)>,
     error_deadline: Option<Instant>,
     /// Why the first failed write failed, reported if the read side never says more.
-    write_failed: Option<String>,
+    write_failed: Option<(String, Option<Cause>)>,
     socket_dead: bool,
 }
 
@@ -343,7 +343,7 @@ impl Core {
                 self.write_deadline = None;
                 self.last_sent = now;
             }
-            Input::WriteFailed(why) => {
+            Input::WriteFailed(why, cause) => {
                 self.write_deadline = None;
                 self.writes.clear();
                 if let Phase::Closing { flushed, .. } = &mut self.phase {
@@ -355,7 +355,7 @@ impl Core {
                     tracing::debug!(error = %why, "write failed");
                     self.error_deadline
                         .get_or_insert(later(now, ERROR_CLOSE_GRACE));
-                    self.write_failed = Some(why);
+                    self.write_failed = Some((why, cause));
                 }
             }
             Input::CloseFlushed => {
@@ -482,7 +482,10 @@ impl Core {
         }
         if due(self.error_deadline) {
             let error = match (self.error_frame.take(), self.write_failed.take()) {
-                (None, Some(why)) => Error::connection_lost(format!("sending failed: {why}")),
+                (None, Some((why, cause))) => Error::ConnectionLost {
+                    message: format!("sending failed: {}", server_text(&why, &self.redactor)),
+                    source: cause.and_then(|c| c.checked(&self.redactor)),
+                },
                 (frame, why) => {
                     // A socket we cannot write to cannot take a Close frame either.
                     self.socket_dead |= why.is_some();
@@ -977,7 +980,7 @@ mod tests {
                 params: plain(),
                 steps: vec![
                     (0, text(BEGIN)),
-                    (5, Input::WriteFailed("broken pipe".into())),
+                    (5, Input::WriteFailed("broken pipe".into(), None)),
                     (1005, Input::Tick),
                 ],
                 expect: vec!["E:Begin", "E:err:connection_lost:None", "END", "ENDED"],
@@ -1107,5 +1110,63 @@ mod tests {
             vec![(0, text(BEGIN)), (1, text(&turn(0, true, false, "hola")))],
         );
         assert_eq!(log, ["E:Begin", "E:F0:hola"]);
+    }
+
+    #[test]
+    fn read_and_write_failures_keep_the_transport_error_unless_it_shows_a_secret() {
+        use std::error::Error as _;
+        let io = |text: &str| {
+            Cause::new(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                text.to_owned(),
+            ))
+        };
+        let end = |input: Input| {
+            let t0 = Instant::now();
+            let mut core = core_with(ConnectionParams::new(), options(), t0);
+            run(
+                &mut core,
+                t0,
+                vec![(0, text(BEGIN)), (5, input), (1005, Input::Tick)],
+            );
+            match core.decided() {
+                Some(End::Error(e)) => e.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        for (input, message) in [
+            (
+                Input::WriteFailed("broken pipe".into(), Some(io("broken pipe"))),
+                "connection lost: sending failed: broken pipe",
+            ),
+            (
+                Input::ReadFailed("reset".into(), Some(io("reset"))),
+                "connection lost: reset",
+            ),
+        ] {
+            let e = end(input);
+            assert_eq!(
+                (e.kind().as_str(), e.to_string().as_str()),
+                ("connection_lost", message)
+            );
+            let kind = std::iter::successors(e.source(), |&s| s.source())
+                .find_map(|s| s.downcast_ref::<std::io::Error>())
+                .map(std::io::Error::kind);
+            assert_eq!(kind, Some(std::io::ErrorKind::BrokenPipe), "{e:?}");
+        }
+        // A transport error whose text echoes the key is not exposed; the message is redacted.
+        let leaky = "peer said sk-canary-0123456789";
+        let e = end(Input::WriteFailed(leaky.into(), Some(io(leaky))));
+        assert!(e.source().is_none(), "{e:?}");
+        assert!(
+            !format!("{e} {e:?}").contains("sk-canary-0123456789"),
+            "{e:?}"
+        );
+        let e = end(Input::ReadFailed(leaky.into(), Some(io(leaky))));
+        assert!(e.source().is_none(), "{e:?}");
+        assert!(
+            !format!("{e} {e:?}").contains("sk-canary-0123456789"),
+            "{e:?}"
+        );
     }
 }

@@ -410,7 +410,7 @@ impl IoState {
                             core,
                             match result {
                                 Ok(()) => Input::WriteDone,
-                                Err(e) => Input::WriteFailed(e.to_string()),
+                                Err(e) => Input::WriteFailed(e.to_string(), Some(Cause::new(e))),
                             },
                         );
                     }
@@ -439,7 +439,7 @@ impl IoState {
             self.flushing = true;
             if let Err(e) = sent {
                 self.flushing = false;
-                feed(core, Input::WriteFailed(e.to_string()));
+                feed(core, Input::WriteFailed(e.to_string(), Some(Cause::new(e))));
             }
         }
     }
