@@ -398,6 +398,18 @@ pub async fn raw_upgrade_server(
     format!("ws://{addr}")
 }
 
+/// Builds `lemur` (it must build) and asks it to translate "Hello" into "es": the request the
+/// transport tests make of a server that answers anything.
+pub async fn translate_hello(
+    lemur: assemblyai_streaming::lemur::LemurBuilder,
+) -> assemblyai_streaming::Result<String> {
+    lemur
+        .build()
+        .expect("the client builds")
+        .translate("Hello", "es")
+        .await
+}
+
 /// SSE `data:` events for these deltas as OpenAI chunk objects, then `data: [DONE]`.
 pub fn sse_body(deltas: &[&str], done: bool) -> String {
     let mut out = String::new();
