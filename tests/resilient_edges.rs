@@ -13,8 +13,7 @@ use futures::{SinkExt, StreamExt};
 use support::emulator::bundled_sample;
 use support::faults::client_for;
 use support::resilient::*;
-use support::server::{begin, close, serve_reporting, termination, turn};
-use tokio_tungstenite::tungstenite::Message;
+use support::server::{begin, close, read_log_until_terminate, serve_reporting, termination, turn};
 
 #[tokio::test(start_paused = true)]
 async fn dropping_the_event_stream_ends_the_session() {
@@ -107,19 +106,7 @@ async fn a_connection_lost_during_terminate_is_replaced_and_the_transcript_finis
     // Each connection reports what it was sent.
     let (server, mut reports) = serve_reporting(|mut ws, seen| async move {
         ws.send(begin()).await.unwrap();
-        let mut log = Vec::new();
-        while let Some(Ok(msg)) = ws.next().await {
-            let entry = match msg {
-                Message::Binary(b) => format!("audio {}", b.len()),
-                Message::Text(t) => t.to_string(),
-                _ => continue,
-            };
-            let done = entry.contains("\"Terminate\"");
-            log.push(entry);
-            if done {
-                break;
-            }
-        }
+        let log = read_log_until_terminate(&mut ws).await;
         if seen.connection == 0 {
             return log; // TCP drop instead of Termination
         }

@@ -175,12 +175,7 @@ async fn every_close_code_becomes_a_typed_last_error() {
         (4001, CloseKind::Unauthorized),
         (4031, CloseKind::Other),
     ] {
-        let server = serve_script(move |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            ws.send(turn(0, false, false, "partial")).await.unwrap();
-            close(&mut ws, code, "").await;
-        })
-        .await;
+        let server = serve_turn_then_close(turn(0, false, false, "partial"), code, "").await;
         let session = open_session(client(&server.url)).await;
         let mut events = collect(session).await;
         let last = events.pop().unwrap().unwrap_err();
@@ -206,8 +201,9 @@ async fn every_close_code_becomes_a_typed_last_error() {
 async fn an_error_frame_and_its_close_are_reported_once() {
     let server = serve_script(|mut ws, _| async move {
         ws.send(begin()).await.unwrap();
-        ws.send(Message::text(
-            r#"{"type":"Error","error_code":3007,"error":"Input duration violation: 20 ms. Expected between 50 and 1000 ms"}"#,
+        ws.send(error_frame(
+            3007,
+            "Input duration violation: 20 ms. Expected between 50 and 1000 ms",
         ))
         .await
         .unwrap();
@@ -341,12 +337,18 @@ async fn http_401_at_the_handshake_is_final_and_not_retried() {
 #[tokio::test]
 async fn close_1008_before_begin_is_final_and_not_retried() {
     let server = serve_script(|mut ws, _| async move {
-        ws.send(Message::text(
-            r#"{"type":"Error","error_code":1008,"error":"Unauthorized Connection: Missing Authorization header"}"#,
+        ws.send(error_frame(
+            1008,
+            "Unauthorized Connection: Missing Authorization header",
         ))
         .await
         .unwrap();
-        close(&mut ws, 1008, "Unauthorized Connection: Missing Authorization header").await;
+        close(
+            &mut ws,
+            1008,
+            "Unauthorized Connection: Missing Authorization header",
+        )
+        .await;
     })
     .await;
     let err = connect_error(client(&server.url)).await;
@@ -422,19 +424,7 @@ async fn a_missing_begin_is_a_connect_timeout() {
 async fn control_messages_follow_the_audio_in_order() {
     let (server, mut reports) = serve_reporting(|mut ws, _| async move {
         ws.send(begin()).await.unwrap();
-        let mut log = Vec::new();
-        while let Some(Ok(msg)) = ws.next().await {
-            match msg {
-                Message::Binary(b) => log.push(format!("audio {}", b.len())),
-                Message::Text(t) => {
-                    log.push(t.to_string());
-                    if t.as_str().contains("Terminate") {
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
+        let log = read_log_until_terminate(&mut ws).await;
         ws.send(termination()).await.unwrap();
         close(&mut ws, 1000, "").await;
         log

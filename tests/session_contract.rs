@@ -40,17 +40,22 @@ where
     out
 }
 
+/// A server that sends `Begin`, then neither reads nor sends for `hold`: once the TCP window
+/// fills (after a few MB of audio) every write to it blocks.
+async fn serve_begin_then_stall(hold: Duration) -> MockServer {
+    serve_script(move |mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        tokio::time::sleep(hold).await;
+        drop(ws);
+    })
+    .await
+}
+
 // ----- 1. every wait is bounded --------------------------------------------------------------
 
 #[tokio::test]
 async fn a_server_that_stops_reading_cannot_hang_terminate_or_the_stream() {
-    let server = serve_script(|mut ws, _| async move {
-        ws.send(begin()).await.unwrap();
-        // Never read again: the TCP window fills after a few MB of audio.
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(ws);
-    })
-    .await;
+    let server = serve_begin_then_stall(Duration::from_secs(30)).await;
     let session =
         open_session(builder(&server.url).write_timeout(Duration::from_millis(500))).await;
     let handle = session.handle();
@@ -321,11 +326,9 @@ async fn dropping_the_event_stream_ends_the_session_while_the_sink_lives() {
 async fn after_an_error_send_and_terminate_return_that_error() {
     let server = serve_script(|mut ws, _| async move {
         ws.send(begin()).await.unwrap();
-        ws.send(Message::text(
-            r#"{"type":"Error","error_code":3005,"error":"the backend fell over"}"#,
-        ))
-        .await
-        .unwrap();
+        ws.send(error_frame(3005, "the backend fell over"))
+            .await
+            .unwrap();
         close(&mut ws, 3005, "").await;
     })
     .await;
@@ -464,12 +467,7 @@ async fn transcribe_fast(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transcribe_fast_exits_non_zero_in_bounded_time_when_the_server_stops_reading() {
-    let server = serve_script(|mut ws, _| async move {
-        ws.send(begin()).await.unwrap();
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        drop(ws);
-    })
-    .await;
+    let server = serve_begin_then_stall(Duration::from_secs(60)).await;
     // Five minutes of 16 kHz mono audio (9.6 MB): far more than the socket buffers hold.
     // Bounded by the write limit (5 s) + terminate timeout (5 s), plus process start-up.
     let run = transcribe_fast(
@@ -486,12 +484,7 @@ async fn transcribe_fast_exits_non_zero_in_bounded_time_when_the_server_stops_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transcribe_reports_a_close_1000_before_termination_on_stderr() {
-    let server = serve_script(|mut ws, _| async move {
-        ws.send(begin()).await.unwrap();
-        ws.send(turn(0, true, false, "only this")).await.unwrap();
-        close(&mut ws, 1000, "").await;
-    })
-    .await;
+    let server = serve_turn_then_close(turn(0, true, false, "only this"), 1000, "").await;
     let run = transcribe_fast(
         &server.url,
         "one-second",

@@ -180,11 +180,7 @@ async fn termination_without_a_close_ends_the_stream_promptly() {
 async fn an_error_frame_without_a_close_ends_the_stream_after_a_second() {
     let server = serve_script(|mut ws, _| async move {
         ws.send(begin()).await.unwrap();
-        ws.send(tokio_tungstenite::tungstenite::Message::text(
-            r#"{"type":"Error","error_code":3005,"error":"internal hiccup"}"#,
-        ))
-        .await
-        .unwrap();
+        ws.send(error_frame(3005, "internal hiccup")).await.unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await;
@@ -207,12 +203,8 @@ async fn an_error_frame_without_a_close_ends_the_stream_after_a_second() {
 async fn a_held_end_of_turn_is_delivered_as_final_before_the_error() {
     // Older formatting: the unformatted end-of-turn is held for its formatted twin. If the
     // session fails first, the held turn is still the Final, ahead of the error.
-    let server = serve_script(|mut ws, _| async move {
-        ws.send(begin()).await.unwrap();
-        ws.send(turn(0, true, false, "held turn")).await.unwrap();
-        close(&mut ws, 3005, "Server error").await;
-    })
-    .await;
+    let server =
+        serve_turn_then_close(turn(0, true, false, "held turn"), 3005, "Server error").await;
     let session = open_session_with(
         default_client(&server.url).format_wait(Duration::from_secs(30)),
         ConnectionParams::new().format_turns(true),

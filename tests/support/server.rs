@@ -107,6 +107,13 @@ pub fn turn(order: u64, eot: bool, formatted: bool, text: &str) -> Message {
     )
 }
 
+/// The service's `Error` frame (sent before a close with the same code).
+pub fn error_frame(code: u16, error: &str) -> Message {
+    Message::text(
+        serde_json::json!({"type": "Error", "error_code": code, "error": error}).to_string(),
+    )
+}
+
 pub fn termination() -> Message {
     Message::text(
         r#"{"type":"Termination","audio_duration_seconds":1,"session_duration_seconds":2}"#,
@@ -143,6 +150,26 @@ pub async fn read_until_terminate(ws: &mut ServerWs) -> (Vec<usize>, Vec<String>
         }
     }
     (frames, texts)
+}
+
+/// Reads the client's frames until `Terminate` as one log in arrival order: `audio <bytes>` for
+/// each binary frame, the text of each text frame.
+pub async fn read_log_until_terminate(ws: &mut ServerWs) -> Vec<String> {
+    let mut log = Vec::new();
+    while let Some(Ok(msg)) = ws.next().await {
+        let entry = match msg {
+            Message::Binary(b) => format!("audio {}", b.len()),
+            Message::Text(t) => t.to_string(),
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        let done = entry.contains("\"Terminate\"");
+        log.push(entry);
+        if done {
+            break;
+        }
+    }
+    log
 }
 
 /// The binary of example `name`, built (or found up to date) once per test process: `cargo
@@ -215,6 +242,20 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     serve(|_| None, script).await
+}
+
+/// A server that sends `Begin` and `turn`, then closes with `code` and `reason` without
+/// `Termination`: a session that fails after a turn.
+pub async fn serve_turn_then_close(turn: Message, code: u16, reason: &'static str) -> MockServer {
+    serve_script(move |mut ws, _| {
+        let turn = turn.clone();
+        async move {
+            ws.send(begin()).await.unwrap();
+            ws.send(turn).await.unwrap();
+            close(&mut ws, code, reason).await;
+        }
+    })
+    .await
 }
 
 /// The service's graceful end of a session, for scripts: reads the client's frames until
