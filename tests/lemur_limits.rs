@@ -8,14 +8,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use assemblyai_streaming::Error;
-use assemblyai_streaming::lemur::{DEFAULT_MAX_RESPONSE_BYTES, Lemur, LemurBuilder};
+use assemblyai_streaming::lemur::{DEFAULT_MAX_RESPONSE_BYTES, LemurBuilder};
 use support::transport::*;
 
 fn lemur(url: &str) -> LemurBuilder {
-    Lemur::builder()
-        .api_key("k")
-        .base_url(url)
-        .no_proxy()
+    direct_lemur(url)
         .retry_delay(Duration::from_millis(1))
         .timeout(Duration::from_secs(20))
 }
