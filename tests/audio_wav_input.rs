@@ -44,6 +44,19 @@ fn wav(
     v
 }
 
+/// [`wav`] with the lengths a complete file has (RIFF: 36 + data; data: its length).
+fn wav_of(tag: u16, channels: u16, rate: u32, bits: u16, data: &[u8]) -> Vec<u8> {
+    wav(
+        tag,
+        channels,
+        rate,
+        bits,
+        36 + data.len() as u32,
+        data.len() as u32,
+        data,
+    )
+}
+
 fn pcm16(samples: &[i16]) -> Vec<u8> {
     samples.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
@@ -57,15 +70,7 @@ fn decoded(bytes: Vec<u8>) -> Vec<i16> {
 fn a_wav_in_memory_reads_like_the_same_file() {
     let audio = pattern(8000);
     let data = pcm16(&audio);
-    let bytes = wav(
-        1,
-        1,
-        16_000,
-        16,
-        36 + data.len() as u32,
-        data.len() as u32,
-        &data,
-    );
+    let bytes = wav_of(1, 1, 16_000, 16, &data);
     let path = std::env::temp_dir().join(format!("aai-wav-input-{}.wav", std::process::id()));
     std::fs::write(&path, &bytes).unwrap();
 
@@ -147,15 +152,7 @@ fn float64_and_g711_wavs_are_read() {
         .map(|n| 0.5 * (std::f64::consts::TAU * 440.0 * f64::from(n) / 16_000.0).sin())
         .collect();
     let data: Vec<u8> = tone.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let bytes = wav(
-        3,
-        1,
-        16_000,
-        64,
-        36 + data.len() as u32,
-        data.len() as u32,
-        &data,
-    );
+    let bytes = wav_of(3, 1, 16_000, 64, &data);
     let (chunks, info) = read_wav_bytes(bytes, 16_000).unwrap();
     assert_eq!(info.sample_format, WavSampleFormat::Float);
     assert_eq!(info.bits_per_sample, 64);
@@ -260,15 +257,7 @@ fn one_channel_of_a_stereo_wav_can_be_taken_alone() {
         .flat_map(|(l, r)| [l.to_le_bytes(), r.to_le_bytes()])
         .flatten()
         .collect();
-    let bytes = wav(
-        1,
-        2,
-        16_000,
-        16,
-        36 + data.len() as u32,
-        data.len() as u32,
-        &data,
-    );
+    let bytes = wav_of(1, 2, 16_000, 16, &data);
     for (channel, want) in [(0, &left), (1, &right)] {
         let pcm: Vec<i16> = open_wav_reader(Cursor::new(bytes.clone()), 16_000)
             .unwrap()

@@ -6,14 +6,13 @@ mod support;
 
 use std::time::Duration;
 
+use assemblyai_streaming::TurnEvent;
 use assemblyai_streaming::captions::{MAX_CUE_DURATION, MAX_LINE_CHARS, Transcript};
-use assemblyai_streaming::lemur::Lemur;
 use assemblyai_streaming::protocol::Turn;
 use assemblyai_streaming::translate::{TranslateExt, TranslatedEvent, translator_fn};
-use assemblyai_streaming::{ConnectionParams, TurnEvent};
 use futures::StreamExt;
 use serde_json::json;
-use support::emulator::{bundled_sample, emulator_client, fast_emulator};
+use support::emulator::{bundled_sample, emulator_lemur, fast_emulator, formatted_session};
 
 /// A final turn whose words are `(text, start_ms, end_ms)`.
 fn final_turn(turn_order: u64, words: &[(&str, i64, i64)]) -> TurnEvent {
@@ -193,15 +192,8 @@ fn speakers_become_webvtt_voice_spans() {
 async fn the_spoken_sample_with_slow_translations_exports_every_caption() {
     let (chunks, script) = bundled_sample();
     let emu = fast_emulator(script.clone()).await;
-    let session = emulator_client(&emu)
-        .connect(ConnectionParams::new().format_turns(true))
-        .await
-        .unwrap();
-    let lemur = Lemur::builder()
-        .api_key(emu.api_key())
-        .base_url(emu.http_url())
-        .build()
-        .unwrap();
+    let session = formatted_session(&emu).await;
+    let lemur = emulator_lemur(&emu);
     // Translations slower than the session: the last ones come after Termination.
     let slow = translator_fn(move |text, lang| {
         let lemur = lemur.clone();

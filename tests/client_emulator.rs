@@ -1,19 +1,13 @@
 //! The client against the emulator, end to end: real speech in, scripted turns out.
 
-use std::path::PathBuf;
+mod support;
+
 use std::time::Duration;
 
-use assemblyai_streaming::audio::read_wav;
 use assemblyai_streaming::emulator::{Emulator, EmulatorHandle, Formatting, Script};
-use assemblyai_streaming::{AudioChunk, ConnectionParams, Error, StreamingClient, TurnEvent};
+use assemblyai_streaming::{ConnectionParams, Error, StreamingClient, TurnEvent};
 use futures::{SinkExt, StreamExt};
-
-fn sample() -> (Vec<AudioChunk>, Script) {
-    let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/assets");
-    let (chunks, _) = read_wav(assets.join("sample.wav"), 16_000).unwrap();
-    let script = Script::from_json_file(assets.join("sample.script.json")).unwrap();
-    (chunks, script)
-}
+use support::emulator::{bundled_sample, emulator_client, emulator_with_script};
 
 /// An emulator that lets tests send audio faster than real time: turn detection follows the
 /// audio clock, so the result is the same as a real-time stream, only quicker.
@@ -27,18 +21,10 @@ async fn emulator(script: Script, formatting: Formatting) -> EmulatorHandle {
         .unwrap()
 }
 
-fn client(emu: &EmulatorHandle) -> StreamingClient {
-    StreamingClient::builder()
-        .api_key(emu.api_key())
-        .base_url(emu.ws_url())
-        .build()
-        .unwrap()
-}
-
 async fn finals_of(params: ConnectionParams, formatting: Formatting) -> (Vec<TurnEvent>, Script) {
-    let (chunks, script) = sample();
+    let (chunks, script) = bundled_sample();
     let emu = emulator(script.clone(), formatting).await;
-    let mut session = client(&emu).connect(params).await.unwrap();
+    let mut session = emulator_client(&emu).connect(params).await.unwrap();
     for chunk in chunks {
         session.send(chunk).await.unwrap();
     }
@@ -104,7 +90,7 @@ async fn without_formatting_finals_are_unformatted_end_of_turns() {
 
 #[tokio::test]
 async fn a_wrong_key_is_a_1008_error_and_not_retried() {
-    let (_, script) = sample();
+    let (_, script) = bundled_sample();
     let emu = emulator(script, Formatting::InModel).await;
     let err = StreamingClient::builder()
         .api_key("wrong-key")
@@ -121,9 +107,9 @@ async fn a_wrong_key_is_a_1008_error_and_not_retried() {
 
 #[tokio::test]
 async fn temporary_tokens_are_minted_used_once_and_validated() {
-    let (chunks, script) = sample();
+    let (chunks, script) = bundled_sample();
     let emu = emulator(script, Formatting::InModel).await;
-    let token = client(&emu)
+    let token = emulator_client(&emu)
         .create_temporary_token(60, Some(600))
         .await
         .unwrap();
@@ -143,12 +129,12 @@ async fn temporary_tokens_are_minted_used_once_and_validated() {
         .unwrap_err();
     assert_eq!(reused.code(), Some(1008), "{reused:?}");
 
-    let err = client(&emu)
+    let err = emulator_client(&emu)
         .create_temporary_token(0, None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "config");
-    let err = client(&emu)
+    let err = emulator_client(&emu)
         .create_temporary_token(60, Some(30))
         .await
         .unwrap_err();
@@ -162,10 +148,13 @@ async fn temporary_tokens_are_minted_used_once_and_validated() {
 
 #[tokio::test]
 async fn audio_faster_than_real_time_is_closed_with_3007() {
-    let (chunks, script) = sample();
+    let (chunks, script) = bundled_sample();
     // The emulator's default tolerance: about 1 s ahead of the wall clock.
-    let emu = Emulator::builder().script(script).start().await.unwrap();
-    let session = client(&emu).connect(ConnectionParams::new()).await.unwrap();
+    let emu = emulator_with_script(script).await;
+    let session = emulator_client(&emu)
+        .connect(ConnectionParams::new())
+        .await
+        .unwrap();
     let (mut sink, mut events) = session.split();
     tokio::spawn(async move {
         for chunk in chunks {

@@ -83,6 +83,17 @@ fn run(example: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Asserts a usage error as the examples promise it: exit 2, `named` in stderr, nothing on
+/// stdout (`case` says which run failed). Returns stderr.
+#[track_caller]
+fn assert_usage_error_naming(out: &Output, named: &str, case: &str) -> String {
+    assert_eq!(out.status.code(), Some(2), "{case}: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains(named), "{case}: {stderr}");
+    assert!(out.stdout.is_empty(), "{case} printed to stdout: {out:?}");
+    stderr
+}
+
 #[test]
 fn help_exits_0_and_describes_every_flag() {
     for (example, flags) in EXAMPLES {
@@ -113,10 +124,7 @@ fn help_exits_0_and_describes_every_flag() {
 fn an_unknown_flag_exits_2_and_is_named() {
     for (example, _) in EXAMPLES {
         let out = run(example, &["--no-such-flag"]);
-        assert_eq!(out.status.code(), Some(2), "{example}: {out:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("--no-such-flag"), "{example}: {stderr}");
-        assert!(out.stdout.is_empty(), "{example} printed to stdout");
+        assert_usage_error_naming(&out, "--no-such-flag", example);
     }
 }
 
@@ -135,10 +143,7 @@ fn the_emulator_names_a_missing_script_and_exits_2_before_listening() {
         "emulator",
         &["--port", "0", "--script", "/no/such/script.json"],
     );
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--script /no/such/script.json"), "{stderr}");
-    assert!(out.stdout.is_empty(), "it printed a URL: {out:?}");
+    assert_usage_error_naming(&out, "--script /no/such/script.json", "emulator --script");
 }
 
 #[test]
@@ -154,10 +159,7 @@ fn the_emulator_names_a_missing_tls_file_and_exits_2_before_listening() {
             "/no/such/key.pem",
         ],
     );
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("/no/such/chain.pem"), "{stderr}");
-    assert!(out.stdout.is_empty(), "it printed a URL: {out:?}");
+    assert_usage_error_naming(&out, "/no/such/chain.pem", "emulator --tls-cert");
 }
 
 #[test]
@@ -191,15 +193,12 @@ fn load_rejects_a_json_report_into_a_missing_directory_before_any_session() {
             "/no/such/dir/report.json",
         ],
     );
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("/no/such/dir/report.json"), "{stderr}");
+    // No report on stdout: the run never started.
+    let stderr = assert_usage_error_naming(&out, "/no/such/dir/report.json", "load --json");
     assert!(
         stderr.contains("/no/such/dir "),
         "names the directory: {stderr}"
     );
-    // No report: the run never started.
-    assert!(out.stdout.is_empty(), "{out:?}");
 }
 
 #[test]

@@ -4,14 +4,25 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use assemblyai_streaming::emulator::{Emulator, Faults};
+use assemblyai_streaming::emulator::{Emulator, EmulatorHandle, Faults};
 use assemblyai_streaming::protocol::{SENT_AT_FIELD, ServerMessage};
 use futures::{SinkExt, StreamExt};
 use support::emulator::*;
 use tokio_tungstenite::tungstenite::Message;
 
-async fn emulator(faults: Faults) -> assemblyai_streaming::emulator::EmulatorHandle {
+async fn emulator(faults: Faults) -> EmulatorHandle {
     Emulator::builder().faults(faults).start().await.unwrap()
+}
+
+/// Opens a socket on `emu` and reads the first message, which must be `Begin` and come no
+/// sooner than `at_least` after the socket was asked for.
+async fn begin_no_sooner_than(emu: &EmulatorHandle, at_least: Duration) -> Ws {
+    let started = Instant::now();
+    let mut ws = open_ws(emu).await;
+    let first = next_text(&mut ws).await;
+    assert!(first.contains("Begin"), "{first:?}");
+    assert!(started.elapsed() >= at_least, "{:?}", started.elapsed());
+    ws
 }
 
 #[tokio::test]
@@ -21,7 +32,7 @@ async fn drop_after_ends_the_connection_without_a_close_frame() {
         ..Default::default()
     })
     .await;
-    let mut ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let mut ws = open_ws(&emu).await;
     let started = Instant::now();
     let mut saw_begin = false;
     let end = loop {
@@ -55,7 +66,7 @@ async fn no_termination_leaves_the_client_waiting() {
         ..Default::default()
     })
     .await;
-    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let ws = open_ws(&emu).await;
     let out = run(
         ws,
         &silence(500),
@@ -78,11 +89,7 @@ async fn delay_begin_holds_begin_back() {
         ..Default::default()
     })
     .await;
-    let started = Instant::now();
-    let mut ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
-    let first = ws.next().await.unwrap().unwrap();
-    assert!(first.to_text().unwrap().contains("Begin"));
-    assert!(started.elapsed() >= Duration::from_millis(700));
+    begin_no_sooner_than(&emu, Duration::from_millis(700)).await;
 }
 
 #[tokio::test]
@@ -92,8 +99,7 @@ async fn unknown_message_type_follows_begin() {
         ..Default::default()
     })
     .await;
-    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
-    let out = stream(ws, &silence(200)).await;
+    let out = stream(open_ws(&emu).await, &silence(200)).await;
     assert!(matches!(out.messages[0], ServerMessage::Begin(_)));
     assert!(
         matches!(out.messages[1], ServerMessage::Unknown(_)),
@@ -113,16 +119,8 @@ async fn error_then_close_sends_the_chosen_error_and_code() {
         ..Default::default()
     })
     .await;
-    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
-    let out = run(
-        ws,
-        &[],
-        Plan {
-            timeout: Some(Duration::from_secs(5)),
-            ..Default::default()
-        },
-    )
-    .await;
+    let ws = open_ws(&emu).await;
+    let out = listen(ws, Duration::from_secs(5)).await;
     assert_eq!(out.count("Begin"), 1);
     assert_eq!(
         out.error_frame(),
@@ -144,8 +142,7 @@ async fn malformed_frame_is_sent_once_and_the_session_goes_on() {
         ..Default::default()
     })
     .await;
-    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
-    let out = stream(ws, &silence(200)).await;
+    let out = stream(open_ws(&emu).await, &silence(200)).await;
     assert_eq!(out.undecodable.len(), 1, "{out:?}");
     assert!(serde_json::from_str::<serde_json::Value>(&out.undecodable[0]).is_err());
     assert_eq!(out.count("Termination"), 1);
@@ -158,17 +155,13 @@ async fn slow_messages_delay_every_message() {
         ..Default::default()
     })
     .await;
-    let started = Instant::now();
-    let mut ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
-    let first = ws.next().await.unwrap().unwrap();
-    assert!(first.to_text().unwrap().contains("Begin"));
-    assert!(started.elapsed() >= Duration::from_millis(300));
+    let mut ws = begin_no_sooner_than(&emu, Duration::from_millis(300)).await;
     let t = Instant::now();
     ws.send(Message::text(r#"{"type":"Terminate"}"#))
         .await
         .unwrap();
-    let next = ws.next().await.unwrap().unwrap();
-    assert!(next.to_text().unwrap().contains("Termination"));
+    let next = next_text(&mut ws).await;
+    assert!(next.contains("Termination"));
     assert!(t.elapsed() >= Duration::from_millis(300));
 }
 
@@ -179,9 +172,9 @@ async fn send_time_stamps_are_opt_in() {
         .start()
         .await
         .unwrap();
-    let mut ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
-    let first = ws.next().await.unwrap().unwrap();
-    let v: serde_json::Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    let mut ws = open_ws(&emu).await;
+    let first = next_text(&mut ws).await;
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
     let sent = v[SENT_AT_FIELD].as_u64().expect("stamp");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -190,9 +183,9 @@ async fn send_time_stamps_are_opt_in() {
     assert!(now >= sent && now - sent < 5_000_000_000);
 
     let plain = Emulator::builder().start().await.unwrap();
-    let mut ws = connect(&plain.ws_url(), Q, Auth::Header(plain.api_key())).await;
-    let first = ws.next().await.unwrap().unwrap();
-    assert!(!first.to_text().unwrap().contains(SENT_AT_FIELD));
+    let mut ws = open_ws(&plain).await;
+    let first = next_text(&mut ws).await;
+    assert!(!first.contains(SENT_AT_FIELD));
 }
 
 #[tokio::test]
@@ -202,16 +195,8 @@ async fn untyped_error_sends_the_legacy_error_frame_and_3005() {
         ..Default::default()
     })
     .await;
-    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
-    let out = run(
-        ws,
-        &[],
-        Plan {
-            timeout: Some(Duration::from_secs(5)),
-            ..Default::default()
-        },
-    )
-    .await;
+    let ws = open_ws(&emu).await;
+    let out = listen(ws, Duration::from_secs(5)).await;
     assert_eq!(out.count("Begin"), 1);
     // `{"error": …}` with no `type` (fixtures line 50), not a typed `Error`.
     assert_eq!(out.error_frame(), None);

@@ -8,6 +8,19 @@ use assemblyai_streaming::emulator::{Emulator, Script, ScriptTurn};
 use assemblyai_streaming::protocol::ServerMessage;
 use support::emulator::*;
 
+/// The messages of one type the server sent, in order: `of_type!(out, Heartbeat)`.
+macro_rules! of_type {
+    ($out:expr, $variant:ident) => {
+        $out.messages
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::$variant(x) => Some(x),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+}
+
 fn spanish_script() -> Script {
     let mut turn = ScriptTurn {
         text: "Good morning, everyone.".into(),
@@ -25,17 +38,8 @@ async fn language_and_speaker_fields_on_final_turns() {
     let Some(a) = speech("Good morning, everyone.") else {
         return;
     };
-    let emu = Emulator::builder()
-        .script(spanish_script())
-        .start()
-        .await
-        .unwrap();
-    let ws = connect(
-        &emu.ws_url(),
-        &format!("{Q}&language_detection=true&speaker_labels=TRUE"),
-        Auth::Header(emu.api_key()),
-    )
-    .await;
+    let emu = emulator_with_script(spanish_script()).await;
+    let ws = open_ws_with(&emu, "&language_detection=true&speaker_labels=TRUE").await;
     let out = stream(ws, &concat(&[&a, &silence(800)])).await;
     let finals = out.finals();
     assert_eq!(finals.len(), 1);
@@ -67,35 +71,33 @@ async fn language_and_speaker_fields_on_final_turns() {
     );
 }
 
+/// The query parameters that ask for formatted turns and an LLM Gateway `request` on each.
+fn llm_gateway_query(request: &serde_json::Value) -> String {
+    format!(
+        "&format_turns=true&llm_gateway={}",
+        urlencode(&request.to_string())
+    )
+}
+
+/// Sends `request` and parses its JSON body.
+async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test]
 async fn llm_gateway_answers_each_final_turn() {
     let Some(a) = speech("Good morning, everyone.") else {
         return;
     };
-    let emu = Emulator::builder()
-        .script(spanish_script())
-        .start()
-        .await
-        .unwrap();
+    let emu = emulator_with_script(spanish_script()).await;
     let gateway = serde_json::json!({
         "model": "claude-sonnet-4-20250514",
         "messages": [{"role": "user", "content": "Translate into Spanish: {{turn}}"}],
         "max_tokens": 200
     });
-    let query = format!(
-        "{Q}&format_turns=true&llm_gateway={}",
-        urlencode(&gateway.to_string())
-    );
-    let ws = connect(&emu.ws_url(), &query, Auth::Header(emu.api_key())).await;
+    let ws = open_ws_with(&emu, &llm_gateway_query(&gateway)).await;
     let out = stream(ws, &concat(&[&a, &silence(800)])).await;
-    let responses: Vec<_> = out
-        .messages
-        .iter()
-        .filter_map(|m| match m {
-            ServerMessage::LlmGatewayResponse(r) => Some(r),
-            _ => None,
-        })
-        .collect();
+    let responses = of_type!(out, LlmGatewayResponse);
     assert_eq!(responses.len(), 1, "{out:?}");
     assert_eq!(responses[0].turn_order, 0);
     assert_eq!(responses[0].transcript, "Good morning, everyone.");
@@ -109,11 +111,7 @@ async fn llm_gateway_answers_each_final_turn() {
 
     // A language the script has no translation for is marked, never faked.
     let gateway = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "Translate into German: {{turn}}"}]});
-    let query = format!(
-        "{Q}&format_turns=true&llm_gateway={}",
-        urlencode(&gateway.to_string())
-    );
-    let ws = connect(&emu.ws_url(), &query, Auth::Header(emu.api_key())).await;
+    let ws = open_ws_with(&emu, &llm_gateway_query(&gateway)).await;
     let out = stream(ws, &concat(&[&a, &silence(800)])).await;
     let content = out.messages.iter().find_map(|m| match m {
         ServerMessage::LlmGatewayResponse(r) => r.content().map(str::to_string),
@@ -125,21 +123,9 @@ async fn llm_gateway_answers_each_final_turn() {
 #[tokio::test]
 async fn heartbeats_and_silence_acknowledgements() {
     let emu = Emulator::builder().start().await.unwrap();
-    let ws = connect(
-        &emu.ws_url(),
-        &format!("{Q}&session_heartbeat=true&acknowledge_silence=true"),
-        Auth::Header(emu.api_key()),
-    )
-    .await;
+    let ws = open_ws_with(&emu, "&session_heartbeat=true&acknowledge_silence=true").await;
     let out = stream(ws, &noise(3500)).await;
-    let heartbeats: Vec<_> = out
-        .messages
-        .iter()
-        .filter_map(|m| match m {
-            ServerMessage::Heartbeat(h) => Some(h),
-            _ => None,
-        })
-        .collect();
+    let heartbeats = of_type!(out, Heartbeat);
     assert!(heartbeats.len() >= 2, "{out:?}");
     let last = heartbeats.last().unwrap();
     assert!(last.total_audio_received_ms > 1000);
@@ -147,14 +133,7 @@ async fn heartbeats_and_silence_acknowledgements() {
         last.realtime_factor > 0.5 && last.realtime_factor < 1.5,
         "{last:?}"
     );
-    let silences: Vec<_> = out
-        .messages
-        .iter()
-        .filter_map(|m| match m {
-            ServerMessage::Silence(s) => Some(s),
-            _ => None,
-        })
-        .collect();
+    let silences = of_type!(out, Silence);
     assert!(silences.len() >= 3, "{out:?}");
     assert_eq!(silences[0].start_ms, 0);
     assert!(silences.windows(2).all(|w| w[0].end_ms == w[1].start_ms));
@@ -166,11 +145,7 @@ async fn universal_3_pro_sends_speech_started_and_sparse_partials() {
     let Some(a) = speech("My name is Sonny.") else {
         return;
     };
-    let emu = Emulator::builder()
-        .script(Script::from_texts(["My name is Sonny."]))
-        .start()
-        .await
-        .unwrap();
+    let emu = emulator_with_script(Script::from_texts(["My name is Sonny."])).await;
     let ws = connect(
         &emu.ws_url(),
         "speech_model=u3-rt-pro&sample_rate=16000",
@@ -213,16 +188,12 @@ async fn update_configuration_changes_turn_detection_live() {
     let (Some(a), Some(b)) = (speech("First part."), speech("Second part.")) else {
         return;
     };
-    let emu = Emulator::builder()
-        .script(Script::from_texts(["First part.", "Second part."]))
-        .start()
-        .await
-        .unwrap();
+    let emu = emulator_with_script(Script::from_texts(["First part.", "Second part."])).await;
     // A 700 ms pause is not enough with max_turn_silence=5000 and an impossible confidence
     // threshold ... until UpdateConfiguration lowers max_turn_silence to 300 ms.
     let audio = concat(&[&a, &silence(700), &b, &silence(700)]);
-    let query = format!("{Q}&end_of_turn_confidence_threshold=1&max_turn_silence=5000");
-    let ws = connect(&emu.ws_url(), &query, Auth::Header(emu.api_key())).await;
+    let query = "&end_of_turn_confidence_threshold=1&max_turn_silence=5000";
+    let ws = open_ws_with(&emu, query).await;
     let out = run(
         ws,
         &audio,
@@ -234,7 +205,7 @@ async fn update_configuration_changes_turn_detection_live() {
     .await;
     assert_eq!(out.finals().len(), 1, "one turn: the pause was too short");
 
-    let ws = connect(&emu.ws_url(), &query, Auth::Header(emu.api_key())).await;
+    let ws = open_ws_with(&emu, query).await;
     let out = run(
         ws,
         &audio,
@@ -278,16 +249,12 @@ async fn llm_gateway_usage_stream_models_and_understanding() {
         "messages": [{"role": "user", "content": "Say hello to the world"}],
     });
     // usage in the service's shape: OpenAI names, Gateway names and the details objects.
-    let v: serde_json::Value = http
-        .post(url("/v1/chat/completions"))
-        .header("Authorization", emu.api_key())
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = json_of(
+        http.post(url("/v1/chat/completions"))
+            .header("Authorization", emu.api_key())
+            .json(&body),
+    )
+    .await;
     let usage = &v["usage"];
     for field in [
         "prompt_tokens",
@@ -349,14 +316,7 @@ async fn llm_gateway_usage_stream_models_and_understanding() {
     assert_eq!(finish.as_deref(), Some("stop"));
 
     // GET /v1/models needs no key.
-    let models: serde_json::Value = http
-        .get(url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = json_of(http.get(url("/v1/models"))).await;
     let m = &models["data"][0];
     for field in [
         "id",

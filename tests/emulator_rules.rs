@@ -12,15 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Reads until the server closes; returns messages and the close.
 async fn read_all(ws: Ws) -> Outcome {
-    run(
-        ws,
-        &[],
-        Plan {
-            timeout: Some(Duration::from_secs(20)),
-            ..Default::default()
-        },
-    )
-    .await
+    listen(ws, Duration::from_secs(20)).await
 }
 
 async fn send_text_then_read(ws: Ws, text: &str) -> Outcome {
@@ -92,9 +84,9 @@ async fn http_401_mode_refuses_the_upgrade() {
         other => panic!("expected HTTP 401, got {other:?}"),
     }
     // The right key still works in this mode.
-    let mut ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
-    let first = ws.next().await.unwrap().unwrap();
-    assert!(first.to_text().unwrap().contains("\"Begin\""));
+    let mut ws = open_ws(&emu).await;
+    let first = next_text(&mut ws).await;
+    assert!(first.contains("\"Begin\""));
 }
 
 async fn mint(
@@ -120,8 +112,8 @@ async fn temporary_tokens_work_once_in_query_or_header() {
     let token = body["token"].as_str().unwrap().to_string();
 
     let mut ws = connect(&emu.ws_url(), &format!("{Q}&token={token}"), Auth::None).await;
-    let first = ws.next().await.unwrap().unwrap();
-    assert!(first.to_text().unwrap().contains("\"Begin\""));
+    let first = next_text(&mut ws).await;
+    assert!(first.contains("\"Begin\""));
     drop(ws);
 
     // Single use.
@@ -133,8 +125,8 @@ async fn temporary_tokens_work_once_in_query_or_header() {
     let (_, body) = mint(&emu, "expires_in_seconds=60").await;
     let token = body["token"].as_str().unwrap().to_string();
     let mut ws = connect(&emu.ws_url(), Q, Auth::Header(&token)).await;
-    let first = ws.next().await.unwrap().unwrap();
-    assert!(first.to_text().unwrap().contains("\"Begin\""));
+    let first = next_text(&mut ws).await;
+    assert!(first.contains("\"Begin\""));
 
     let out =
         read_all(connect(&emu.ws_url(), &format!("{Q}&token=made-up"), Auth::None).await).await;
@@ -159,9 +151,8 @@ async fn tokens_expire_and_cap_the_session() {
     .await;
     let token = body["token"].as_str().unwrap().to_string();
     let mut ws = connect(&emu.ws_url(), &format!("{Q}&token={token}"), Auth::None).await;
-    let first = ws.next().await.unwrap().unwrap();
-    let ServerMessage::Begin(begin) = ServerMessage::from_json(first.to_text().unwrap()).unwrap()
-    else {
+    let first = next_text(&mut ws).await;
+    let ServerMessage::Begin(begin) = ServerMessage::from_json(&first).unwrap() else {
         panic!()
     };
     let now = std::time::SystemTime::now()
@@ -214,15 +205,7 @@ async fn speech_model_is_required() {
 #[tokio::test]
 async fn invalid_parameter_values_close_3006_and_unknown_ones_are_ignored() {
     let emu = Emulator::builder().start().await.unwrap();
-    let out = read_all(
-        connect(
-            &emu.ws_url(),
-            &format!("{Q}&format_turns=perhaps"),
-            Auth::Header(emu.api_key()),
-        )
-        .await,
-    )
-    .await;
+    let out = read_all(open_ws_with(&emu, "&format_turns=perhaps").await).await;
     assert_error_then_close(&out, 3006, "Invalid Parameter: format_turns");
 
     let mut ws = connect(
@@ -233,8 +216,8 @@ async fn invalid_parameter_values_close_3006_and_unknown_ones_are_ignored() {
         Auth::Header(emu.api_key()),
     )
     .await;
-    let first = ws.next().await.unwrap().unwrap();
-    assert!(first.to_text().unwrap().contains("\"Begin\""));
+    let first = next_text(&mut ws).await;
+    assert!(first.contains("\"Begin\""));
 }
 
 #[tokio::test]
@@ -249,7 +232,7 @@ async fn bad_client_messages_close_3006_with_the_service_texts() {
             "Invalid Message: ",
         ),
     ] {
-        let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+        let ws = open_ws(&emu).await;
         let out = send_text_then_read(ws, text).await;
         assert_error_then_close(&out, 3006, reason);
     }
@@ -261,7 +244,7 @@ async fn bad_client_messages_close_3006_with_the_service_texts() {
 async fn chunks_outside_50_to_1000_ms_close_3007() {
     let emu = Emulator::builder().start().await.unwrap();
     for (bytes, ms) in [(640usize, 20), (35_200, 1100)] {
-        let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+        let ws = open_ws(&emu).await;
         let out = run(
             ws,
             &silence(ms),
@@ -312,7 +295,7 @@ async fn mulaw_chunk_durations_use_one_byte_per_sample() {
 #[tokio::test]
 async fn audio_faster_than_real_time_closes_3007() {
     let emu = Emulator::builder().start().await.unwrap();
-    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let ws = open_ws(&emu).await;
     // 100 ms frames every 10 ms: 10x real time.
     let out = run(
         ws,
@@ -342,7 +325,7 @@ async fn max_session_duration_closes_3008() {
         .start()
         .await
         .unwrap();
-    let out = read_all(connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await).await;
+    let out = read_all(open_ws(&emu).await).await;
     assert_eq!(out.count("Begin"), 1);
     assert_error_then_close(
         &out,
@@ -358,18 +341,9 @@ async fn too_many_concurrent_sessions_close_3009() {
         .start()
         .await
         .unwrap();
-    let mut first = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
-    assert!(
-        first
-            .next()
-            .await
-            .unwrap()
-            .unwrap()
-            .to_text()
-            .unwrap()
-            .contains("Begin")
-    );
-    let out = read_all(connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await).await;
+    let mut first = open_ws(&emu).await;
+    assert!(next_text(&mut first).await.contains("Begin"));
+    let out = read_all(open_ws(&emu).await).await;
     assert_error_then_close(
         &out,
         3009,
@@ -381,15 +355,8 @@ async fn too_many_concurrent_sessions_close_3009() {
     while first.next().await.is_some() {}
     let mut accepted = false;
     for _ in 0..50 {
-        let mut again = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
-        let text = again
-            .next()
-            .await
-            .unwrap()
-            .unwrap()
-            .to_text()
-            .unwrap()
-            .to_string();
+        let mut again = open_ws(&emu).await;
+        let text = next_text(&mut again).await;
         if text.contains("Begin") {
             accepted = true;
             break;
@@ -403,25 +370,12 @@ async fn too_many_concurrent_sessions_close_3009() {
 async fn inactivity_timeout_closes_the_session_unless_kept_alive() {
     let emu = Emulator::builder().start().await.unwrap();
     let started = std::time::Instant::now();
-    let out = read_all(
-        connect(
-            &emu.ws_url(),
-            &format!("{Q}&inactivity_timeout=5"),
-            Auth::Header(emu.api_key()),
-        )
-        .await,
-    )
-    .await;
+    let out = read_all(open_ws_with(&emu, "&inactivity_timeout=5").await).await;
     assert_error_then_close(&out, INACTIVITY_CLOSE_CODE, "Session Cancelled: ");
     assert!(started.elapsed() >= Duration::from_secs(5));
 
     // KeepAlive every second holds it open past the timeout.
-    let mut ws = connect(
-        &emu.ws_url(),
-        &format!("{Q}&inactivity_timeout=5"),
-        Auth::Header(emu.api_key()),
-    )
-    .await;
+    let mut ws = open_ws_with(&emu, "&inactivity_timeout=5").await;
     for _ in 0..7 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         ws.send(Message::text(r#"{"type":"KeepAlive"}"#))
@@ -438,12 +392,8 @@ async fn inactivity_timeout_closes_the_session_unless_kept_alive() {
 
 #[tokio::test]
 async fn terminate_without_audio_still_sends_termination() {
-    let emu = Emulator::builder()
-        .script(Script::from_texts(["unused"]))
-        .start()
-        .await
-        .unwrap();
-    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let emu = emulator_with_script(Script::from_texts(["unused"])).await;
+    let ws = open_ws(&emu).await;
     let out = send_text_then_read(ws, r#"{"type":"Terminate"}"#).await;
     assert_eq!(out.count("Turn"), 0);
     let Some(ServerMessage::Termination(t)) = out.messages.last() else {
@@ -453,14 +403,19 @@ async fn terminate_without_audio_still_sends_termination() {
     assert_eq!(out.close_code(), Some(1000));
 }
 
-#[tokio::test]
-async fn connections_that_never_finish_their_request_head_are_closed() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let emu = Emulator::builder()
+/// An emulator that waits only 300 ms for a request head.
+async fn impatient_emulator() -> assemblyai_streaming::emulator::EmulatorHandle {
+    Emulator::builder()
         .header_read_timeout(Duration::from_millis(300))
         .start()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn connections_that_never_finish_their_request_head_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let emu = impatient_emulator().await;
     // 50 idle connections and 50 that stop half-way through the head.
     let mut conns = Vec::new();
     for i in 0..100 {
@@ -476,18 +431,11 @@ async fn connections_that_never_finish_their_request_head_are_closed() {
     }
     let started = std::time::Instant::now();
     for mut s in conns {
-        let mut buf = [0u8; 512];
         // The server closes: EOF (possibly after a 408 response), well within 5 s.
-        let closed = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => continue,
-                }
-            }
-        })
-        .await;
-        assert!(closed.is_ok(), "a connection was held open");
+        assert!(
+            server_closes_within(&mut s, Duration::from_secs(5)).await,
+            "a connection was held open"
+        );
     }
     assert!(started.elapsed() < Duration::from_secs(3));
     // A complete request on a fresh connection is still served.
@@ -499,12 +447,8 @@ async fn connections_that_never_finish_their_request_head_are_closed() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_too() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let emu = Emulator::builder()
-        .header_read_timeout(Duration::from_millis(300))
-        .start()
-        .await
-        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let emu = impatient_emulator().await;
     let mut s = tokio::net::TcpStream::connect(emu.local_addr())
         .await
         .unwrap();
@@ -512,17 +456,8 @@ async fn an_idle_keep_alive_connection_is_closed_too() {
     s.write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Ok(n) = s.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await;
     assert!(
-        closed.is_ok(),
+        server_closes_within(&mut s, Duration::from_secs(5)).await,
         "an idle keep-alive connection was held open"
     );
 }

@@ -24,7 +24,7 @@ async fn two_utterances_separated_by_a_pause_make_two_turns() {
         .await
         .unwrap();
     let audio = concat(&[&silence(300), &a, &silence(1500), &b, &silence(600)]);
-    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let ws = open_ws(&emu).await;
     let out = stream(ws, &audio).await;
 
     let ServerMessage::Begin(begin) = &out.messages[0] else {
@@ -86,17 +86,8 @@ async fn in_model_formatting_formats_every_turn() {
     let Some(a) = speech("Good morning, everyone.") else {
         return;
     };
-    let emu = Emulator::builder()
-        .script(Script::from_texts(["Good morning, everyone."]))
-        .start()
-        .await
-        .unwrap();
-    let ws = connect(
-        &emu.ws_url(),
-        &format!("{Q}&format_turns=True"),
-        Auth::Header(emu.api_key()),
-    )
-    .await;
+    let emu = emulator_with_script(Script::from_texts(["Good morning, everyone."])).await;
+    let ws = open_ws_with(&emu, "&format_turns=True").await;
     let out = stream(ws, &concat(&[&a, &silence(800)])).await;
     let turns = out.turns();
     assert!(!turns.is_empty());
@@ -125,12 +116,7 @@ async fn legacy_formatting_sends_a_second_formatted_turn() {
         .start()
         .await
         .unwrap();
-    let ws = connect(
-        &emu.ws_url(),
-        &format!("{Q}&format_turns=true"),
-        Auth::Header(emu.api_key()),
-    )
-    .await;
+    let ws = open_ws_with(&emu, "&format_turns=true").await;
     let out = stream(ws, &concat(&[&a, &silence(800)])).await;
     let finals = out.finals();
     assert_eq!(finals.len(), 2, "{finals:#?}");
@@ -161,7 +147,7 @@ async fn without_a_script_words_are_marked_placeholders() {
         return;
     };
     let emu = Emulator::builder().start().await.unwrap();
-    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let ws = open_ws(&emu).await;
     let out = stream(ws, &concat(&[&a, &silence(800)])).await;
     let finals = out.finals();
     assert_eq!(finals.len(), 1);
@@ -186,7 +172,7 @@ async fn force_endpoint_ends_the_turn_at_once() {
         .start()
         .await
         .unwrap();
-    let ws = connect(&emu.ws_url(), Q, Auth::Header(emu.api_key())).await;
+    let ws = open_ws(&emu).await;
     // ForceEndpoint one second in, while the speaker is still talking.
     let out = run(
         ws,

@@ -15,11 +15,23 @@ use assemblyai_streaming::{
 };
 use futures::SinkExt;
 use support::faults::*;
+use support::server::{open_session, open_session_with};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
 async fn emulator_with(faults: Faults) -> assemblyai_streaming::emulator::EmulatorHandle {
     Emulator::builder().faults(faults).start().await.unwrap()
+}
+
+/// A client of `emu` with a key it does not know, allowed five retries 500 ms apart (so a
+/// retry would show in the time taken).
+fn wrong_key_client(emu: &assemblyai_streaming::emulator::EmulatorHandle) -> StreamingClient {
+    StreamingClient::builder()
+        .api_key("wrong-key")
+        .base_url(emu.ws_url())
+        .retries(5, Duration::from_millis(500))
+        .build()
+        .unwrap()
 }
 
 /// Asserts a `Closed` error field by field.
@@ -63,7 +75,7 @@ async fn tcp_drop_is_connection_lost_and_ends_the_stream() {
     let session = feeder.await.unwrap();
     let (_sink, events) = session.split();
     let mut ended = drain(events, LIMIT).await;
-    let err = ended.error.take().expect("an error ends the stream");
+    let err = ended.take_error();
     // EOF after the drop, or a reset when the emulator dropped unread audio.
     let Error::ConnectionLost { message, .. } = &err else {
         panic!("{err:?}")
@@ -99,22 +111,17 @@ async fn tcp_drop_is_connection_lost_and_ends_the_stream() {
 
 #[tokio::test]
 async fn no_termination_is_a_termination_timeout_after_the_last_turns() {
-    let emu = Emulator::builder()
-        .faults(Faults {
+    let emu = fast_emulator_with(
+        Faults {
             no_termination: true,
             ..Faults::none()
-        })
-        .script(Script::from_texts(["one two", "three four"]))
-        .realtime_tolerance(Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
+        },
+        ["one two", "three four"],
+    )
+    .await;
     let mut session = connect(&emu).await;
     // The second tone ends with the audio: its turn is still open when Terminate is sent.
-    let audio = one_turn_then_an_open_one();
-    for chunk in chunks(&audio) {
-        session.send(chunk).await.unwrap();
-    }
+    send_all(&mut session, &one_turn_then_an_open_one()).await;
     let started = Instant::now();
     let err = session.terminate().await.unwrap_err();
     let waited = started.elapsed();
@@ -221,7 +228,7 @@ async fn an_error_frame_and_its_close_code_are_one_final_error() {
         .await;
         let session = connect(&emu).await;
         let mut ended = drain(session, LIMIT).await;
-        let err = ended.error.take().expect("an error ends the stream");
+        let err = ended.take_error();
         assert_closed(&err, code, kind, reason, retryable);
         assert_eq!(err.kind(), kind_name);
         assert_eq!(
@@ -238,21 +245,17 @@ async fn an_error_frame_and_its_close_code_are_one_final_error() {
 
 #[tokio::test]
 async fn a_malformed_frame_is_a_decode_error_and_the_session_goes_on() {
-    let emu = Emulator::builder()
-        .faults(Faults {
+    let emu = fast_emulator_with(
+        Faults {
             malformed_frame: true,
             unknown_message: true,
             ..Faults::none()
-        })
-        .script(Script::from_texts(["still here"]))
-        .realtime_tolerance(Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
+        },
+        ["still here"],
+    )
+    .await;
     let mut session = connect(&emu).await;
-    for chunk in chunks(&tone_turns(1, 800, 1500)) {
-        session.send(chunk).await.unwrap();
-    }
+    send_all(&mut session, &tone_turns(1, 800, 1500)).await;
     session.terminate().await.unwrap();
     let ended = drain(session, LIMIT).await;
     assert!(ended.error.is_none(), "{:?}", ended.error);
@@ -279,26 +282,17 @@ async fn a_malformed_frame_is_a_decode_error_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn slow_messages_delay_but_lose_nothing() {
-    let emu = Emulator::builder()
-        .faults(Faults {
+    let emu = fast_emulator_with(
+        Faults {
             slow_messages: Some(Duration::from_millis(30)),
             ..Faults::none()
-        })
-        .script(Script::from_texts(["alpha", "beta", "gamma"]))
-        .realtime_tolerance(Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
-    let mut session = client_for(&emu)
-        .terminate_timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
-    for chunk in chunks(&tone_turns(3, 600, 1500)) {
-        session.send(chunk).await.unwrap();
-    }
+        },
+        ["alpha", "beta", "gamma"],
+    )
+    .await;
+    let mut session =
+        open_session(client_for(&emu).terminate_timeout(Duration::from_secs(30))).await;
+    send_all(&mut session, &tone_turns(3, 600, 1500)).await;
     session.terminate().await.unwrap();
     let ended = drain(session, Duration::from_secs(60)).await;
     assert!(
@@ -317,12 +311,7 @@ async fn slow_messages_delay_but_lose_nothing() {
 #[tokio::test]
 async fn a_bad_key_is_a_1008_close_and_is_not_retried() {
     let emu = Emulator::builder().start().await.unwrap();
-    let client = StreamingClient::builder()
-        .api_key("wrong-key")
-        .base_url(emu.ws_url())
-        .retries(5, Duration::from_millis(500))
-        .build()
-        .unwrap();
+    let client = wrong_key_client(&emu);
     let started = Instant::now();
     let err = client.connect(ConnectionParams::new()).await.unwrap_err();
     assert_closed(
@@ -344,12 +333,7 @@ async fn a_bad_key_in_http_401_mode_is_a_rejected_handshake() {
         .start()
         .await
         .unwrap();
-    let client = StreamingClient::builder()
-        .api_key("wrong-key")
-        .base_url(emu.ws_url())
-        .retries(5, Duration::from_millis(500))
-        .build()
-        .unwrap();
+    let client = wrong_key_client(&emu);
     let started = Instant::now();
     let err = client.connect(ConnectionParams::new()).await.unwrap_err();
     let Error::HandshakeRejected { status, body } = &err else {
@@ -424,7 +408,7 @@ async fn an_invalid_update_configuration_is_a_3006_close() {
         .await
         .unwrap();
     let mut ended = drain(session, LIMIT).await;
-    let err = ended.error.take().expect("an error ends the stream");
+    let err = ended.take_error();
     assert_closed(
         &err,
         3006,
@@ -455,11 +439,8 @@ async fn an_invalid_connection_parameter_is_a_3006_at_connect() {
 
 #[tokio::test]
 async fn audio_faster_than_real_time_is_a_3007_close_and_open_turns_are_lost() {
-    let emu = Emulator::builder()
-        .script(Script::from_texts(["first", "second"]))
-        .start()
-        .await
-        .unwrap();
+    let emu =
+        support::emulator::emulator_with_script(Script::from_texts(["first", "second"])).await;
     let session = connect(&emu).await;
     let (mut sink, events) = session.split();
     // 10 s of audio as fast as the socket takes it; the default tolerance is 1 s ahead.
@@ -473,7 +454,7 @@ async fn audio_faster_than_real_time_is_a_3007_close_and_open_turns_are_lost() {
         sink
     });
     let mut ended = drain(events, LIMIT).await;
-    let err = ended.error.take().expect("an error ends the stream");
+    let err = ended.take_error();
     let Error::Closed {
         code: 3007,
         kind: CloseKind::AudioViolation,
@@ -526,12 +507,9 @@ async fn the_session_cap_is_a_3008_close_after_the_delivered_turns() {
         .unwrap();
     let mut session = connect(&emu).await;
     // One complete turn, then a second that is still open when the cap hits.
-    let audio = one_turn_then_an_open_one();
-    for chunk in chunks(&audio) {
-        session.send(chunk).await.unwrap();
-    }
+    send_all(&mut session, &one_turn_then_an_open_one()).await;
     let mut ended = drain(session, LIMIT).await;
-    let err = ended.error.take().expect("an error ends the stream");
+    let err = ended.take_error();
     assert_closed(
         &err,
         3008,
@@ -591,15 +569,14 @@ async fn inactivity_is_a_3005_close() {
     // Paused clock: the 5 s (the service's minimum) pass instantly; the emulator and the client
     // share this runtime, so their timers jump together.
     let emu = emulator_with(Faults::none()).await;
-    let session = client_for(&emu)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new().inactivity_timeout(5))
-        .await
-        .unwrap();
+    let session = open_session_with(
+        client_for(&emu),
+        ConnectionParams::new().inactivity_timeout(5),
+    )
+    .await;
     let opened = tokio::time::Instant::now();
     let mut ended = drain(session, Duration::from_secs(60)).await;
-    let err = ended.error.take().expect("an error ends the stream");
+    let err = ended.take_error();
     assert_closed(
         &err,
         INACTIVITY_CLOSE_CODE,

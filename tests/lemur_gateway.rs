@@ -49,35 +49,35 @@ fn client(emu: &EmulatorHandle) -> LemurBuilder {
         .retry_delay(Duration::from_millis(10))
 }
 
+/// Asserts that `lemur` translates `text` into `lang` as `expected`.
+async fn assert_translates(lemur: &Lemur, text: &str, lang: &str, expected: &str) {
+    let got = lemur
+        .translate(text, lang)
+        .await
+        .unwrap_or_else(|e| panic!("{text:?} into {lang}: {e:?}"));
+    assert_eq!(got, expected, "{text:?} into {lang}");
+}
+
 #[tokio::test]
 async fn translates_scripted_turns_by_language_code_or_name() {
     let emu = emulator(LlmOptions::default()).await;
     let lemur = client(&emu).build().unwrap();
-    assert_eq!(
-        lemur.translate("Hello, world.", "es").await.unwrap(),
-        "Hola, mundo."
-    );
-    assert_eq!(
-        lemur.translate("Hello, world.", "French").await.unwrap(),
-        "Bonjour, le monde."
-    );
-    assert_eq!(
-        lemur
-            .translate("how are you today", "Spanish")
-            .await
-            .unwrap(),
-        "¿Cómo estás hoy?"
-    );
+    assert_translates(&lemur, "Hello, world.", "es", "Hola, mundo.").await;
+    assert_translates(&lemur, "Hello, world.", "French", "Bonjour, le monde.").await;
+    assert_translates(&lemur, "how are you today", "Spanish", "¿Cómo estás hoy?").await;
 }
 
 #[tokio::test]
 async fn the_emulator_marks_what_it_cannot_translate() {
     let emu = emulator(LlmOptions::default()).await;
     let lemur = client(&emu).build().unwrap();
-    assert_eq!(
-        lemur.translate("Not in the script.", "de").await.unwrap(),
-        "[de] Not in the script."
-    );
+    assert_translates(
+        &lemur,
+        "Not in the script.",
+        "de",
+        "[de] Not in the script.",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -87,10 +87,7 @@ async fn an_openai_style_base_url_ending_in_v1_works() {
         .base_url(format!("{}/v1/", emu.http_url()))
         .build()
         .unwrap();
-    assert_eq!(
-        lemur.translate("Hello, world.", "es").await.unwrap(),
-        "Hola, mundo."
-    );
+    assert_translates(&lemur, "Hello, world.", "es", "Hola, mundo.").await;
 }
 
 #[tokio::test]
@@ -164,10 +161,7 @@ async fn a_429_is_retried_after_the_retry_after_delay() {
     .await;
     let lemur = client(&emu).build().unwrap();
     let start = Instant::now();
-    assert_eq!(
-        lemur.translate("Hello, world.", "es").await.unwrap(),
-        "Hola, mundo."
-    );
+    assert_translates(&lemur, "Hello, world.", "es", "Hola, mundo.").await;
     // The client waited as long as the service asked, not its own 10 ms backoff.
     assert!(
         start.elapsed() >= Duration::from_secs(1),
@@ -215,10 +209,7 @@ async fn server_errors_are_retried_then_succeed() {
     })
     .await;
     let lemur = client(&emu).max_retries(2).build().unwrap();
-    assert_eq!(
-        lemur.translate("Hello, world.", "es").await.unwrap(),
-        "Hola, mundo."
-    );
+    assert_translates(&lemur, "Hello, world.", "es", "Hola, mundo.").await;
 }
 
 #[tokio::test]
@@ -233,10 +224,7 @@ async fn server_errors_beyond_the_retry_budget_are_reported() {
     assert_eq!(e.code(), Some(500));
     assert!(e.to_string().contains("Internal server error"), "{e}");
     // The fourth request would have succeeded: exactly three were made.
-    assert_eq!(
-        lemur.translate("Hello, world.", "es").await.unwrap(),
-        "Hola, mundo."
-    );
+    assert_translates(&lemur, "Hello, world.", "es", "Hola, mundo.").await;
 }
 
 #[tokio::test]
@@ -299,10 +287,7 @@ async fn a_working_legacy_route_uses_the_historical_shapes() {
     })
     .await;
     let lemur = client(&emu).backend(Backend::LegacyLemur).build().unwrap();
-    assert_eq!(
-        lemur.translate("Hello, world.", "es").await.unwrap(),
-        "Hola, mundo."
-    );
+    assert_translates(&lemur, "Hello, world.", "es", "Hola, mundo.").await;
     assert_eq!(
         lemur
             .task("Translate into Italian.", "Hello, world.")
@@ -336,10 +321,7 @@ async fn legacy_server_errors_are_retried_too() {
     })
     .await;
     let lemur = client(&emu).backend(Backend::LegacyLemur).build().unwrap();
-    assert_eq!(
-        lemur.translate("Hello, world.", "es").await.unwrap(),
-        "Hola, mundo."
-    );
+    assert_translates(&lemur, "Hello, world.", "es", "Hola, mundo.").await;
 }
 
 /// Collects everything logged, at every level, into a buffer.
@@ -374,10 +356,7 @@ async fn trace_logs_of_requests_retries_and_failures_never_contain_the_key() {
     })
     .await;
     let lemur = client(&emu).build().unwrap();
-    assert_eq!(
-        lemur.translate("Hello, world.", "es").await.unwrap(),
-        "Hola, mundo."
-    );
+    assert_translates(&lemur, "Hello, world.", "es", "Hola, mundo.").await;
     let wrong = client(&emu)
         .api_key("wrong-key-in-logs-42")
         .build()

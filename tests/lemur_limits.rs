@@ -8,14 +8,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use assemblyai_streaming::Error;
-use assemblyai_streaming::lemur::{DEFAULT_MAX_RESPONSE_BYTES, Lemur, LemurBuilder};
+use assemblyai_streaming::lemur::{DEFAULT_MAX_RESPONSE_BYTES, LemurBuilder};
 use support::transport::*;
 
 fn lemur(url: &str) -> LemurBuilder {
-    Lemur::builder()
-        .api_key("k")
-        .base_url(url)
-        .no_proxy()
+    direct_lemur(url)
         .retry_delay(Duration::from_millis(1))
         .timeout(Duration::from_secs(20))
 }
@@ -41,12 +38,7 @@ async fn an_endless_success_body_stops_at_the_limit_promptly_with_flat_memory() 
     .await;
     let before = peak_rss_kb();
     let started = Instant::now();
-    let err = lemur(&url)
-        .build()
-        .unwrap()
-        .translate("Hello", "es")
-        .await
-        .unwrap_err();
+    let err = translate_hello(lemur(&url)).await.unwrap_err();
     let took = started.elapsed();
     assert!(
         matches!(err, Error::ResponseTooLarge { limit } if limit == DEFAULT_MAX_RESPONSE_BYTES),
@@ -88,11 +80,7 @@ async fn the_limit_is_configurable_and_a_declared_length_over_it_is_refused_unre
         "a".repeat(5000)
     );
     let (url, _) = http_server(Reply::Full(json_response("200 OK", &body))).await;
-    let err = lemur(&url)
-        .max_response_bytes(4096)
-        .build()
-        .unwrap()
-        .translate("Hello", "es")
+    let err = translate_hello(lemur(&url).max_response_bytes(4096))
         .await
         .unwrap_err();
     assert!(
@@ -101,12 +89,7 @@ async fn the_limit_is_configurable_and_a_declared_length_over_it_is_refused_unre
     );
     // The same body fits the default limit.
     assert_eq!(
-        lemur(&url)
-            .build()
-            .unwrap()
-            .translate("Hello", "es")
-            .await
-            .unwrap(),
+        translate_hello(lemur(&url)).await.unwrap(),
         "a".repeat(5000)
     );
     assert_eq!(
@@ -128,11 +111,7 @@ async fn an_endless_error_body_is_read_to_its_first_kib() {
         })
         .await;
         let started = Instant::now();
-        let err = lemur(&url)
-            .max_retries(1)
-            .build()
-            .unwrap()
-            .translate("Hello", "es")
+        let err = translate_hello(lemur(&url).max_retries(1))
             .await
             .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(5), "{status}");

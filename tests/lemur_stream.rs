@@ -15,11 +15,7 @@ use futures::StreamExt;
 use support::transport::*;
 
 fn lemur(url: &str) -> LemurBuilder {
-    Lemur::builder()
-        .api_key("k")
-        .base_url(url)
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
+    direct_lemur(url).timeout(Duration::from_secs(5))
 }
 
 /// The server sends `body` cut into these pieces, `gap` apart, then closes.
@@ -40,6 +36,11 @@ async fn collect(lemur: &Lemur) -> Vec<Result<String>> {
         .await
 }
 
+/// [`collect`] with a [`lemur`] client of the server at `url`.
+async fn stream_items(url: &str) -> Vec<Result<String>> {
+    collect(&lemur(url).build().unwrap()).await
+}
+
 fn texts(items: &[Result<String>]) -> String {
     items
         .iter()
@@ -52,7 +53,7 @@ fn texts(items: &[Result<String>]) -> String {
 async fn deltas_arrive_in_order_and_the_request_asks_for_a_stream() {
     let body = sse_body(&["Hola", ", ", "mundo", "."], true);
     let (url, seen) = sse(vec![body.into_bytes()], Duration::ZERO).await;
-    let items = collect(&lemur(&url).build().unwrap()).await;
+    let items = stream_items(&url).await;
     let deltas: Vec<String> = items.into_iter().map(|i| i.unwrap()).collect();
     assert_eq!(deltas, ["Hola", ", ", "mundo", "."]);
 
@@ -84,7 +85,7 @@ async fn chunk_boundaries_anywhere_give_the_same_deltas() {
     for pieces in splits {
         let sizes: Vec<usize> = pieces.iter().map(Vec::len).collect();
         let (url, _) = sse(pieces, Duration::from_millis(1)).await;
-        let items = collect(&lemur(&url).build().unwrap()).await;
+        let items = stream_items(&url).await;
         assert!(items.iter().all(|i| i.is_ok()), "{sizes:?}: {items:?}");
         assert_eq!(texts(&items), "¿Cómo estás hoy?", "{sizes:?}");
     }
@@ -104,7 +105,7 @@ async fn comments_crlf_event_fields_and_unknown_members_are_tolerated() {
         "data:[DONE]\r\n\r\n",
     );
     let (url, _) = sse(vec![body.as_bytes().to_vec()], Duration::ZERO).await;
-    let items = collect(&lemur(&url).build().unwrap()).await;
+    let items = stream_items(&url).await;
     assert!(items.iter().all(|i| i.is_ok()), "{items:?}");
     assert_eq!(texts(&items), "Hola");
 }
@@ -113,7 +114,7 @@ async fn comments_crlf_event_fields_and_unknown_members_are_tolerated() {
 async fn a_stream_that_stops_without_done_ends_with_a_typed_error_after_its_deltas() {
     let body = sse_body(&["Hola", " mundo"], false);
     let (url, _) = sse(vec![body.into_bytes()], Duration::ZERO).await;
-    let items = collect(&lemur(&url).build().unwrap()).await;
+    let items = stream_items(&url).await;
     assert_eq!(items.len(), 3, "{items:?}");
     assert_eq!(texts(&items), "Hola mundo");
     let err = items[2].as_ref().unwrap_err();
@@ -126,7 +127,7 @@ async fn a_stream_that_stops_without_done_ends_with_a_typed_error_after_its_delt
         Duration::ZERO,
     )
     .await;
-    let items = collect(&lemur(&url).build().unwrap()).await;
+    let items = stream_items(&url).await;
     assert!(
         matches!(&items[..], [Err(Error::ConnectionLost { .. })]),
         "{items:?}"
@@ -138,7 +139,7 @@ async fn an_error_object_inside_the_stream_is_an_api_error() {
     let body = "data: {\"choices\":[{\"delta\":{\"content\":\"Ho\"}}]}\n\n\
                 data: {\"error\":{\"code\":502,\"message\":\"upstream went away\"}}\n\n";
     let (url, _) = sse(vec![body.as_bytes().to_vec()], Duration::ZERO).await;
-    let items = collect(&lemur(&url).build().unwrap()).await;
+    let items = stream_items(&url).await;
     assert_eq!(items.len(), 2, "{items:?}");
     assert!(
         matches!(&items[1], Err(Error::Api { status: 502, message, .. }) if message == "upstream went away"),
@@ -149,7 +150,7 @@ async fn an_error_object_inside_the_stream_is_an_api_error() {
 #[tokio::test]
 async fn a_chunk_that_is_not_json_is_a_decode_error() {
     let (url, _) = sse(vec![b"data: {nope\n\n".to_vec()], Duration::ZERO).await;
-    let items = collect(&lemur(&url).build().unwrap()).await;
+    let items = stream_items(&url).await;
     assert!(
         matches!(&items[..], [Err(Error::Decode { .. })]),
         "{items:?}"
@@ -163,7 +164,7 @@ async fn a_refused_request_is_the_only_item() {
         r#"{"error":"Unauthorized","request_id":"r-9"}"#,
     )))
     .await;
-    let items = collect(&lemur(&url).build().unwrap()).await;
+    let items = stream_items(&url).await;
     assert!(
         matches!(&items[..], [Err(e @ Error::Api { status: 401, .. })] if e.kind() == "unauthorized"),
         "{items:?}"

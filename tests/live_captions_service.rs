@@ -193,7 +193,7 @@ async fn caption_sample(
     silence: Duration,
     done: fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let (chunks, script) = support::resilient::sample();
+    let (chunks, script) = support::emulator::bundled_sample();
     let emu = Emulator::builder()
         .script(script)
         .script_across_sessions(true)
@@ -281,7 +281,7 @@ fn of<'a>(messages: &'a [Value], event: &str) -> Vec<&'a Value> {
 /// The three scripted finals once, whole, in order, numbered on one timeline, with the one
 /// reconnect told to the page between the first and the second.
 fn assert_captions_went_on(messages: &[Value]) -> &Value {
-    let scripted: Vec<String> = support::resilient::sample()
+    let scripted: Vec<String> = support::emulator::bundled_sample()
         .1
         .turns
         .iter()

@@ -27,23 +27,15 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 #[tokio::test(start_paused = true)]
 async fn three_hours_of_real_time_audio_run_into_the_3008_cap() {
-    let emu = Emulator::builder()
-        .script(Script::from_texts(["early turn"]))
-        .start()
-        .await
-        .unwrap();
-    let session = client_for(&emu)
-        .frame_duration(Duration::from_secs(1))
-        .build()
-        .unwrap()
-        .connect(
-            // μ-law at 8 kHz: 8 KB per second of audio keeps 3 hours at ~86 MB of socket traffic.
-            ConnectionParams::new()
-                .encoding(Encoding::PcmMulaw)
-                .sample_rate(8_000),
-        )
-        .await
-        .unwrap();
+    let emu = support::emulator::emulator_with_script(Script::from_texts(["early turn"])).await;
+    let session = open_session_with(
+        client_for(&emu).frame_duration(Duration::from_secs(1)),
+        // μ-law at 8 kHz: 8 KB per second of audio keeps 3 hours at ~86 MB of socket traffic.
+        ConnectionParams::new()
+            .encoding(Encoding::PcmMulaw)
+            .sample_rate(8_000),
+    )
+    .await;
     let opened = Instant::now();
     let (mut sink, events) = session.split();
     let producer = tokio::spawn(async move {
@@ -67,7 +59,7 @@ async fn three_hours_of_real_time_audio_run_into_the_3008_cap() {
     let mut ended = drain(events, 4 * HOUR).await;
     let lasted = opened.elapsed();
     let seconds_sent = producer.await.unwrap();
-    let err = ended.error.take().expect("the cap ends the stream");
+    let err = ended.take_error();
     match &err {
         Error::Closed { code, kind, reason } => assert_eq!(
             (*code, *kind, reason.as_str()),
@@ -125,18 +117,16 @@ async fn a_token_cap_of_60_seconds_is_a_3008_after_60_seconds() {
         .create_temporary_token(600, Some(60))
         .await
         .unwrap();
-    let session = StreamingClient::builder()
-        .token(token)
-        .base_url(emu.ws_url())
-        .keep_alive_interval(Some(Duration::from_secs(10)))
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = open_session(
+        StreamingClient::builder()
+            .token(token)
+            .base_url(emu.ws_url())
+            .keep_alive_interval(Some(Duration::from_secs(10))),
+    )
+    .await;
     let opened = Instant::now();
     let mut ended = drain(session, HOUR).await;
-    let err = ended.error.take().expect("the token cap ends the stream");
+    let err = ended.take_error();
     assert_eq!(err.code(), Some(3008), "{err:?}");
     assert_eq!(err.kind(), "session_expired");
     assert!(err.is_retryable());
@@ -152,13 +142,11 @@ async fn keep_alives_carry_a_session_through_an_hour_of_silence() {
     // The emulator closes a session idle for inactivity_timeout (60 s here). A KeepAlive every
     // 30 s of idleness keeps it open for a silent hour, after which it terminates normally.
     let emu = Emulator::builder().start().await.unwrap();
-    let mut session = client_for(&emu)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new().inactivity_timeout(60))
-        .await
-        .unwrap();
+    let mut session = open_session_with(
+        client_for(&emu).keep_alive_interval(Some(Duration::from_secs(30))),
+        ConnectionParams::new().inactivity_timeout(60),
+    )
+    .await;
     tokio::time::sleep(HOUR).await;
     let termination = session.terminate().await.expect("still open after an hour");
     let ended = drain(session, Duration::from_secs(10)).await;
@@ -168,15 +156,14 @@ async fn keep_alives_carry_a_session_through_an_hour_of_silence() {
 
     // Without keep-alives the same silence ends the session after 60 s, with the emulator's
     // inactivity close.
-    let session = client_for(&emu)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new().inactivity_timeout(60))
-        .await
-        .unwrap();
+    let session = open_session_with(
+        client_for(&emu),
+        ConnectionParams::new().inactivity_timeout(60),
+    )
+    .await;
     let opened = Instant::now();
     let mut ended = drain(session, HOUR).await;
-    let err = ended.error.take().expect("inactivity ends the stream");
+    let err = ended.take_error();
     assert_eq!(err.code(), Some(INACTIVITY_CLOSE_CODE));
     assert!(
         opened.elapsed() >= Duration::from_secs(60) && opened.elapsed() < Duration::from_secs(62)
@@ -187,36 +174,28 @@ async fn keep_alives_carry_a_session_through_an_hour_of_silence() {
 async fn an_hour_of_silence_sends_exactly_one_keep_alive_per_idle_interval() {
     let keep_alives = Arc::new(AtomicUsize::new(0));
     let counter = keep_alives.clone();
-    let server = serve(
-        |_| None,
-        move |mut ws, _| {
-            let counter = counter.clone();
-            async move {
-                ws.send(begin()).await.unwrap();
-                while let Some(Ok(msg)) = ws.next().await {
-                    if let Message::Text(t) = msg {
-                        if t.as_str().contains("KeepAlive") {
-                            counter.fetch_add(1, Ordering::SeqCst);
-                        } else if t.as_str().contains("Terminate") {
-                            break;
-                        }
+    let server = serve_script(move |mut ws, _| {
+        let counter = counter.clone();
+        async move {
+            ws.send(begin()).await.unwrap();
+            while let Some(Ok(msg)) = ws.next().await {
+                if let Message::Text(t) = msg {
+                    if t.as_str().contains("KeepAlive") {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    } else if t.as_str().contains("Terminate") {
+                        break;
                     }
                 }
-                ws.send(termination()).await.unwrap();
-                close(&mut ws, 1000, "").await;
             }
-        },
+            ws.send(termination()).await.unwrap();
+            close(&mut ws, 1000, "").await;
+        }
+    })
+    .await;
+    let mut session = open_session(
+        default_client(&server.url).keep_alive_interval(Some(Duration::from_secs(30))),
     )
     .await;
-    let mut session = StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(&server.url)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
     // 15 s past the hour, so the 120th KeepAlive (at 3600 s) is not a tie with the wake-up.
     tokio::time::sleep(HOUR + Duration::from_secs(15)).await;
     assert_eq!(keep_alives.load(Ordering::SeqCst), 120);

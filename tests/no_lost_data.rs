@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use assemblyai_streaming::emulator::{Emulator, Faults, Script};
+use assemblyai_streaming::emulator::Faults;
 use assemblyai_streaming::{AudioChunk, ConnectionParams, Encoding, StreamingClient, TurnEvent};
 use futures::{SinkExt, StreamExt};
 use proptest::prelude::*;
@@ -125,21 +125,13 @@ proptest! {
 /// a consumer that sleeps `consumer_delay` after every event.
 async fn all_turns_arrive(n: usize, faults: Faults, consumer_delay: Duration, event_buffer: usize) {
     let texts: Vec<String> = (0..n).map(|i| format!("turn number {i}")).collect();
-    let emu = Emulator::builder()
-        .script(Script::from_texts(texts.clone()))
-        .faults(faults)
-        .realtime_tolerance(Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
-    let session = client_for(&emu)
-        .event_buffer(event_buffer)
-        .terminate_timeout(Duration::from_secs(120))
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let emu = fast_emulator_with(faults, texts.clone()).await;
+    let session = open_session(
+        client_for(&emu)
+            .event_buffer(event_buffer)
+            .terminate_timeout(Duration::from_secs(120)),
+    )
+    .await;
     let handle = session.handle();
     let (mut sink, mut events) = session.split();
     let audio = tone_turns(n, 600, 1500);
@@ -200,12 +192,7 @@ async fn every_turn_arrives_from_a_server_that_delays_its_messages() {
 async fn the_last_turn_is_not_lost_when_terminate_ends_it() {
     // The audio ends mid-utterance: the open turn is ended by Terminate, and its final comes
     // before Termination.
-    let emu = Emulator::builder()
-        .script(Script::from_texts(["complete turn", "cut by terminate"]))
-        .realtime_tolerance(Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
+    let emu = fast_emulator_with(Faults::none(), ["complete turn", "cut by terminate"]).await;
     let mut session = connect(&emu).await;
     let mut audio = tone_turns(1, 800, 1500);
     audio.extend(&tone_turns(1, 900, 0)[200 * BYTES_PER_MS..]);

@@ -32,25 +32,14 @@ fn plain(text: &str) -> String {
 
 /// Runs the driver in `work` (where `node_modules` is) and parses its JSON report.
 fn drive(work: &Path, ca: &Path, args: [&str; 5], force_at_ms: u32) -> serde_json::Value {
-    let out = Command::new("node")
-        .arg(work.join("sdk_driver.mjs"))
-        .args(args)
-        .env("NODE_EXTRA_CA_CERTS", ca)
-        .env("FORCE_AT_MS", force_at_ms.to_string())
-        .output()
-        .expect("run the Node SDK driver");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "driver failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| {
-        panic!(
-            "driver output is not JSON ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    driver_report(
+        Command::new("node")
+            .arg(work.join("sdk_driver.mjs"))
+            .args(args)
+            .env("NODE_EXTRA_CA_CERTS", ca)
+            .env("FORCE_AT_MS", force_at_ms.to_string()),
+        "Node SDK driver",
+    )
 }
 
 #[test]

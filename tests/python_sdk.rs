@@ -37,25 +37,10 @@ fn drive_with(
     if let Some(ca) = ca {
         cmd.env("SSL_CERT_FILE", ca);
     }
-    let out = cmd
-        .arg(driver)
-        .args([url, key])
-        .arg(audio)
-        .args(extra)
-        .output()
-        .expect("run the SDK driver");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "driver failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| {
-        panic!(
-            "driver output is not JSON ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    driver_report(
+        cmd.arg(driver).args([url, key]).arg(audio).args(extra),
+        "SDK driver",
+    )
 }
 
 #[test]
@@ -126,19 +111,12 @@ fn official_python_sdk_works_against_the_emulator() {
     // The LLMGateway client: its pydantic models validate usage, SSE chunks and the model list.
     let http_url = emulator.url.replacen("ws://", "http://", 1);
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/gateway_driver.py");
-    let out = Command::new(&python)
-        .arg(driver)
-        .args([http_url.as_str(), key])
-        .output()
-        .expect("run the gateway driver");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "gateway driver failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = driver_report(
+        Command::new(&python)
+            .arg(driver)
+            .args([http_url.as_str(), key]),
+        "gateway driver",
     );
-    let report: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("gateway driver JSON");
     let chat = &report["chat"];
     assert!(chat["prompt_tokens"].as_u64().unwrap() > 0, "{report}");
     assert!(chat["completion_tokens"].as_u64().unwrap() > 0, "{report}");

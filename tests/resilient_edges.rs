@@ -3,16 +3,17 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use assemblyai_streaming::emulator::{Emulator, Faults};
 use assemblyai_streaming::resilient::{ResilientEvent, ResilientSession};
-use assemblyai_streaming::{AudioChunk, ConnectionParams, Error, StreamingClient, TurnEvent};
+use assemblyai_streaming::{AudioChunk, ConnectionParams, Error, TurnEvent};
 use futures::{SinkExt, StreamExt};
+use support::emulator::bundled_sample;
 use support::faults::client_for;
 use support::resilient::*;
-use tokio_tungstenite::tungstenite::Message;
+use support::server::{begin, close, read_log_until_terminate, serve_reporting, termination, turn};
 
 #[tokio::test(start_paused = true)]
 async fn dropping_the_event_stream_ends_the_session() {
@@ -45,12 +46,8 @@ async fn dropping_the_event_stream_ends_the_session() {
 async fn audio_given_faster_than_real_time_is_paced_to_it() {
     // The whole sample at once: a plain session would be closed with 3007 (the emulator allows
     // 1 s ahead); the resilient one sends it at real time.
-    let (chunks, script) = sample();
-    let emu = Emulator::builder()
-        .script(script.clone())
-        .start()
-        .await
-        .unwrap();
+    let (chunks, script) = bundled_sample();
+    let emu = support::emulator::emulator_with_script(script.clone()).await;
     let session =
         ResilientSession::builder(client_for(&emu), ConnectionParams::new().format_turns(true))
             .connect()
@@ -78,18 +75,8 @@ async fn audio_given_faster_than_real_time_is_paced_to_it() {
 
 #[tokio::test(start_paused = true)]
 async fn terminate_returns_termination_after_a_reconnect() {
-    let (chunks, script) = sample();
-    let emu = Emulator::builder()
-        .script(script)
-        .script_across_sessions(true)
-        .faults(Faults {
-            drop_after: Some(Duration::from_secs(5)),
-            faulty_sessions: Some(1),
-            ..Faults::default()
-        })
-        .start()
-        .await
-        .unwrap();
+    let (chunks, _) = bundled_sample();
+    let emu = sample_emulator(drop_first_session_after(Duration::from_secs(5))).await;
     let session = ResilientSession::builder(client_for(&emu), ConnectionParams::new())
         .backoff(Duration::from_millis(50), Duration::from_secs(1))
         .connect()
@@ -116,51 +103,20 @@ async fn terminate_returns_termination_after_a_reconnect() {
 async fn a_connection_lost_during_terminate_is_replaced_and_the_transcript_finished() {
     // Connection 1 takes the audio and drops at `Terminate` without answering; connection 2
     // gets the replay and the `Terminate` again, and finishes.
-    let seen: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
-    let log = seen.clone();
-    let server = support::server::serve(
-        |_| None,
-        move |mut ws, _| {
-            let log = log.clone();
-            async move {
-                ws.send(support::server::begin()).await.unwrap();
-                let n = {
-                    let mut log = log.lock().unwrap();
-                    log.push(Vec::new());
-                    log.len() - 1
-                };
-                while let Some(Ok(msg)) = ws.next().await {
-                    let entry = match msg {
-                        Message::Binary(b) => format!("audio {}", b.len()),
-                        Message::Text(t) => t.to_string(),
-                        _ => continue,
-                    };
-                    let done = entry.contains("\"Terminate\"");
-                    log.lock().unwrap()[n].push(entry);
-                    if done {
-                        break;
-                    }
-                }
-                if n == 0 {
-                    return; // TCP drop instead of Termination
-                }
-                ws.send(support::server::turn(0, true, true, "all of it"))
-                    .await
-                    .unwrap();
-                ws.send(support::server::termination()).await.unwrap();
-                support::server::close(&mut ws, 1000, "").await;
-            }
-        },
-    )
+    // Each connection reports what it was sent.
+    let (server, mut reports) = serve_reporting(|mut ws, seen| async move {
+        ws.send(begin()).await.unwrap();
+        let log = read_log_until_terminate(&mut ws).await;
+        if seen.connection == 0 {
+            return log; // TCP drop instead of Termination
+        }
+        ws.send(turn(0, true, true, "all of it")).await.unwrap();
+        ws.send(termination()).await.unwrap();
+        close(&mut ws, 1000, "").await;
+        log
+    })
     .await;
-    let client = StreamingClient::builder()
-        .api_key(support::server::KEY)
-        .base_url(&server.url);
-    let session = ResilientSession::builder(client, ConnectionParams::new())
-        .backoff(Duration::from_millis(10), Duration::from_millis(10))
-        .connect()
-        .await
-        .unwrap();
+    let session = resilient_session_on(&server.url).await;
     let (sink, events) = session.split();
     // 1 s of audio in 100 ms chunks, then close (Terminate).
     let chunks = vec![AudioChunk::from_pcm16(&[1; 1600]); 10];
@@ -170,8 +126,8 @@ async fn a_connection_lost_during_terminate_is_replaced_and_the_transcript_finis
     assert!(out.terminated() && out.error.is_none(), "{out:#?}");
     assert_eq!(out.transcripts(), ["all of it"]);
     assert_eq!(out.reconnects().len(), 1);
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 2);
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+    let seen = [reports.next().await, reports.next().await];
     // Both connections got the whole second of audio (no final covered any of it), then
     // Terminate.
     for conn in &seen {
@@ -186,7 +142,7 @@ async fn a_connection_lost_during_terminate_is_replaced_and_the_transcript_finis
 
 #[tokio::test(start_paused = true)]
 async fn a_frame_that_cannot_be_decoded_is_reported_and_the_stream_goes_on() {
-    let (chunks, script) = sample();
+    let (chunks, script) = bundled_sample();
     let emu = Emulator::builder()
         .script(script)
         .faults(Faults {

@@ -6,33 +6,22 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use assemblyai_streaming::ConnectionParams;
 use assemblyai_streaming::emulator::{Emulator, EmulatorHandle, Faults};
 use assemblyai_streaming::protocol::UpdateConfiguration;
 use assemblyai_streaming::resilient::{ResilientEvent, ResilientSession, ResilientSessionBuilder};
-use assemblyai_streaming::{ConnectionParams, StreamingClient};
 use futures::{SinkExt, StreamExt};
+use support::emulator::bundled_sample;
 use support::faults::client_for;
 use support::resilient::*;
+use support::server::{begin, close, read_log_until_terminate, serve_reporting, termination};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 
 /// In the middle of "Today we are testing real-time speech recognition." (4.6–7.2 s).
 const MID_SECOND_SENTENCE: Duration = Duration::from_millis(5_800);
-
-async fn emulator(faults: Faults) -> EmulatorHandle {
-    let (_, script) = sample();
-    Emulator::builder()
-        .script(script)
-        .script_across_sessions(true)
-        .faults(faults)
-        .start()
-        .await
-        .unwrap()
-}
 
 fn resilient(emu: &EmulatorHandle) -> ResilientSessionBuilder {
     ResilientSession::builder(client_for(emu), ConnectionParams::new().format_turns(true))
@@ -41,7 +30,7 @@ fn resilient(emu: &EmulatorHandle) -> ResilientSessionBuilder {
 
 /// Streams the sample at real time through `builder` and collects the whole stream.
 async fn stream_sample(builder: ResilientSessionBuilder) -> Collected {
-    let (chunks, _) = sample();
+    let (chunks, _) = bundled_sample();
     let session = builder.connect().await.unwrap();
     let (sink, events) = session.split();
     let feeder = feed_paced(sink, chunks, 32);
@@ -55,7 +44,7 @@ async fn stream_sample(builder: ResilientSessionBuilder) -> Collected {
 
 /// The transcript of the same audio over one healthy connection.
 async fn baseline() -> Collected {
-    let emu = emulator(Faults::none()).await;
+    let emu = sample_emulator(Faults::none()).await;
     let out = stream_sample(resilient(&emu)).await;
     assert!(out.terminated() && out.reconnects().is_empty(), "{out:#?}");
     out
@@ -65,7 +54,7 @@ async fn baseline() -> Collected {
 fn assert_same_transcript(out: &Collected, baseline: &Collected) {
     out.assert_one_timeline();
     assert_eq!(out.transcripts(), baseline.transcripts());
-    let script = sample().1;
+    let script = bundled_sample().1;
     let scripted: Vec<String> = script.turns.iter().map(|t| t.text.clone()).collect();
     assert_eq!(
         out.transcripts(),
@@ -92,25 +81,13 @@ fn assert_same_transcript(out: &Collected, baseline: &Collected) {
 #[tokio::test(start_paused = true)]
 async fn a_tcp_drop_mid_second_sentence_loses_and_repeats_no_word() {
     let baseline = baseline().await;
-    let emu = emulator(Faults {
-        drop_after: Some(MID_SECOND_SENTENCE),
-        faulty_sessions: Some(1),
-        ..Faults::default()
-    })
-    .await;
+    let emu = sample_emulator(drop_first_session_after(MID_SECOND_SENTENCE)).await;
     let out = stream_sample(resilient(&emu)).await;
     assert!(out.error.is_none() && out.terminated(), "{out:#?}");
     assert_same_transcript(&out, &baseline);
     assert_eq!(out.reconnects().len(), 1, "one reconnect event");
     assert!(out.gaps().is_empty());
-    let replayed = out
-        .events
-        .iter()
-        .find_map(|e| match e {
-            ResilientEvent::Reconnected { replayed, .. } => Some(*replayed),
-            _ => None,
-        })
-        .unwrap();
+    let replayed = out.replays()[0];
     // From the end of the first sentence's last word (3.1 s) to the drop (5.8 s).
     assert!(
         replayed >= Duration::from_millis(2_500) && replayed <= Duration::from_millis(2_900),
@@ -124,7 +101,7 @@ async fn server_closes_that_mean_try_again_reconnect() {
     // 1012 service restart, 1011 internal error, 1001 going away, 1013 try later, 3005 server
     // error: each mid-stream, once.
     for code in [1012, 1011, 1001, 1013, 3005] {
-        let emu = emulator(Faults {
+        let emu = sample_emulator(Faults {
             close_after: Some((MID_SECOND_SENTENCE, code)),
             faulty_sessions: Some(1),
             ..Faults::default()
@@ -141,7 +118,7 @@ async fn server_closes_that_mean_try_again_reconnect() {
 async fn closes_a_new_connection_cannot_fix_end_the_stream_without_a_retry() {
     // 1008 credentials, 3006 invalid message, 3007 audio rule, 3009 too many sessions.
     for code in [1008, 3006, 3007, 3009] {
-        let emu = emulator(Faults {
+        let emu = sample_emulator(Faults {
             close_after: Some((MID_SECOND_SENTENCE, code)),
             ..Faults::default()
         })
@@ -160,7 +137,7 @@ async fn closes_a_new_connection_cannot_fix_end_the_stream_without_a_retry() {
 #[tokio::test(start_paused = true)]
 async fn three_drops_in_a_row_past_the_budget_end_with_one_error() {
     // Every session drops after 1 s; two reconnects allowed.
-    let emu = emulator(Faults {
+    let emu = sample_emulator(Faults {
         drop_after: Some(Duration::from_secs(1)),
         ..Faults::default()
     })
@@ -184,12 +161,12 @@ async fn three_drops_in_a_row_past_the_budget_end_with_one_error() {
 
 #[tokio::test(start_paused = true)]
 async fn a_service_that_stays_down_ends_the_stream_with_the_connect_error() {
-    let emu = emulator(Faults {
+    let emu = sample_emulator(Faults {
         drop_after: Some(MID_SECOND_SENTENCE),
         ..Faults::default()
     })
     .await;
-    let (chunks, _) = sample();
+    let (chunks, _) = bundled_sample();
     let session = resilient(&emu).max_reconnects(3).connect().await.unwrap();
     let (sink, events) = session.split();
     let feeder = feed_paced(sink, chunks, 32);
@@ -211,17 +188,12 @@ async fn a_service_that_stays_down_ends_the_stream_with_the_connect_error() {
         .await
         .unwrap()
         .unwrap();
-    assert!(sent < sample().0.len(), "{sent}");
+    assert!(sent < bundled_sample().0.len(), "{sent}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_replay_buffer_smaller_than_the_lost_audio_is_an_audio_gap() {
-    let emu = emulator(Faults {
-        drop_after: Some(MID_SECOND_SENTENCE),
-        faulty_sessions: Some(1),
-        ..Faults::default()
-    })
-    .await;
+    let emu = sample_emulator(drop_first_session_after(MID_SECOND_SENTENCE)).await;
     // 1 s of buffer, no backoff: at the reconnect (5.8 s) the buffer holds 4.8–5.8 s, and
     // 3.2–4.8 s (from the replay start after the first final, to the buffer) cannot be
     // replayed.
@@ -262,14 +234,7 @@ async fn a_replay_buffer_smaller_than_the_lost_audio_is_an_audio_gap() {
         .iter()
         .position(|e| matches!(e, ResilientEvent::Reconnected { .. }));
     assert!(gap_at < reconnect_at);
-    let replayed = out
-        .events
-        .iter()
-        .find_map(|e| match e {
-            ResilientEvent::Reconnected { replayed, .. } => Some(*replayed),
-            _ => None,
-        })
-        .unwrap();
+    let replayed = out.replays()[0];
     assert_eq!(replayed, Duration::from_secs(1));
 }
 
@@ -277,50 +242,22 @@ async fn a_replay_buffer_smaller_than_the_lost_audio_is_an_audio_gap() {
 async fn settings_changed_mid_stream_carry_over_to_the_next_connection() {
     // A scripted server: the first connection takes audio and drops after 2 s; the second
     // records what it is sent first, then finishes normally.
-    let firsts = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let seen = firsts.clone();
-    let server = support::server::serve(
-        |_| None,
-        move |mut ws, _| {
-            let seen = seen.clone();
-            async move {
-                ws.send(support::server::begin()).await.unwrap();
-                let n = { seen.lock().unwrap().len() };
-                if n == 0 {
-                    seen.lock().unwrap().push(String::new());
-                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                        while let Some(Ok(_)) = ws.next().await {}
-                    })
-                    .await;
-                    return; // TCP drop
-                }
-                while let Some(Ok(msg)) = ws.next().await {
-                    match msg {
-                        Message::Text(t) => {
-                            let done = t.as_str().contains("\"Terminate\"");
-                            seen.lock().unwrap().push(t.to_string());
-                            if done {
-                                break;
-                            }
-                        }
-                        Message::Binary(_) => seen.lock().unwrap().push("audio".into()),
-                        _ => {}
-                    }
-                }
-                ws.send(support::server::termination()).await.unwrap();
-                support::server::close(&mut ws, 1000, "").await;
-            }
-        },
-    )
+    let (server, mut reports) = serve_reporting(|mut ws, seen| async move {
+        ws.send(begin()).await.unwrap();
+        if seen.connection == 0 {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(Ok(_)) = ws.next().await {}
+            })
+            .await;
+            return Vec::new(); // TCP drop
+        }
+        let sent = read_log_until_terminate(&mut ws).await;
+        ws.send(termination()).await.unwrap();
+        close(&mut ws, 1000, "").await;
+        sent
+    })
     .await;
-    let client = StreamingClient::builder()
-        .api_key(support::server::KEY)
-        .base_url(&server.url);
-    let session = ResilientSession::builder(client, ConnectionParams::new())
-        .backoff(Duration::from_millis(10), Duration::from_millis(10))
-        .connect()
-        .await
-        .unwrap();
+    let session = resilient_session_on(&server.url).await;
     let handle = session.handle();
     handle
         .update_configuration(UpdateConfiguration {
@@ -345,13 +282,14 @@ async fn settings_changed_mid_stream_carry_over_to_the_next_connection() {
     assert!(out.terminated(), "{out:#?}");
     assert_eq!(out.reconnects().len(), 1);
     assert_eq!(server.connections.load(Ordering::SeqCst), 2);
-    let seen = firsts.lock().unwrap().clone();
+    let _first = reports.next().await;
+    let second = reports.next().await;
     // The second connection gets the settings (later values win) before any audio.
-    let update: serde_json::Value = serde_json::from_str(&seen[1]).unwrap();
+    let update: serde_json::Value = serde_json::from_str(&second[0]).unwrap();
     assert_eq!(update["type"], "UpdateConfiguration");
     assert_eq!(update["max_turn_silence"], 3000);
     assert_eq!(update["vad_threshold"], 0.6);
-    assert_eq!(seen[2], "audio");
+    assert!(second[1].starts_with("audio "), "{second:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -365,11 +303,7 @@ async fn after_a_replay_the_session_catches_up_by_skipping_silence() {
             "Second words.",
         ]))
         .script_across_sessions(true)
-        .faults(Faults {
-            drop_after: Some(Duration::from_secs(30)),
-            faulty_sessions: Some(1),
-            ..Faults::default()
-        })
+        .faults(drop_first_session_after(Duration::from_secs(30)))
         .start()
         .await
         .unwrap();

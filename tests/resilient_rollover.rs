@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use assemblyai_streaming::emulator::{Emulator, Script};
+use assemblyai_streaming::emulator::{Emulator, EmulatorBuilder, EmulatorHandle, Script};
 use assemblyai_streaming::resilient::ResilientSession;
 use assemblyai_streaming::{ConnectionParams, StreamingClient};
 use support::faults::client_for;
@@ -18,6 +18,14 @@ const HOUR: u64 = 3600;
 
 fn script(turns: u64) -> Script {
     Script::from_texts((0..turns).map(|i| format!("Utterance number {i}.")))
+}
+
+/// An emulator whose `script` goes on across sessions, as one conversation would: a session
+/// opened by a rollover says the next turn, not the first.
+fn continuing(script: Script) -> EmulatorBuilder {
+    Emulator::builder()
+        .script(script)
+        .script_across_sessions(true)
 }
 
 /// Every utterance exactly once, in order, numbered 0.. and at its time on the caller's clock.
@@ -45,15 +53,17 @@ fn assert_utterances_at(out: &Collected, starts: &[u64]) {
     }
 }
 
-/// A resilient session on `emu` whose every connection takes a fresh token capped at 60 s;
-/// returns it and the count of tokens minted.
+/// A resilient session on `emu` (8 kHz audio in 1 s frames, formatted turns, `params`) whose
+/// every connection takes a fresh token capped at 60 s; returns it and the count of tokens
+/// minted. Tokens come from a server-side key client; the session itself only sees tokens.
 async fn with_60s_tokens(
-    emu: &assemblyai_streaming::emulator::EmulatorHandle,
+    emu: &EmulatorHandle,
     params: ConnectionParams,
 ) -> (ResilientSession, Arc<AtomicUsize>) {
     let minter = client_for(emu).build().unwrap();
     let minted = Arc::new(AtomicUsize::new(0));
     let count = minted.clone();
+    let params = params.sample_rate(8_000).format_turns(true);
     let session =
         ResilientSession::builder(StreamingClient::builder().base_url(emu.ws_url()), params)
             .frame_duration(Duration::from_secs(1))
@@ -75,9 +85,7 @@ async fn with_60s_tokens(
 async fn seven_hours_roll_over_past_the_three_hour_cap_without_losing_a_turn() {
     let seconds = 7 * HOUR;
     let every = 60;
-    let emu = Emulator::builder()
-        .script(script(seconds / every + 1))
-        .script_across_sessions(true)
+    let emu = continuing(script(seconds / every + 1))
         .start()
         .await
         .unwrap();
@@ -108,34 +116,11 @@ async fn seven_hours_roll_over_past_the_three_hour_cap_without_losing_a_turn() {
 async fn a_60_second_token_cap_rolls_over_every_minute_with_a_fresh_token_each_time() {
     let minutes = 10;
     let every = 7;
-    let emu = Emulator::builder()
-        .script(script(minutes * 60 / every + 1))
-        .script_across_sessions(true)
+    let emu = continuing(script(minutes * 60 / every + 1))
         .start()
         .await
         .unwrap();
-    // Tokens come from a server-side key client; the session itself only ever sees tokens.
-    let minter = client_for(&emu).build().unwrap();
-    let minted = Arc::new(AtomicUsize::new(0));
-    let count = minted.clone();
-    let session = ResilientSession::builder(
-        StreamingClient::builder().base_url(emu.ws_url()),
-        ConnectionParams::new()
-            .sample_rate(8_000)
-            .format_turns(true),
-    )
-    .frame_duration(Duration::from_secs(1))
-    .token_provider(move || {
-        let minter = minter.clone();
-        let count = count.clone();
-        async move {
-            count.fetch_add(1, Ordering::SeqCst);
-            minter.create_temporary_token(600, Some(60)).await
-        }
-    })
-    .connect()
-    .await
-    .unwrap();
+    let (session, minted) = with_60s_tokens(&emu, ConnectionParams::new()).await;
     let (sink, events) = session.split();
     let feeder = feed_utterances(sink, minutes * 60, every);
     let out = collect(events, Duration::from_secs(minutes * 60 + HOUR)).await;
@@ -164,25 +149,8 @@ async fn a_turn_still_spoken_at_the_deadline_is_carried_over_whole() {
     // (from 45 s after each one opened: 45 s, then 90 s as the second was opened at 45 s) find
     // a turn in progress until their deadlines (56.25 s, 101.25 s), so each switch happens
     // mid-turn and the new session transcribes the turn from the replay.
+    let (out, _) = speech_through_the_rollover_windows(ConnectionParams::new()).await;
     let texts = long_texts();
-    let emu = Emulator::builder()
-        .script(Script::from_texts(texts.clone()))
-        .script_across_sessions(true)
-        .start()
-        .await
-        .unwrap();
-    let (session, _) = with_60s_tokens(
-        &emu,
-        ConnectionParams::new()
-            .sample_rate(8_000)
-            .format_turns(true),
-    )
-    .await;
-    let (sink, events) = session.split();
-    let speaking = |s: u64| (44..58).contains(&s) || (89..103).contains(&s);
-    let feeder = feed_seconds(sink, 150, move |s| if speaking(s) { 1000 } else { 0 });
-    let out = collect(events, Duration::from_secs(HOUR)).await;
-    assert_eq!(feeder.await.unwrap(), 2);
     assert!(out.error.is_none() && out.terminated(), "{:?}", out.error);
     assert!(out.rollovers() >= 2, "{}", out.rollovers());
     assert!(
@@ -214,6 +182,23 @@ async fn a_turn_still_spoken_at_the_deadline_is_carried_over_whole() {
     }
 }
 
+/// 150 s of audio with 14 s of continuous speech from 44 s and from 89 s, the [`long_texts`],
+/// through [`with_60s_tokens`] with `params`: 60 s sessions whose rollover windows find a turn
+/// in progress. Returns what the stream yielded and the count of tokens minted.
+async fn speech_through_the_rollover_windows(params: ConnectionParams) -> (Collected, usize) {
+    let emu = continuing(Script::from_texts(long_texts()))
+        .start()
+        .await
+        .unwrap();
+    let (session, minted) = with_60s_tokens(&emu, params).await;
+    let (sink, events) = session.split();
+    let speaking = |s: u64| (44..58).contains(&s) || (89..103).contains(&s);
+    let feeder = feed_seconds(sink, 150, move |s| if speaking(s) { 1000 } else { 0 });
+    let out = collect(events, Duration::from_secs(HOUR)).await;
+    assert_eq!(feeder.await.unwrap(), 2, "utterances spoken");
+    (out, minted.load(Ordering::SeqCst))
+}
+
 /// Two long utterances (about 15 s of words each), so that a 14 s stretch of speech is one turn.
 fn long_texts() -> Vec<String> {
     (0..2)
@@ -242,20 +227,8 @@ async fn the_next_session_waits_for_the_switch_through_heartbeats_and_inactivity
         ),
     ];
     for (name, params) in variants {
+        let (out, minted) = speech_through_the_rollover_windows(params).await;
         let texts = long_texts();
-        let emu = Emulator::builder()
-            .script(Script::from_texts(texts.clone()))
-            .script_across_sessions(true)
-            .start()
-            .await
-            .unwrap();
-        let (session, minted) =
-            with_60s_tokens(&emu, params.sample_rate(8_000).format_turns(true)).await;
-        let (sink, events) = session.split();
-        let speaking = |s: u64| (44..58).contains(&s) || (89..103).contains(&s);
-        let feeder = feed_seconds(sink, 150, move |s| if speaking(s) { 1000 } else { 0 });
-        let out = collect(events, Duration::from_secs(HOUR)).await;
-        assert_eq!(feeder.await.unwrap(), 2);
         assert!(
             out.error.is_none() && out.terminated(),
             "{name}: {:?}",
@@ -267,11 +240,7 @@ async fn the_next_session_waits_for_the_switch_through_heartbeats_and_inactivity
             "{name}: {:?}",
             out.reconnects()
         );
-        assert_eq!(
-            minted.load(Ordering::SeqCst),
-            4,
-            "{name}: no session was opened twice"
-        );
+        assert_eq!(minted, 4, "{name}: no session was opened twice");
         out.assert_one_timeline();
         assert_eq!(out.transcripts(), texts, "{name}");
         let heartbeats = out
@@ -295,20 +264,12 @@ async fn at_the_concurrency_limit_the_rollover_switches_without_overlap() {
     // One session allowed at a time: the session opened ahead of the switch is refused with
     // 3009, so the switch happens at the deadline by closing the live session first; the
     // replay carries the audio of the moment between.
-    let emu = Emulator::builder()
-        .script(script(30))
-        .script_across_sessions(true)
+    let emu = continuing(script(30))
         .max_concurrent_sessions(1)
         .start()
         .await
         .unwrap();
-    let (session, minted) = with_60s_tokens(
-        &emu,
-        ConnectionParams::new()
-            .sample_rate(8_000)
-            .format_turns(true),
-    )
-    .await;
+    let (session, minted) = with_60s_tokens(&emu, ConnectionParams::new()).await;
     let (sink, events) = session.split();
     let feeder = feed_utterances(sink, 170, 7);
     let out = collect(events, Duration::from_secs(HOUR)).await;

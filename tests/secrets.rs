@@ -178,6 +178,24 @@ fn lemur_at(url: &str) -> LemurBuilder {
         .timeout(Duration::from_secs(5))
 }
 
+/// What a caller could print of `translate("Hi", "es")` through the Gateway at `url`.
+async fn shown_translation(url: &str) -> String {
+    shown(&lemur_at(url).build().unwrap().translate("Hi", "es").await)
+}
+
+/// What a caller could print of a legacy LeMUR `task` at `url`.
+async fn shown_legacy_task(url: &str) -> String {
+    let lemur = lemur_at(url).backend(Backend::LegacyLemur).build().unwrap();
+    shown(&lemur.task("p", "t").await)
+}
+
+/// What a caller could print of the items of `translate_stream("Hi", "es")` at `url`.
+async fn shown_stream(url: &str) -> String {
+    let lemur = lemur_at(url).build().unwrap();
+    let items: Vec<_> = lemur.translate_stream("Hi", "es").collect().await;
+    format!("{items:?}")
+}
+
 /// Everything a caller could print of an outcome: the error's `Display` and `Debug`, or the
 /// text it returned.
 fn shown<T: std::fmt::Debug>(result: &Result<T, Error>) -> String {
@@ -307,24 +325,17 @@ async fn server_echoes_of_the_key_token_or_proxy_password_never_reach_an_error_o
                 "500 Internal Server Error",
             ] {
                 let (url, _) = http_server(Reply::Full(json_response(status, body))).await;
-                let chat = lemur_at(&url).build().unwrap().translate("Hi", "es").await;
-                rows.push((format!("gateway {status} body #{i}.{j}"), shown(&chat)));
-                let task = lemur_at(&url)
-                    .backend(Backend::LegacyLemur)
-                    .build()
-                    .unwrap()
-                    .task("p", "t")
-                    .await;
-                rows.push((format!("lemur {status} body #{i}.{j}"), shown(&task)));
-                let stream: Vec<_> = lemur_at(&url)
-                    .build()
-                    .unwrap()
-                    .translate_stream("Hi", "es")
-                    .collect()
-                    .await;
+                rows.push((
+                    format!("gateway {status} body #{i}.{j}"),
+                    shown_translation(&url).await,
+                ));
+                rows.push((
+                    format!("lemur {status} body #{i}.{j}"),
+                    shown_legacy_task(&url).await,
+                ));
                 rows.push((
                     format!("stream open {status} body #{i}.{j}"),
-                    format!("{stream:?}"),
+                    shown_stream(&url).await,
                 ));
             }
         }
@@ -335,22 +346,23 @@ async fn server_echoes_of_the_key_token_or_proxy_password_never_reach_an_error_o
             echo.replace('…', "")
         );
         let (url, _) = http_server(Reply::Full(header_echo)).await;
-        let r = lemur_at(&url).build().unwrap().translate("Hi", "es").await;
-        rows.push((format!("x-request-id echo #{i}"), shown(&r)));
+        rows.push((
+            format!("x-request-id echo #{i}"),
+            shown_translation(&url).await,
+        ));
 
         // 4. Success bodies: an undecodable one (kept as the decode payload), a completion
         //    that repeats the key, and the same over SSE (delta, error event, bad chunk).
         let bad_json = format!(r#"{{"choices":[{quoted}"#);
         let (url, _) = http_server(Reply::Full(json_response("200 OK", &bad_json))).await;
-        let r = lemur_at(&url).build().unwrap().translate("Hi", "es").await;
-        rows.push((format!("undecodable 200 #{i}"), shown(&r)));
-        let r = lemur_at(&url)
-            .backend(Backend::LegacyLemur)
-            .build()
-            .unwrap()
-            .task("p", "t")
-            .await;
-        rows.push((format!("undecodable legacy 200 #{i}"), shown(&r)));
+        rows.push((
+            format!("undecodable 200 #{i}"),
+            shown_translation(&url).await,
+        ));
+        rows.push((
+            format!("undecodable legacy 200 #{i}"),
+            shown_legacy_task(&url).await,
+        ));
         let completion = json_response(
             "200 OK",
             &serde_json::json!({"choices":[{"message":{"content": echo}}], "response": echo})
@@ -367,13 +379,9 @@ async fn server_echoes_of_the_key_token_or_proxy_password_never_reach_an_error_o
             .await
             .map(|r| r.text().map(str::to_owned));
         rows.push((format!("chat response #{i}"), shown(&chat)));
-        let legacy = lemur_at(&url)
-            .backend(Backend::LegacyLemur)
-            .build()
-            .unwrap();
         rows.push((
             format!("legacy completion #{i}"),
-            shown(&legacy.task("p", "t").await),
+            shown_legacy_task(&url).await,
         ));
 
         let sse_bodies = [
@@ -390,13 +398,7 @@ async fn server_echoes_of_the_key_token_or_proxy_password_never_reach_an_error_o
                 open_head("200 OK", "text/event-stream")
             )))
             .await;
-            let items: Vec<_> = lemur_at(&url)
-                .build()
-                .unwrap()
-                .translate_stream("Hi", "es")
-                .collect()
-                .await;
-            rows.push((format!("sse #{i}.{j}"), format!("{items:?}")));
+            rows.push((format!("sse #{i}.{j}"), shown_stream(&url).await));
         }
     }
 

@@ -2,25 +2,23 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use assemblyai_streaming::protocol::UpdateConfiguration;
 use assemblyai_streaming::{
-    AudioChunk, CloseKind, ConnectionParams, Error, StreamingClient, TimeoutKind, TurnEvent,
+    AudioChunk, CloseKind, ConnectionParams, Error, StreamingClient, StreamingClientBuilder,
+    TimeoutKind, TurnEvent,
 };
 use futures::{SinkExt, StreamExt};
 use support::server::*;
-use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
-fn client(url: &str) -> StreamingClient {
-    support::server::client_builder(KEY, url)
+/// A client for the scripted server at `url`: 2 s waits, two connect retries 50 ms apart.
+fn client(url: &str) -> StreamingClientBuilder {
+    client_builder(KEY, url)
         .terminate_timeout(Duration::from_secs(2))
         .retries(2, Duration::from_millis(50))
-        .build()
-        .unwrap()
 }
 
 async fn collect(
@@ -43,34 +41,24 @@ fn tenth_second() -> AudioChunk {
 
 #[tokio::test]
 async fn a_session_begins_streams_turns_and_terminates() {
-    let frames_seen = Arc::new(Mutex::new(Vec::new()));
-    let seen2 = frames_seen.clone();
-    let server = serve(
-        |_| None,
-        move |mut ws, seen| {
-            let frames_seen = seen2.clone();
-            async move {
-                assert_eq!(seen.authorization.as_deref(), Some(KEY));
-                assert!(seen.path_and_query.starts_with(
-                    "/v3/ws?speech_model=universal-streaming-english&sample_rate=16000"
-                ));
-                ws.send(begin()).await.unwrap();
-                ws.send(turn(0, false, false, "hello")).await.unwrap();
-                let (frames, texts) = read_until_terminate(&mut ws).await;
-                frames_seen.lock().await.extend(frames);
-                assert_eq!(texts, [r#"{"type":"Terminate"}"#]);
-                ws.send(turn(0, true, false, "hello world")).await.unwrap();
-                ws.send(termination()).await.unwrap();
-                close(&mut ws, 1000, "").await;
-            }
-        },
-    )
+    let (server, mut reports) = serve_reporting(|mut ws, seen| async move {
+        assert_eq!(seen.authorization.as_deref(), Some(KEY));
+        assert!(
+            seen.path_and_query
+                .starts_with("/v3/ws?speech_model=universal-streaming-english&sample_rate=16000")
+        );
+        ws.send(begin()).await.unwrap();
+        ws.send(turn(0, false, false, "hello")).await.unwrap();
+        let (frames, texts) = read_until_terminate(&mut ws).await;
+        assert_eq!(texts, [r#"{"type":"Terminate"}"#]);
+        ws.send(turn(0, true, false, "hello world")).await.unwrap();
+        ws.send(termination()).await.unwrap();
+        close(&mut ws, 1000, "").await;
+        frames
+    })
     .await;
 
-    let mut session = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let mut session = open_session(client(&server.url)).await;
     assert_eq!(session.id(), "mock-session");
     for _ in 0..5 {
         session.send(tenth_second()).await.unwrap();
@@ -87,31 +75,17 @@ async fn a_session_begins_streams_turns_and_terminates() {
     assert!(matches!(events[2], TurnEvent::Final(ref t) if t.transcript == "hello world"));
     assert!(matches!(events[3], TurnEvent::Termination(_)));
     assert_eq!(events.len(), 4);
-    assert_eq!(*frames_seen.lock().await, [3200; 5]);
+    assert_eq!(reports.next().await, [3200; 5]);
 }
 
 #[tokio::test]
 async fn odd_tiny_and_huge_chunks_are_recut_into_valid_frames_without_loss() {
-    let frames_seen = Arc::new(Mutex::new(Vec::new()));
-    let seen2 = frames_seen.clone();
-    let server = serve(
-        |_| None,
-        move |mut ws, _| {
-            let frames_seen = seen2.clone();
-            async move {
-                ws.send(begin()).await.unwrap();
-                let (frames, _) = read_until_terminate(&mut ws).await;
-                frames_seen.lock().await.extend(frames);
-                ws.send(termination()).await.unwrap();
-                close(&mut ws, 1000, "").await;
-            }
-        },
-    )
+    let (server, mut reports) = serve_reporting(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        end_on_terminate(&mut ws).await.0
+    })
     .await;
-    let session = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = open_session(client(&server.url)).await;
     let (mut sink, events) = session.split();
     let mut total = 0;
     for size in [1usize, 3, 777, 1, 64_001] {
@@ -123,13 +97,29 @@ async fn odd_tiny_and_huge_chunks_are_recut_into_valid_frames_without_loss() {
     sink.close().await.unwrap();
     let events = collect(events).await;
     assert!(matches!(events.last(), Some(Ok(TurnEvent::Termination(_)))));
-    let frames = frames_seen.lock().await.clone();
+    let frames = reports.next().await;
     let (last, full) = frames.split_last().unwrap();
     assert!(full.iter().all(|&f| f == 3200), "{frames:?}");
     // Everything sent arrived; the tail was completed to a sample and padded to 50 ms.
     assert_eq!(full.len(), total / 3200);
     let tail = total % 3200 + total % 2; // completed to a whole sample
     assert_eq!(*last, tail.max(1600), "tail padded to 50 ms");
+}
+
+/// Opens a session on `server` asking for formatted turns, terminates it at once, and returns
+/// every event it yielded (an error fails the test).
+async fn formatted_session_events(server: &MockServer) -> Vec<TurnEvent> {
+    let mut session = open_session_with(
+        client(&server.url),
+        ConnectionParams::new().format_turns(true),
+    )
+    .await;
+    session.terminate().await.unwrap();
+    collect(session)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
 }
 
 #[tokio::test]
@@ -143,15 +133,10 @@ async fn older_formatting_yields_exactly_one_final_the_formatted_one() {
         turn(1, true, true, "Bye now."),
     ])
     .await;
-    let mut session = client(&server.url)
-        .connect(ConnectionParams::new().format_turns(true))
-        .await
-        .unwrap();
-    session.terminate().await.unwrap();
-    let finals: Vec<String> = collect(session)
+    let finals: Vec<String> = formatted_session_events(&server)
         .await
         .into_iter()
-        .filter_map(|e| match e.unwrap() {
+        .filter_map(|e| match e {
             TurnEvent::Final(t) => Some(t.transcript),
             _ => None,
         })
@@ -166,20 +151,10 @@ async fn in_model_formatting_finalizes_on_end_of_turn() {
         turn(0, true, true, "Hi there."),
     ])
     .await;
-    let mut session = client(&server.url)
-        .connect(ConnectionParams::new().format_turns(true))
-        .await
-        .unwrap();
-    session.terminate().await.unwrap();
-    let kinds: Vec<(bool, String)> = collect(session)
+    let kinds: Vec<(bool, String)> = formatted_session_events(&server)
         .await
         .into_iter()
-        .filter_map(|e| {
-            e.unwrap()
-                .turn()
-                .cloned()
-                .map(|t| (t.end_of_turn, t.transcript))
-        })
+        .filter_map(|e| e.turn().cloned().map(|t| (t.end_of_turn, t.transcript)))
         .collect();
     assert_eq!(
         kinds,
@@ -200,19 +175,8 @@ async fn every_close_code_becomes_a_typed_last_error() {
         (4001, CloseKind::Unauthorized),
         (4031, CloseKind::Other),
     ] {
-        let server = serve(
-            |_| None,
-            move |mut ws, _| async move {
-                ws.send(begin()).await.unwrap();
-                ws.send(turn(0, false, false, "partial")).await.unwrap();
-                close(&mut ws, code, "").await;
-            },
-        )
-        .await;
-        let session = client(&server.url)
-            .connect(ConnectionParams::new())
-            .await
-            .unwrap();
+        let server = serve_turn_then_close(turn(0, false, false, "partial"), code, "").await;
+        let session = open_session(client(&server.url)).await;
         let mut events = collect(session).await;
         let last = events.pop().unwrap().unwrap_err();
         match last {
@@ -235,20 +199,18 @@ async fn every_close_code_becomes_a_typed_last_error() {
 
 #[tokio::test]
 async fn an_error_frame_and_its_close_are_reported_once() {
-    let server = serve(|_| None, |mut ws, _| async move {
+    let server = serve_script(|mut ws, _| async move {
         ws.send(begin()).await.unwrap();
-        ws.send(Message::text(
-            r#"{"type":"Error","error_code":3007,"error":"Input duration violation: 20 ms. Expected between 50 and 1000 ms"}"#,
+        ws.send(error_frame(
+            3007,
+            "Input duration violation: 20 ms. Expected between 50 and 1000 ms",
         ))
         .await
         .unwrap();
         close(&mut ws, 3007, "Input duration violation").await;
     })
     .await;
-    let session = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = open_session(client(&server.url)).await;
     let events = collect(session).await;
     let errors: Vec<&Error> = events.iter().filter_map(|e| e.as_ref().err()).collect();
     assert_eq!(errors.len(), 1);
@@ -262,28 +224,20 @@ async fn an_error_frame_and_its_close_are_reported_once() {
 
 #[tokio::test]
 async fn unknown_messages_and_malformed_frames_do_not_end_the_session() {
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            ws.send(Message::text(r#"{"type":"FutureThing","x":[1]}"#))
-                .await
-                .unwrap();
-            ws.send(Message::text("{not json")).await.unwrap();
-            ws.send(Message::text(r#"{"type":"Turn","turn_order":"zero"}"#))
-                .await
-                .unwrap();
-            ws.send(turn(0, true, false, "still here")).await.unwrap();
-            read_until_terminate(&mut ws).await;
-            ws.send(termination()).await.unwrap();
-            close(&mut ws, 1000, "").await;
-        },
-    )
+    let server = serve_script(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        ws.send(Message::text(r#"{"type":"FutureThing","x":[1]}"#))
+            .await
+            .unwrap();
+        ws.send(Message::text("{not json")).await.unwrap();
+        ws.send(Message::text(r#"{"type":"Turn","turn_order":"zero"}"#))
+            .await
+            .unwrap();
+        ws.send(turn(0, true, false, "still here")).await.unwrap();
+        end_on_terminate(&mut ws).await;
+    })
     .await;
-    let mut session = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let mut session = open_session(client(&server.url)).await;
     session.terminate().await.unwrap();
     let events = collect(session).await;
     assert!(matches!(events[1], Ok(TurnEvent::Unknown(ref v)) if v["type"] == "FutureThing"));
@@ -298,24 +252,15 @@ async fn unknown_messages_and_malformed_frames_do_not_end_the_session() {
 
 #[tokio::test]
 async fn a_server_that_never_terminates_cannot_hang_terminate() {
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            read_until_terminate(&mut ws).await;
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        },
-    )
+    let server = serve_script(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        read_until_terminate(&mut ws).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
     .await;
-    let mut session = StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(&server.url)
-        .terminate_timeout(Duration::from_millis(300))
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let mut session =
+        open_session(default_client(&server.url).terminate_timeout(Duration::from_millis(300)))
+            .await;
     let started = std::time::Instant::now();
     let err = session.terminate().await.unwrap_err();
     assert!(
@@ -335,19 +280,13 @@ async fn a_server_that_never_terminates_cannot_hang_terminate() {
 
 #[tokio::test]
 async fn a_dropped_tcp_connection_is_reported_as_connection_lost() {
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            ws.send(turn(0, false, false, "cut")).await.unwrap();
-            drop(ws); // no close frame
-        },
-    )
+    let server = serve_script(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        ws.send(turn(0, false, false, "cut")).await.unwrap();
+        drop(ws); // no close frame
+    })
     .await;
-    let session = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = open_session(client(&server.url)).await;
     let events = collect(session).await;
     assert!(matches!(events[1], Ok(TurnEvent::Partial(_))));
     let err = events.last().unwrap().as_ref().unwrap_err();
@@ -358,29 +297,18 @@ async fn a_dropped_tcp_connection_is_reported_as_connection_lost() {
 #[tokio::test]
 async fn a_slow_consumer_gets_every_event_in_order() {
     const N: u64 = 2000;
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            for i in 0..N {
-                ws.send(turn(i, true, false, &format!("turn {i}")))
-                    .await
-                    .unwrap();
-            }
-            ws.send(termination()).await.unwrap();
-            close(&mut ws, 1000, "").await;
-        },
-    )
+    let server = serve_script(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        for i in 0..N {
+            ws.send(turn(i, true, false, &format!("turn {i}")))
+                .await
+                .unwrap();
+        }
+        ws.send(termination()).await.unwrap();
+        close(&mut ws, 1000, "").await;
+    })
     .await;
-    let session = StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(&server.url)
-        .event_buffer(4)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = open_session(default_client(&server.url).event_buffer(4)).await;
     let (_sink, mut events) = session.split();
     let mut orders = Vec::new();
     while let Some(e) = events.next().await {
@@ -397,10 +325,7 @@ async fn a_slow_consumer_gets_every_event_in_order() {
 #[tokio::test]
 async fn http_401_at_the_handshake_is_final_and_not_retried() {
     let server = serve(|_| Some(401), |_, _| async {}).await;
-    let err = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap_err();
+    let err = connect_error(client(&server.url)).await;
     assert!(
         matches!(err, Error::HandshakeRejected { status: 401, ref body } if body.contains("rejected")),
         "{err:?}"
@@ -411,19 +336,22 @@ async fn http_401_at_the_handshake_is_final_and_not_retried() {
 
 #[tokio::test]
 async fn close_1008_before_begin_is_final_and_not_retried() {
-    let server = serve(|_| None, |mut ws, _| async move {
-        ws.send(Message::text(
-            r#"{"type":"Error","error_code":1008,"error":"Unauthorized Connection: Missing Authorization header"}"#,
+    let server = serve_script(|mut ws, _| async move {
+        ws.send(error_frame(
+            1008,
+            "Unauthorized Connection: Missing Authorization header",
         ))
         .await
         .unwrap();
-        close(&mut ws, 1008, "Unauthorized Connection: Missing Authorization header").await;
+        close(
+            &mut ws,
+            1008,
+            "Unauthorized Connection: Missing Authorization header",
+        )
+        .await;
     })
     .await;
-    let err = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap_err();
+    let err = connect_error(client(&server.url)).await;
     assert_eq!(err.code(), Some(1008));
     assert_eq!(err.kind(), "unauthorized");
     assert!(err.to_string().contains("Missing Authorization header"));
@@ -440,18 +368,12 @@ async fn transient_handshake_failures_are_retried() {
         },
     )
     .await;
-    let session = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = open_session(client(&server.url)).await;
     assert_eq!(session.id(), "mock-session");
     assert_eq!(server.connections.load(Ordering::SeqCst), 3);
 
     let server = serve(|_| Some(503), |_, _| async {}).await;
-    let err = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap_err();
+    let err = connect_error(client(&server.url)).await;
     assert!(matches!(err, Error::HandshakeRejected { status: 503, .. }));
     assert_eq!(
         server.connections.load(Ordering::SeqCst),
@@ -468,34 +390,24 @@ async fn an_unreachable_host_is_a_connect_error() {
         .local_addr()
         .unwrap()
         .port();
-    let err = client(&format!("ws://127.0.0.1:{port}"))
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap_err();
+    let err = connect_error(client(&format!("ws://127.0.0.1:{port}"))).await;
     assert_eq!(err.kind(), "connect", "{err:?}");
     assert!(err.is_retryable());
 }
 
 #[tokio::test]
 async fn a_missing_begin_is_a_connect_timeout() {
-    let server = serve(
-        |_| None,
-        |ws, _| async move {
-            let _open_but_silent = ws;
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        },
+    let server = serve_script(|ws, _| async move {
+        let _open_but_silent = ws;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await;
+    let err = connect_error(
+        default_client(&server.url)
+            .connect_timeout(Duration::from_millis(200))
+            .retries(0, Duration::ZERO),
     )
     .await;
-    let err = StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(&server.url)
-        .connect_timeout(Duration::from_millis(200))
-        .retries(0, Duration::ZERO)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -510,38 +422,15 @@ async fn a_missing_begin_is_a_connect_timeout() {
 
 #[tokio::test]
 async fn control_messages_follow_the_audio_in_order() {
-    let texts_seen = Arc::new(Mutex::new((Vec::<String>::new(), ())));
-    let seen2 = texts_seen.clone();
-    let server = serve(
-        |_| None,
-        move |mut ws, _| {
-            let texts_seen = seen2.clone();
-            async move {
-                ws.send(begin()).await.unwrap();
-                let mut log = Vec::new();
-                while let Some(Ok(msg)) = ws.next().await {
-                    match msg {
-                        Message::Binary(b) => log.push(format!("audio {}", b.len())),
-                        Message::Text(t) => {
-                            log.push(t.to_string());
-                            if t.as_str().contains("Terminate") {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                texts_seen.lock().await.0 = log;
-                ws.send(termination()).await.unwrap();
-                close(&mut ws, 1000, "").await;
-            }
-        },
-    )
+    let (server, mut reports) = serve_reporting(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        let log = read_log_until_terminate(&mut ws).await;
+        ws.send(termination()).await.unwrap();
+        close(&mut ws, 1000, "").await;
+        log
+    })
     .await;
-    let mut session = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let mut session = open_session(client(&server.url)).await;
     session.send(tenth_second()).await.unwrap();
     session.force_endpoint().await.unwrap();
     session
@@ -554,7 +443,7 @@ async fn control_messages_follow_the_audio_in_order() {
     session.keep_alive().await.unwrap();
     session.terminate().await.unwrap();
     assert_eq!(
-        texts_seen.lock().await.0,
+        reports.next().await,
         [
             "audio 3200",
             r#"{"type":"ForceEndpoint"}"#,
@@ -567,34 +456,19 @@ async fn control_messages_follow_the_audio_in_order() {
 
 #[tokio::test]
 async fn keep_alive_is_sent_only_after_the_idle_interval() {
-    let count = Arc::new(Mutex::new(0usize));
-    let count2 = count.clone();
-    let server = serve(
-        |_| None,
-        move |mut ws, _| {
-            let count = count2.clone();
-            async move {
-                ws.send(begin()).await.unwrap();
-                let (_, texts) = read_until_terminate(&mut ws).await;
-                *count.lock().await = texts.iter().filter(|t| t.contains("KeepAlive")).count();
-                ws.send(termination()).await.unwrap();
-                close(&mut ws, 1000, "").await;
-            }
-        },
+    let (server, mut reports) = serve_reporting(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        let (_, texts) = end_on_terminate(&mut ws).await;
+        texts.iter().filter(|t| t.contains("KeepAlive")).count()
+    })
+    .await;
+    let mut session = open_session(
+        default_client(&server.url).keep_alive_interval(Some(Duration::from_millis(100))),
     )
     .await;
-    let mut session = StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(&server.url)
-        .keep_alive_interval(Some(Duration::from_millis(100)))
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
     tokio::time::sleep(Duration::from_millis(550)).await;
     session.terminate().await.unwrap();
-    let n = *count.lock().await;
+    let n = reports.next().await;
     assert!(
         (3..=6).contains(&n),
         "{n} keep-alives in 550 ms at 100 ms idle"
@@ -603,61 +477,36 @@ async fn keep_alive_is_sent_only_after_the_idle_interval() {
 
 #[tokio::test]
 async fn dropping_the_session_closes_the_socket() {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let tx = Arc::new(Mutex::new(Some(tx)));
-    let server = serve(
-        |_| None,
-        move |mut ws, _| {
-            let tx = tx.clone();
-            async move {
-                ws.send(begin()).await.unwrap();
-                let mut saw_close = false;
-                while let Some(Ok(msg)) = ws.next().await {
-                    saw_close |= matches!(msg, Message::Close(_));
-                }
-                let _ = tx.lock().await.take().unwrap().send(saw_close);
-            }
-        },
-    )
+    let (server, mut reports) = serve_reporting(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        let mut saw_close = false;
+        while let Some(Ok(msg)) = ws.next().await {
+            saw_close |= matches!(msg, Message::Close(_));
+        }
+        saw_close
+    })
     .await;
-    let session = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = open_session(client(&server.url)).await;
     drop(session);
-    let saw_close = tokio::time::timeout(Duration::from_secs(3), rx)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(saw_close);
+    assert!(reports.next().await, "the server saw a close frame");
 }
 
 #[tokio::test]
 async fn a_temporary_token_travels_in_the_query_not_the_header() {
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let seen2 = seen.clone();
-    let server = serve(
-        |_| None,
-        move |mut ws, s| {
-            let seen = seen2.clone();
-            async move {
-                *seen.lock().await = s;
-                ws.send(begin()).await.unwrap();
-                close(&mut ws, 1000, "").await;
-            }
-        },
+    let (server, mut reports) = serve_reporting(|mut ws, seen| async move {
+        ws.send(begin()).await.unwrap();
+        close(&mut ws, 1000, "").await;
+        seen
+    })
+    .await;
+    let session = open_session(
+        StreamingClient::builder()
+            .token("tmp token/1")
+            .base_url(&server.url),
     )
     .await;
-    let session = StreamingClient::builder()
-        .token("tmp token/1")
-        .base_url(&server.url)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
     drop(session);
-    let seen = seen.lock().await.clone();
+    let seen = reports.next().await;
     assert!(
         seen.path_and_query.ends_with("&token=tmp%20token%2F1"),
         "{}",
@@ -669,10 +518,7 @@ async fn a_temporary_token_travels_in_the_query_not_the_header() {
 #[tokio::test]
 async fn sending_after_termination_is_a_typed_error() {
     let server = serve_session(vec![]).await;
-    let mut session = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let mut session = open_session(client(&server.url)).await;
     session.terminate().await.unwrap();
     let err = session.send(tenth_second()).await.unwrap_err();
     assert!(matches!(err, Error::SessionClosed));
@@ -698,14 +544,9 @@ async fn wss_to_a_server_that_is_not_tls_is_an_error_not_a_panic() {
             drop(tcp);
         }
     });
-    let err = StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(format!("wss://localhost:{port}"))
-        .retries(0, Duration::ZERO)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap_err();
+    let err = connect_error(
+        default_client(&format!("wss://localhost:{port}")).retries(0, Duration::ZERO),
+    )
+    .await;
     assert_eq!(err.kind(), "connect", "{err:?}");
 }

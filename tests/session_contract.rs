@@ -6,12 +6,11 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use assemblyai_streaming::{
-    AudioChunk, ConnectionParams, Error, StreamingClient, StreamingClientBuilder, TimeoutKind,
-    TurnEvent,
+    AudioChunk, ConnectionParams, Error, StreamingClientBuilder, TimeoutKind, TurnEvent,
 };
 use futures::{SinkExt, StreamExt};
 use support::server::*;
@@ -19,11 +18,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+/// A client for the scripted server at `url`: 1 s terminate wait, two connect retries 20 ms
+/// apart.
 fn builder(url: &str) -> StreamingClientBuilder {
-    StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(url)
-        .connect_timeout(Duration::from_secs(2))
+    client_builder(KEY, url)
         .terminate_timeout(Duration::from_secs(1))
         .retries(2, Duration::from_millis(20))
 }
@@ -44,27 +42,24 @@ where
     out
 }
 
+/// A server that sends `Begin`, then neither reads nor sends for `hold`: once the TCP window
+/// fills (after a few MB of audio) every write to it blocks.
+async fn serve_begin_then_stall(hold: Duration) -> MockServer {
+    serve_script(move |mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        tokio::time::sleep(hold).await;
+        drop(ws);
+    })
+    .await
+}
+
 // ----- 1. every wait is bounded --------------------------------------------------------------
 
 #[tokio::test]
 async fn a_server_that_stops_reading_cannot_hang_terminate_or_the_stream() {
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            // Never read again: the TCP window fills after a few MB of audio.
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            drop(ws);
-        },
-    )
-    .await;
-    let session = builder(&server.url)
-        .write_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let server = serve_begin_then_stall(Duration::from_secs(30)).await;
+    let session =
+        open_session(builder(&server.url).write_timeout(Duration::from_millis(500))).await;
     let handle = session.handle();
     let (mut sink, events) = session.split();
     let feeder = tokio::spawn(async move {
@@ -114,61 +109,47 @@ async fn a_server_that_stops_reading_cannot_hang_terminate_or_the_stream() {
 
 #[tokio::test]
 async fn a_paused_consumer_neither_stalls_pings_nor_grows_memory_and_loses_no_final() {
-    let pong_late = Arc::new(AtomicBool::new(false));
-    let late = pong_late.clone();
-    let server = serve(
-        |_| None,
-        move |mut ws, _| {
-            let late = late.clone();
-            async move {
-                ws.send(begin()).await.unwrap();
-                for i in 0..3000 {
-                    ws.feed(turn(0, false, false, &format!("word {i}")))
-                        .await
-                        .unwrap();
-                }
-                ws.flush().await.unwrap();
-                // Ping every 200 ms for 2.5 s; a pong later than 1 s closes 1011.
-                for _ in 0..12 {
-                    ws.send(Message::Ping(vec![1].into())).await.unwrap();
-                    let pong = tokio::time::timeout(Duration::from_secs(1), async {
-                        while let Some(Ok(m)) = ws.next().await {
-                            if matches!(m, Message::Pong(_)) {
-                                return true;
-                            }
-                        }
-                        false
-                    })
-                    .await;
-                    if !matches!(pong, Ok(true)) {
-                        late.store(true, Ordering::SeqCst);
-                        close(&mut ws, 1011, "pong late").await;
-                        return;
+    // The script reports whether a pong was late.
+    let (server, mut reports) = serve_reporting(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        for i in 0..3000 {
+            ws.feed(turn(0, false, false, &format!("word {i}")))
+                .await
+                .unwrap();
+        }
+        ws.flush().await.unwrap();
+        // Ping every 200 ms for 2.5 s; a pong later than 1 s closes 1011.
+        for _ in 0..12 {
+            ws.send(Message::Ping(vec![1].into())).await.unwrap();
+            let pong = tokio::time::timeout(Duration::from_secs(1), async {
+                while let Some(Ok(m)) = ws.next().await {
+                    if matches!(m, Message::Pong(_)) {
+                        return true;
                     }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                ws.send(turn(0, true, false, "the final")).await.unwrap();
-                read_until_terminate(&mut ws).await;
-                ws.send(termination()).await.unwrap();
-                close(&mut ws, 1000, "").await;
+                false
+            })
+            .await;
+            if !matches!(pong, Ok(true)) {
+                close(&mut ws, 1011, "pong late").await;
+                return true;
             }
-        },
-    )
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        ws.send(turn(0, true, false, "the final")).await.unwrap();
+        end_on_terminate(&mut ws).await;
+        false
+    })
     .await;
-    let mut session = builder(&server.url)
-        .terminate_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let mut session =
+        open_session(builder(&server.url).terminate_timeout(Duration::from_secs(5))).await;
     // The consumer pauses well past the pong deadline.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let termination = session.terminate().await;
     assert!(termination.is_ok(), "{termination:?}");
     let coalesced = session.coalesced_partials();
     let items = collect(session, Duration::from_secs(5)).await;
-    assert!(!pong_late.load(Ordering::SeqCst), "a pong was late");
+    assert!(!reports.next().await, "a pong was late");
     let events: Vec<_> = items.into_iter().map(|i| i.unwrap()).collect();
     assert!(matches!(events.first(), Some(TurnEvent::Begin(_))));
     assert!(matches!(events.last(), Some(TurnEvent::Termination(_))));
@@ -234,25 +215,17 @@ async fn any_close_before_termination_is_one_error_with_the_code_received() {
             0,
         ),
     ] {
-        let server = serve(
-            |_| None,
-            move |mut ws, _| {
-                let frame = frame.clone();
-                async move {
-                    ws.send(begin()).await.unwrap();
-                    ws.send(turn(0, true, false, "kept")).await.unwrap();
-                    let _ = ws.send(Message::Close(frame)).await;
-                    while let Some(Ok(_)) = ws.next().await {}
-                }
-            },
-        )
+        let server = serve_script(move |mut ws, _| {
+            let frame = frame.clone();
+            async move {
+                ws.send(begin()).await.unwrap();
+                ws.send(turn(0, true, false, "kept")).await.unwrap();
+                let _ = ws.send(Message::Close(frame)).await;
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+        })
         .await;
-        let session = builder(&server.url)
-            .build()
-            .unwrap()
-            .connect(ConnectionParams::new())
-            .await
-            .unwrap();
+        let session = open_session(builder(&server.url)).await;
         let items = collect(session, Duration::from_secs(3)).await;
         let errors: Vec<_> = items.iter().filter_map(|i| i.as_ref().err()).collect();
         assert_eq!(errors.len(), 1, "close {code}: {items:?}");
@@ -270,49 +243,34 @@ async fn any_close_before_termination_is_one_error_with_the_code_received() {
 
 #[tokio::test]
 async fn the_client_answers_a_server_close_before_dropping_tcp() {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
-    let server = serve(
-        |_| None,
-        move |mut ws, _| {
-            let tx = tx.clone();
-            async move {
-                ws.send(begin()).await.unwrap();
-                ws.send(Message::Close(Some(CloseFrame {
-                    code: CloseCode::from(3005),
-                    reason: "gone".into(),
-                })))
-                .await
-                .unwrap();
-                let mut reply = None;
-                while let Some(Ok(m)) = ws.next().await {
-                    if let Message::Close(frame) = m {
-                        reply = Some(frame.map(|f| u16::from(f.code)));
-                    }
-                }
-                if let Some(tx) = tx.lock().unwrap().take() {
-                    let _ = tx.send(reply);
-                }
-            }
-        },
-    )
-    .await;
-    let session = builder(&server.url)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
+    let (server, mut reports) = serve_reporting(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        ws.send(Message::Close(Some(CloseFrame {
+            code: CloseCode::from(3005),
+            reason: "gone".into(),
+        })))
         .await
         .unwrap();
+        let mut reply = None;
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Close(frame) = m {
+                reply = Some(frame.map(|f| u16::from(f.code)));
+            }
+        }
+        reply
+    })
+    .await;
+    let session = open_session(builder(&server.url)).await;
     let items = collect(session, Duration::from_secs(3)).await;
     assert_eq!(
         items.last().unwrap().as_ref().unwrap_err().code(),
         Some(3005)
     );
-    let reply = tokio::time::timeout(Duration::from_secs(3), rx)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(reply, Some(Some(3005)), "the client echoes the close code");
+    assert_eq!(
+        reports.next().await,
+        Some(Some(3005)),
+        "the client echoes the close code"
+    );
 }
 
 // ----- 5. one retry table --------------------------------------------------------------------
@@ -327,20 +285,11 @@ async fn closes_before_begin_are_retried_only_when_they_mean_try_again() {
         (3006, false),
         (1008, false),
     ] {
-        let server = serve(
-            |_| None,
-            move |mut ws, _| async move {
-                close(&mut ws, code, "").await;
-            },
-        )
+        let server = serve_script(move |mut ws, _| async move {
+            close(&mut ws, code, "").await;
+        })
         .await;
-        let err = builder(&server.url)
-            .retries(2, Duration::from_millis(10))
-            .build()
-            .unwrap()
-            .connect(ConnectionParams::new())
-            .await
-            .unwrap_err();
+        let err = connect_error(builder(&server.url).retries(2, Duration::from_millis(10))).await;
         assert_eq!(err.code(), Some(code), "{err:?}");
         let attempts = server.connections.load(Ordering::SeqCst);
         assert_eq!(attempts, if retried { 3 } else { 1 }, "close {code}");
@@ -352,39 +301,21 @@ async fn closes_before_begin_are_retried_only_when_they_mean_try_again() {
 
 #[tokio::test]
 async fn dropping_the_event_stream_ends_the_session_while_the_sink_lives() {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
-    let server = serve(
-        |_| None,
-        move |mut ws, _| {
-            let tx = tx.clone();
-            async move {
-                ws.send(begin()).await.unwrap();
-                let (_, texts) = read_until_terminate(&mut ws).await;
-                let mut closed = false;
-                while let Some(Ok(m)) = ws.next().await {
-                    closed |= matches!(m, Message::Close(_));
-                }
-                if let Some(tx) = tx.lock().unwrap().take() {
-                    let _ = tx.send((texts, closed));
-                }
-            }
-        },
-    )
+    let (server, mut reports) = serve_reporting(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        let (_, texts) = read_until_terminate(&mut ws).await;
+        let mut closed = false;
+        while let Some(Ok(m)) = ws.next().await {
+            closed |= matches!(m, Message::Close(_));
+        }
+        (texts, closed)
+    })
     .await;
-    let session = builder(&server.url)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = open_session(builder(&server.url)).await;
     let (mut sink, events) = session.split();
     sink.send(AudioChunk::from_pcm16(&[0; 1600])).await.unwrap();
     drop(events);
-    let (texts, closed) = tokio::time::timeout(Duration::from_secs(3), rx)
-        .await
-        .unwrap()
-        .unwrap();
+    let (texts, closed) = reports.next().await;
     assert!(texts.iter().any(|t| t.contains("Terminate")), "{texts:?}");
     assert!(closed, "the client closed the socket");
     let after = sink.send(AudioChunk::from_pcm16(&[0; 1600])).await;
@@ -395,25 +326,15 @@ async fn dropping_the_event_stream_ends_the_session_while_the_sink_lives() {
 
 #[tokio::test]
 async fn after_an_error_send_and_terminate_return_that_error() {
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            ws.send(Message::text(
-                r#"{"type":"Error","error_code":3005,"error":"the backend fell over"}"#,
-            ))
+    let server = serve_script(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        ws.send(error_frame(3005, "the backend fell over"))
             .await
             .unwrap();
-            close(&mut ws, 3005, "").await;
-        },
-    )
+        close(&mut ws, 3005, "").await;
+    })
     .await;
-    let session = builder(&server.url)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = open_session(builder(&server.url)).await;
     let handle = session.handle();
     let (mut sink, events) = session.split();
     let items = collect(events, Duration::from_secs(3)).await;
@@ -467,13 +388,10 @@ async fn self_signed_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
 #[tokio::test]
 async fn a_certificate_that_fails_verification_is_never_retried() {
     let (port, count) = self_signed_server().await;
-    let err = builder(&format!("wss://localhost:{port}"))
-        .retries(3, Duration::from_millis(10))
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap_err();
+    let err = connect_error(
+        builder(&format!("wss://localhost:{port}")).retries(3, Duration::from_millis(10)),
+    )
+    .await;
     assert!(matches!(err, Error::Certificate { .. }), "{err:?}");
     assert_eq!(err.kind(), "certificate");
     assert!(!err.is_retryable());
@@ -545,24 +463,30 @@ async fn a_rejected_certificate_keeps_the_tls_error_as_its_source() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transcribe_fast_exits_non_zero_in_bounded_time_when_the_server_stops_reading() {
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            drop(ws);
-        },
-    )
-    .await;
+/// How a run of the `transcribe` example ended.
+struct TranscribeRun {
+    status: std::process::ExitStatus,
+    stderr: String,
+    /// The last stderr line, parsed: the example's JSON error line.
+    error_line: serde_json::Value,
+    /// From process start to exit.
+    took: Duration,
+}
+
+/// Runs `transcribe --fast --url <server>` on a 16 kHz mono WAV of `samples` (written to a
+/// temporary `<name>.wav`); the run must end within `limit`.
+async fn transcribe_fast(
+    server: &str,
+    name: &str,
+    samples: impl Iterator<Item = i16>,
+    limit: Duration,
+) -> TranscribeRun {
     let binary = tokio::task::spawn_blocking(|| example_binary("transcribe"))
         .await
         .unwrap();
-    // Five minutes of 16 kHz mono audio (9.6 MB): far more than the socket buffers hold.
-    let dir = std::env::temp_dir().join(format!("robust-core-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("robust-core-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let wav = dir.join("five-minutes.wav");
+    let wav = dir.join(format!("{name}.wav"));
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 16_000,
@@ -570,76 +494,63 @@ async fn transcribe_fast_exits_non_zero_in_bounded_time_when_the_server_stops_re
         sample_format: hound::SampleFormat::Int,
     };
     let mut writer = hound::WavWriter::create(&wav, spec).unwrap();
-    for i in 0..16_000 * 300 {
-        writer.write_sample(((i % 64) * 100) as i16).unwrap();
+    for sample in samples {
+        writer.write_sample(sample).unwrap();
     }
     writer.finalize().unwrap();
     let started = Instant::now();
     let output = tokio::process::Command::new(binary)
-        .args(["--fast", "--url", &server.url])
+        .args(["--fast", "--url", server])
         .arg(&wav)
         .env("ASSEMBLYAI_API_KEY", KEY)
         .kill_on_drop(true)
         .output();
-    // Write limit (5 s) + terminate timeout (5 s), plus process start-up.
-    let output = tokio::time::timeout(Duration::from_secs(15), output)
+    let output = tokio::time::timeout(limit, output)
         .await
-        .expect("transcribe --fast hung")
+        .unwrap_or_else(|_| panic!("transcribe --fast on {name}.wav hung"))
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(!output.status.success());
-    assert!(started.elapsed() < Duration::from_secs(15));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let line: serde_json::Value =
-        serde_json::from_str(stderr.lines().last().unwrap_or("")).unwrap();
-    assert_eq!(line["error"]["kind"], "timeout", "{stderr}");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let error_line = serde_json::from_str(stderr.lines().last().unwrap_or("")).unwrap();
+    TranscribeRun {
+        status: output.status,
+        stderr,
+        error_line,
+        took,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcribe_fast_exits_non_zero_in_bounded_time_when_the_server_stops_reading() {
+    let server = serve_begin_then_stall(Duration::from_secs(60)).await;
+    // Five minutes of 16 kHz mono audio (9.6 MB): far more than the socket buffers hold.
+    // Bounded by the write limit (5 s) + terminate timeout (5 s), plus process start-up.
+    let run = transcribe_fast(
+        &server.url,
+        "five-minutes",
+        (0..16_000 * 300).map(|i| ((i % 64) * 100) as i16),
+        Duration::from_secs(15),
+    )
+    .await;
+    assert!(!run.status.success());
+    assert!(run.took < Duration::from_secs(15));
+    assert_eq!(run.error_line["error"]["kind"], "timeout", "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transcribe_reports_a_close_1000_before_termination_on_stderr() {
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            ws.send(turn(0, true, false, "only this")).await.unwrap();
-            close(&mut ws, 1000, "").await;
-        },
+    let server = serve_turn_then_close(turn(0, true, false, "only this"), 1000, "").await;
+    let run = transcribe_fast(
+        &server.url,
+        "one-second",
+        std::iter::repeat_n(0i16, 16_000),
+        Duration::from_secs(10),
     )
     .await;
-    let binary = tokio::task::spawn_blocking(|| example_binary("transcribe"))
-        .await
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("robust-core-1000-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let wav = dir.join("one-second.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(&wav, spec).unwrap();
-    for _ in 0..16_000 {
-        writer.write_sample(0i16).unwrap();
-    }
-    writer.finalize().unwrap();
-    let output = tokio::process::Command::new(binary)
-        .args(["--fast", "--url", &server.url])
-        .arg(&wav)
-        .env("ASSEMBLYAI_API_KEY", KEY)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(10), output)
-        .await
-        .unwrap()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let line: serde_json::Value =
-        serde_json::from_str(stderr.lines().last().unwrap_or("")).unwrap();
-    assert_eq!(line["error"]["code"], 1000, "{stderr}");
-    assert_eq!(line["error"]["kind"], "closed", "{stderr}");
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(run.error_line["error"]["code"], 1000, "{}", run.stderr);
+    assert_eq!(run.error_line["error"]["kind"], "closed", "{}", run.stderr);
 }
 
 #[tokio::test]
@@ -670,16 +581,7 @@ async fn errors_keep_their_causes_and_clone_with_them() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap().port()
     };
-    let client = assemblyai_streaming::StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(format!("ws://127.0.0.1:{port}"))
-        .max_retries(0)
-        .build()
-        .unwrap();
-    let err = client
-        .connect(assemblyai_streaming::ConnectionParams::new())
-        .await
-        .unwrap_err();
+    let err = connect_error(default_client(&format!("ws://127.0.0.1:{port}")).max_retries(0)).await;
     assert_eq!(err.kind(), "connect", "{err:?}");
     for e in [&err, &err.clone()] {
         let cause = std::error::Error::source(e).expect("a source");

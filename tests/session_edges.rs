@@ -15,29 +15,18 @@ async fn a_drop_noticed_by_a_failed_write_while_the_consumer_is_behind_is_still_
     // sending audio, so it learns of the drop from a failed write while its event buffer is
     // full (the consumer is not reading). The stream must still end with an error after every
     // final that was received, never silently.
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            for i in 0..20 {
-                ws.send(turn(i, true, false, &format!("turn {i}")))
-                    .await
-                    .unwrap();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            drop(ws);
-        },
-    )
+    let server = serve_script(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        for i in 0..20 {
+            ws.send(turn(i, true, false, &format!("turn {i}")))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(ws);
+    })
     .await;
-    let session = StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(&server.url)
-        .event_buffer(1)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = open_session(default_client(&server.url).event_buffer(1)).await;
     let (mut sink, events) = session.split();
     for _ in 0..30 {
         if sink.send(AudioChunk::from_pcm16(&[0; 1600])).await.is_err() {
@@ -49,7 +38,7 @@ async fn a_drop_noticed_by_a_failed_write_while_the_consumer_is_behind_is_still_
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut ended = drain(events, Duration::from_secs(10)).await;
     println!("{} finals, end: {:?}", ended.finals().len(), ended.error);
-    let err = ended.error.take().expect("the drop is reported");
+    let err = ended.take_error();
     assert!(matches!(err, Error::ConnectionLost { .. }), "{err:?}");
     assert_eq!(ended.finals().len(), 20);
 }
@@ -58,32 +47,26 @@ async fn a_drop_noticed_by_a_failed_write_while_the_consumer_is_behind_is_still_
 async fn wait_forever_settings_do_not_panic() {
     // `Duration::MAX` is a natural way to say "no limit"; no deadline computed from a setting
     // may overflow.
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            // Legacy formatting: an unformatted end-of-turn makes the client wait `format_wait`.
-            ws.send(turn(0, true, false, "held")).await.unwrap();
-            read_until_terminate(&mut ws).await;
-            ws.send(turn(0, true, true, "Held.")).await.unwrap();
-            ws.send(termination()).await.unwrap();
-            close(&mut ws, 1000, "").await;
-        },
+    let server = serve_script(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        // Legacy formatting: an unformatted end-of-turn makes the client wait `format_wait`.
+        ws.send(turn(0, true, false, "held")).await.unwrap();
+        read_until_terminate(&mut ws).await;
+        ws.send(turn(0, true, true, "Held.")).await.unwrap();
+        ws.send(termination()).await.unwrap();
+        close(&mut ws, 1000, "").await;
+    })
+    .await;
+    let mut session = open_session_with(
+        default_client(&server.url)
+            .connect_timeout(Duration::MAX)
+            .terminate_timeout(Duration::MAX)
+            .keep_alive_interval(Some(Duration::MAX))
+            .format_wait(Duration::MAX)
+            .retries(3, Duration::MAX),
+        ConnectionParams::new().format_turns(true),
     )
     .await;
-    let mut session = StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(&server.url)
-        .connect_timeout(Duration::MAX)
-        .terminate_timeout(Duration::MAX)
-        .keep_alive_interval(Some(Duration::MAX))
-        .format_wait(Duration::MAX)
-        .retries(3, Duration::MAX)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new().format_turns(true))
-        .await
-        .unwrap();
     session
         .send(AudioChunk::from_pcm16(&[0; 1600]))
         .await
@@ -144,33 +127,23 @@ async fn frames_are_never_shorter_than_50_ms_at_any_sample_rate() {
 
 #[tokio::test]
 async fn a_server_frame_over_16_mib_ends_the_session_with_an_error() {
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            ws.send(turn(0, true, false, "before")).await.unwrap();
-            let huge = format!(
-                r#"{{"type":"Warning","warning":"{}"}}"#,
-                "x".repeat(17 << 20)
-            );
-            let _ = ws
-                .send(tokio_tungstenite::tungstenite::Message::text(huge))
-                .await;
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        },
-    )
+    let server = serve_script(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        ws.send(turn(0, true, false, "before")).await.unwrap();
+        let huge = format!(
+            r#"{{"type":"Warning","warning":"{}"}}"#,
+            "x".repeat(17 << 20)
+        );
+        let _ = ws
+            .send(tokio_tungstenite::tungstenite::Message::text(huge))
+            .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
     .await;
-    let session = StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(&server.url)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = open_session(default_client(&server.url)).await;
     let mut ended = drain(session, Duration::from_secs(10)).await;
     assert_eq!(ended.finals(), [(0, "before".to_string())]);
-    let err = ended.error.take().expect("an error ends the stream");
+    let err = ended.take_error();
     let Error::ConnectionLost { message, .. } = &err else {
         panic!("{err:?}")
     };
@@ -182,25 +155,15 @@ async fn a_server_frame_over_16_mib_ends_the_session_with_an_error() {
 
 #[tokio::test]
 async fn termination_without_a_close_ends_the_stream_promptly() {
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            read_until_terminate(&mut ws).await;
-            ws.send(termination()).await.unwrap();
-            // Never closes and never answers the client's close.
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        },
-    )
+    let server = serve_script(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        read_until_terminate(&mut ws).await;
+        ws.send(termination()).await.unwrap();
+        // Never closes and never answers the client's close.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
     .await;
-    let mut session = StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(&server.url)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let mut session = open_session(default_client(&server.url)).await;
     let started = std::time::Instant::now();
     session.terminate().await.unwrap();
     let ended = drain(session, Duration::from_secs(5)).await;
@@ -215,30 +178,16 @@ async fn termination_without_a_close_ends_the_stream_promptly() {
 
 #[tokio::test]
 async fn an_error_frame_without_a_close_ends_the_stream_after_a_second() {
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            ws.send(tokio_tungstenite::tungstenite::Message::text(
-                r#"{"type":"Error","error_code":3005,"error":"internal hiccup"}"#,
-            ))
-            .await
-            .unwrap();
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        },
-    )
+    let server = serve_script(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        ws.send(error_frame(3005, "internal hiccup")).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
     .await;
-    let session = StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(&server.url)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
+    let session = open_session(default_client(&server.url)).await;
     let started = std::time::Instant::now();
     let mut ended = drain(session, Duration::from_secs(5)).await;
-    let err = ended.error.take().expect("an error ends the stream");
+    let err = ended.take_error();
     assert!(
         matches!(&err, Error::Closed { code: 3005, reason, .. } if reason == "internal hiccup"),
         "{err:?}"
@@ -254,24 +203,13 @@ async fn an_error_frame_without_a_close_ends_the_stream_after_a_second() {
 async fn a_held_end_of_turn_is_delivered_as_final_before_the_error() {
     // Older formatting: the unformatted end-of-turn is held for its formatted twin. If the
     // session fails first, the held turn is still the Final, ahead of the error.
-    let server = serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            ws.send(turn(0, true, false, "held turn")).await.unwrap();
-            close(&mut ws, 3005, "Server error").await;
-        },
+    let server =
+        serve_turn_then_close(turn(0, true, false, "held turn"), 3005, "Server error").await;
+    let session = open_session_with(
+        default_client(&server.url).format_wait(Duration::from_secs(30)),
+        ConnectionParams::new().format_turns(true),
     )
     .await;
-    let session = StreamingClient::builder()
-        .api_key(KEY)
-        .base_url(&server.url)
-        .format_wait(Duration::from_secs(30))
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new().format_turns(true))
-        .await
-        .unwrap();
     let ended = drain(session, Duration::from_secs(5)).await;
     assert_eq!(ended.finals(), [(0, "held turn".to_string())]);
     assert_eq!(ended.error.as_ref().and_then(Error::code), Some(3005));

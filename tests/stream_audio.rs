@@ -7,9 +7,9 @@ mod support;
 use std::time::Duration;
 
 use assemblyai_streaming::audio::paced;
-use assemblyai_streaming::{AudioChunk, ConnectionParams, Encoding, Error, TurnEvent};
+use assemblyai_streaming::{AudioChunk, Encoding, Error, TurnEvent};
 use futures::{SinkExt, StreamExt};
-use support::emulator::{bundled_sample, emulator_client, fast_emulator, sessions_drained};
+use support::emulator::{bundled_sample, fast_emulator, formatted_session, sessions_drained};
 
 fn finals(events: &[TurnEvent]) -> Vec<String> {
     events
@@ -25,10 +25,7 @@ fn finals(events: &[TurnEvent]) -> Vec<String> {
 async fn the_audio_ending_terminates_the_session_and_every_turn_arrives() {
     let (chunks, script) = bundled_sample();
     let emu = fast_emulator(script.clone()).await;
-    let session = emulator_client(&emu)
-        .connect(ConnectionParams::new().format_turns(true))
-        .await
-        .unwrap();
+    let session = formatted_session(&emu).await;
     let events: Vec<TurnEvent> = session
         .stream_audio(futures::stream::iter(chunks))
         .map(Result::unwrap)
@@ -45,10 +42,7 @@ async fn the_audio_ending_terminates_the_session_and_every_turn_arrives() {
 async fn a_failing_audio_source_is_reported_once_and_the_turns_so_far_still_arrive() {
     let (chunks, script) = bundled_sample();
     let emu = fast_emulator(script.clone()).await;
-    let session = emulator_client(&emu)
-        .connect(ConnectionParams::new().format_turns(true))
-        .await
-        .unwrap();
+    let session = formatted_session(&emu).await;
     // 3.8 s: the first sentence and part of its pause, then the source fails.
     let audio = futures::stream::iter(chunks)
         .take(38)
@@ -73,10 +67,7 @@ async fn a_failing_audio_source_is_reported_once_and_the_turns_so_far_still_arri
 async fn dropping_the_events_stops_the_pump_and_ends_the_session() {
     let (chunks, script) = bundled_sample();
     let emu = fast_emulator(script).await;
-    let session = emulator_client(&emu)
-        .connect(ConnectionParams::new().format_turns(true))
-        .await
-        .unwrap();
+    let session = formatted_session(&emu).await;
     // A source that never ends (a microphone): some audio, then nothing, forever.
     let audio =
         futures::stream::iter(chunks.into_iter().take(20)).chain(futures::stream::pending());
@@ -95,10 +86,7 @@ async fn dropping_the_events_stops_the_pump_and_ends_the_session() {
 async fn a_session_that_ends_first_stops_the_pump() {
     let (chunks, script) = bundled_sample();
     let emu = fast_emulator(script).await;
-    let mut session = emulator_client(&emu)
-        .connect(ConnectionParams::new().format_turns(true))
-        .await
-        .unwrap();
+    let mut session = formatted_session(&emu).await;
     let handle = session.handle();
     session.send(chunks[0].clone()).await.unwrap();
     // The service ends the session while the source still has audio (and more to come).

@@ -1,14 +1,16 @@
 //! The pipeline end to end: `translate_finals` with a real `Lemur` talking HTTP to the
 //! emulator's Gateway route.
 
+mod support;
+
 use std::time::Duration;
 
 use assemblyai_streaming::emulator::{Emulator, LlmOptions, Script, ScriptTurn};
-use assemblyai_streaming::lemur::Lemur;
 use assemblyai_streaming::protocol::Turn;
 use assemblyai_streaming::translate::{TranslateOptions, TranslatedEvent, translate_finals};
 use assemblyai_streaming::{Result, TurnEvent};
 use futures::StreamExt;
+use support::emulator::emulator_lemur;
 
 fn final_turn(order: u64, text: &str) -> Result<TurnEvent> {
     let turn: Turn = serde_json::from_value(serde_json::json!({
@@ -40,11 +42,7 @@ async fn finals_are_followed_by_their_scripted_translations_in_order() {
         .start()
         .await
         .unwrap();
-    let lemur = Lemur::builder()
-        .api_key(emu.api_key())
-        .base_url(emu.http_url())
-        .build()
-        .unwrap();
+    let lemur = emulator_lemur(&emu);
     let session = futures::stream::iter([
         final_turn(0, "Good morning."),
         final_turn(1, "Thank you."),

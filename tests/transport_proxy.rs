@@ -10,24 +10,31 @@ use std::time::Duration;
 
 use assemblyai_streaming::lemur::Lemur;
 use assemblyai_streaming::{ConnectionParams, Error, StreamingClient};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use support::transport::*;
 
 /// base64("user:pa ss@1") — the userinfo below, percent-decoded.
 const BASIC: &str = "Basic dXNlcjpwYSBzc0Ax";
 const PROXY_USERINFO: &str = "user:pa%20ss%401";
 
+/// A plain `ws://` service playing a graceful session.
 async fn ws_service() -> support::server::MockServer {
-    support::server::serve(
-        |_| None,
-        |mut ws, _| async move {
-            ws.send(support::server::begin()).await.unwrap();
-            support::server::read_until_terminate(&mut ws).await;
-            ws.send(support::server::termination()).await.unwrap();
-            support::server::close(&mut ws, 1000, "").await;
-        },
-    )
-    .await
+    support::server::serve_session(vec![]).await
+}
+
+/// The error connecting to `service` through `proxy` ends in; three quick retries are allowed,
+/// so a refusal that were retried would show in the proxy's request count.
+async fn connect_error_through(proxy: String, service: &str) -> Error {
+    StreamingClient::builder()
+        .api_key("k")
+        .base_url(service)
+        .proxy(proxy)
+        .retries(3, Duration::from_millis(1))
+        .build()
+        .unwrap()
+        .connect(ConnectionParams::new())
+        .await
+        .unwrap_err()
 }
 
 fn authority(url: &str) -> &str {
@@ -117,24 +124,32 @@ async fn wss_direct_needs_the_root_and_fails_without_it() {
     );
 }
 
+/// The errors building a streaming client and a `Lemur` end in, each named, for settings both
+/// must refuse the same way.
+fn build_errors(
+    streaming: assemblyai_streaming::StreamingClientBuilder,
+    lemur: assemblyai_streaming::lemur::LemurBuilder,
+) -> [(&'static str, Error); 2] {
+    [
+        ("StreamingClient", streaming.build().unwrap_err()),
+        ("Lemur", lemur.build().unwrap_err()),
+    ]
+}
+
 #[test]
 fn an_unreadable_root_certificate_is_a_config_error_at_build() {
     for pem in [
         &b"not a pem"[..],
         b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
     ] {
-        let err = StreamingClient::builder()
-            .api_key("k")
-            .add_root_certificate(pem)
-            .build()
-            .unwrap_err();
-        assert_eq!(err.kind(), "config", "{err}");
-        let err = Lemur::builder()
-            .api_key("k")
-            .add_root_certificate(pem)
-            .build()
-            .unwrap_err();
-        assert_eq!(err.kind(), "config", "{err}");
+        for (client, err) in build_errors(
+            StreamingClient::builder()
+                .api_key("k")
+                .add_root_certificate(pem),
+            Lemur::builder().api_key("k").add_root_certificate(pem),
+        ) {
+            assert_eq!(err.kind(), "config", "{client}: {err}");
+        }
     }
 }
 
@@ -142,16 +157,7 @@ fn an_unreadable_root_certificate_is_a_config_error_at_build() {
 async fn a_proxy_asking_for_credentials_is_a_typed_error_and_not_retried() {
     let service = ws_service().await;
     let proxy = connect_proxy(ProxyMode::RequireAuth(BASIC.into())).await;
-    let err = StreamingClient::builder()
-        .api_key("k")
-        .base_url(&service.url)
-        .proxy(&proxy.url)
-        .retries(3, Duration::from_millis(1))
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap_err();
+    let err = connect_error_through(proxy.url.clone(), &service.url).await;
     assert!(
         matches!(&err, Error::ProxyRejected { status: 407, .. }),
         "{err:?}"
@@ -167,16 +173,11 @@ async fn a_proxy_asking_for_credentials_is_a_typed_error_and_not_retried() {
 async fn a_forbidding_proxy_is_a_typed_error_and_its_echo_of_the_credentials_is_redacted() {
     let service = ws_service().await;
     let proxy = connect_proxy(ProxyMode::RefuseEchoing(403)).await;
-    let err = StreamingClient::builder()
-        .api_key("k")
-        .base_url(&service.url)
-        .proxy(format!("http://{PROXY_USERINFO}@{}", proxy.addr))
-        .retries(3, Duration::from_millis(1))
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap_err();
+    let err = connect_error_through(
+        format!("http://{PROXY_USERINFO}@{}", proxy.addr),
+        &service.url,
+    )
+    .await;
     assert!(
         matches!(&err, Error::ProxyRejected { status: 403, .. }),
         "{err:?}"
@@ -229,20 +230,16 @@ fn unsupported_proxy_urls_fail_at_build_without_showing_the_password() {
         "https://u:hunter22@p:443",
         "http://u:hunter22@",
     ] {
-        let err = StreamingClient::builder()
-            .api_key("k")
-            .proxy(url)
-            .build()
-            .unwrap_err();
-        assert_eq!(err.kind(), "config", "{url}");
-        assert!(!format!("{err} {err:?}").contains("hunter22"));
-        let err = Lemur::builder()
-            .api_key("k")
-            .proxy(url)
-            .build()
-            .unwrap_err();
-        assert_eq!(err.kind(), "config", "{url}");
-        assert!(!format!("{err} {err:?}").contains("hunter22"));
+        for (client, err) in build_errors(
+            StreamingClient::builder().api_key("k").proxy(url),
+            Lemur::builder().api_key("k").proxy(url),
+        ) {
+            assert_eq!(err.kind(), "config", "{client}: {url}");
+            assert!(
+                !format!("{err} {err:?}").contains("hunter22"),
+                "{client}: {url}"
+            );
+        }
     }
     let err = Lemur::builder()
         .api_key("k")
@@ -289,17 +286,16 @@ async fn lemur_proxy_refusals_are_typed_and_not_retried() {
         (ProxyMode::RefuseEchoing(403), 0),
     ] {
         let proxy = connect_proxy(mode).await;
-        let err = Lemur::builder()
-            .api_key("k")
-            .base_url(&url)
-            .proxy(&proxy.url)
-            .add_root_certificate(&tls.ca_pem)
-            .retry_delay(Duration::from_millis(1))
-            .build()
-            .unwrap()
-            .translate("Hello", "es")
-            .await
-            .unwrap_err();
+        let err = translate_hello(
+            Lemur::builder()
+                .api_key("k")
+                .base_url(&url)
+                .proxy(&proxy.url)
+                .add_root_certificate(&tls.ca_pem)
+                .retry_delay(Duration::from_millis(1)),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(&err, Error::ProxyRejected { status: s, .. } if *s == status),
             "{err:?}"

@@ -121,6 +121,43 @@ pub async fn try_connect(
     Ok(ws)
 }
 
+/// Opens `/v3/ws` on `emu` with the standard query ([`Q`]) and `emu`'s key.
+pub async fn open_ws(emu: &assemblyai_streaming::emulator::EmulatorHandle) -> Ws {
+    open_ws_with(emu, "").await
+}
+
+/// [`open_ws`] with `extra` (`&name=value…`) appended to the standard query.
+pub async fn open_ws_with(emu: &assemblyai_streaming::emulator::EmulatorHandle, extra: &str) -> Ws {
+    connect(
+        &emu.ws_url(),
+        &format!("{Q}{extra}"),
+        Auth::Header(emu.api_key()),
+    )
+    .await
+}
+
+/// Reads from `socket` until the server closes it (EOF or an error), discarding what it sends
+/// (a 408, say); whether that happened within `limit`.
+pub async fn server_closes_within(socket: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    tokio::time::timeout(limit, async {
+        while let Ok(n) = socket.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// The next frame the server sends on `ws`, which must be a text frame.
+pub async fn next_text(ws: &mut Ws) -> String {
+    let frame = ws.next().await.expect("a frame").expect("a readable frame");
+    frame.to_text().expect("a text frame").to_string()
+}
+
 /// Everything the server sent, and how it closed.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -187,6 +224,19 @@ pub async fn stream(ws: Ws, audio: &[u8]) -> Outcome {
         audio,
         Plan {
             terminate: true,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Reads what the server sends, sending nothing, until it closes or `limit` passes.
+pub async fn listen(ws: Ws, limit: Duration) -> Outcome {
+    run(
+        ws,
+        &[],
+        Plan {
+            timeout: Some(limit),
             ..Default::default()
         },
     )
@@ -272,7 +322,8 @@ pub fn concat(parts: &[&[u8]]) -> Vec<u8> {
 pub const Q: &str = "speech_model=universal-streaming-english&sample_rate=16000";
 
 /// The bundled spoken sample (`examples/assets/sample.wav`, 16 kHz chunks of 100 ms) and its
-/// script (three sentences with es/fr/de translations).
+/// script (three sentences with es/fr/de translations). The sentences span about 0.3–3.1 s,
+/// 4.6–7.2 s and 8.7–11.1 s.
 pub fn bundled_sample() -> (
     Vec<assemblyai_streaming::AudioChunk>,
     assemblyai_streaming::emulator::Script,
@@ -284,6 +335,17 @@ pub fn bundled_sample() -> (
         assemblyai_streaming::emulator::Script::from_json_file(assets.join("sample.script.json"))
             .expect("bundled script");
     (chunks, script)
+}
+
+/// An emulator with `script` and otherwise default settings (audio must come at real time).
+pub async fn emulator_with_script(
+    script: assemblyai_streaming::emulator::Script,
+) -> assemblyai_streaming::emulator::EmulatorHandle {
+    assemblyai_streaming::emulator::Emulator::builder()
+        .script(script)
+        .start()
+        .await
+        .expect("emulator")
 }
 
 /// An emulator with `script` that accepts audio faster than real time (turn detection follows
@@ -308,6 +370,27 @@ pub fn emulator_client(
         .base_url(emu.ws_url())
         .build()
         .expect("client")
+}
+
+/// A session on `emu` with formatted turns (what captions and translations are made of).
+pub async fn formatted_session(
+    emu: &assemblyai_streaming::emulator::EmulatorHandle,
+) -> assemblyai_streaming::StreamingSession {
+    emulator_client(emu)
+        .connect(assemblyai_streaming::ConnectionParams::new().format_turns(true))
+        .await
+        .expect("session")
+}
+
+/// A `Lemur` client of `emu`'s LLM Gateway.
+pub fn emulator_lemur(
+    emu: &assemblyai_streaming::emulator::EmulatorHandle,
+) -> assemblyai_streaming::lemur::Lemur {
+    assemblyai_streaming::lemur::Lemur::builder()
+        .api_key(emu.api_key())
+        .base_url(emu.http_url())
+        .build()
+        .expect("lemur")
 }
 
 /// Waits (up to 5 s) until `emu` has no session open; returns the count at the end.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use assemblyai_streaming::emulator::EmulatorHandle;
 use assemblyai_streaming::{AudioChunk, Error, StreamingClientBuilder, TurnEvent};
-use futures::{Stream, StreamExt};
+use futures::{SinkExt, Stream, StreamExt};
 
 /// Bytes per ms of 16 kHz s16le audio.
 pub const BYTES_PER_MS: usize = 32;
@@ -27,12 +27,38 @@ pub fn tone_turns(n: usize, speech_ms: usize, pause_ms: usize) -> Vec<u8> {
     samples.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
 
+/// An emulator with `faults` whose turns say `texts`, accepting audio faster than real time
+/// (these tests send audio as fast as the socket takes it; turn detection follows the audio
+/// clock, so the turns are those of a real-time stream).
+pub async fn fast_emulator_with(
+    faults: assemblyai_streaming::emulator::Faults,
+    texts: impl IntoIterator<Item = impl Into<String>>,
+) -> EmulatorHandle {
+    assemblyai_streaming::emulator::Emulator::builder()
+        .faults(faults)
+        .script(assemblyai_streaming::emulator::Script::from_texts(texts))
+        .realtime_tolerance(Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap()
+}
+
 /// 100 ms chunks of `audio`.
 pub fn chunks(audio: &[u8]) -> Vec<AudioChunk> {
     audio
         .chunks(100 * BYTES_PER_MS)
         .map(|c| AudioChunk::from_bytes(c.to_vec()))
         .collect()
+}
+
+/// Sends `audio` to `session` in 100 ms chunks, as fast as the session takes them.
+pub async fn send_all(session: &mut assemblyai_streaming::StreamingSession, audio: &[u8]) {
+    for chunk in chunks(audio) {
+        session
+            .send(chunk)
+            .await
+            .expect("the session takes the audio");
+    }
 }
 
 /// A client for `emu` with short timeouts and fast retries.
@@ -83,6 +109,13 @@ impl Ended {
             .collect()
     }
 
+    /// The error the stream ended with (taken out); fails the test when it ended without one.
+    pub fn take_error(&mut self) -> Error {
+        self.error
+            .take()
+            .unwrap_or_else(|| panic!("the stream ended without an error: {self:#?}"))
+    }
+
     /// Whether the last event is `Termination`.
     pub fn terminated(&self) -> bool {
         matches!(self.events.last(), Some(TurnEvent::Termination(_)))
@@ -92,37 +125,63 @@ impl Ended {
 /// Reads `stream` to its end (bounded by `limit`), checking the documented contract: a decode
 /// error may be followed by more items; any other error is the last item; after the end,
 /// `next()` keeps returning `None`.
-pub async fn drain<S>(mut stream: S, limit: Duration) -> Ended
+pub async fn drain<S>(stream: S, limit: Duration) -> Ended
 where
     S: Stream<Item = assemblyai_streaming::Result<TurnEvent>> + Unpin,
 {
-    let mut out = Ended::default();
+    let (events, decode_errors, error) =
+        read_to_end(stream, limit, |e| matches!(e, TurnEvent::Termination(_))).await;
+    Ended {
+        events,
+        decode_errors,
+        error,
+    }
+}
+
+/// The events, decode errors and final error of a stream read to its end.
+pub type StreamItems<E> = (Vec<E>, Vec<Error>, Option<Error>);
+
+/// Reads a stream of session events to its end (bounded by `limit`), checking the contract
+/// both session types document: a decode error may be followed by more items; any other error,
+/// and an event `is_last` (`Termination`), is the last item; after the end, `next()` keeps
+/// returning `None`. One reader for [`drain`] and `support::resilient::collect`.
+pub async fn read_to_end<S, E>(
+    mut stream: S,
+    limit: Duration,
+    is_last: impl Fn(&E) -> bool,
+) -> StreamItems<E>
+where
+    S: Stream<Item = assemblyai_streaming::Result<E>> + Unpin,
+    E: std::fmt::Debug,
+{
+    let (mut events, mut decode_errors, mut error): StreamItems<E> = Default::default();
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let item = tokio::time::timeout_at(deadline, stream.next())
             .await
-            .unwrap_or_else(|_| panic!("stream did not end within {limit:?}: {out:#?}"));
+            .unwrap_or_else(|_| {
+                panic!(
+                    "stream did not end within {limit:?}: {:#?}",
+                    (&events, &decode_errors, &error)
+                )
+            });
         match item {
             None => break,
             Some(Ok(event)) => {
+                assert!(error.is_none(), "an item after the final error: {event:?}");
                 assert!(
-                    out.error.is_none(),
-                    "an item after the final error: {event:?}"
+                    !events.last().is_some_and(&is_last),
+                    "an item after Termination: {event:?}"
                 );
-                assert!(!out.terminated(), "an item after Termination: {event:?}");
-                out.events.push(event);
+                events.push(event);
             }
             Some(Err(e @ Error::Decode { .. })) => {
-                assert!(out.error.is_none(), "an item after the final error: {e:?}");
-                out.decode_errors.push(e);
+                assert!(error.is_none(), "an item after the final error: {e:?}");
+                decode_errors.push(e);
             }
             Some(Err(e)) => {
-                assert!(
-                    out.error.is_none(),
-                    "two final errors: {:?} then {e:?}",
-                    out.error
-                );
-                out.error = Some(e);
+                assert!(error.is_none(), "two final errors: {error:?} then {e:?}");
+                error = Some(e);
             }
         }
     }
@@ -132,5 +191,5 @@ where
             "the stream yielded after its end"
         );
     }
-    out
+    (events, decode_errors, error)
 }

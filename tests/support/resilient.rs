@@ -2,24 +2,36 @@
 //! feeder, and a collector that checks the stream's contract and the one-timeline guarantees.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use assemblyai_streaming::audio::read_wav;
-use assemblyai_streaming::emulator::Script;
 use assemblyai_streaming::protocol::Turn;
 use assemblyai_streaming::resilient::{ResilientEvent, ResilientSink};
 use assemblyai_streaming::{AudioChunk, Error, TurnEvent};
 use futures::{SinkExt, Stream, StreamExt};
 use tokio::task::JoinHandle;
 
-/// The bundled sample (16 kHz, 100 ms chunks) and its script. Its three sentences span about
-/// 0.3–3.1 s, 4.6–7.2 s and 8.7–11.1 s.
-pub fn sample() -> (Vec<AudioChunk>, Script) {
-    let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/assets");
-    let (chunks, _) = read_wav(assets.join("sample.wav"), 16_000).unwrap();
-    let script = Script::from_json_file(assets.join("sample.script.json")).unwrap();
-    (chunks, script)
+/// An emulator playing the bundled sample's script (see `support::emulator::bundled_sample`),
+/// going on across sessions as a reconnect needs, with `faults`.
+pub async fn sample_emulator(
+    faults: assemblyai_streaming::emulator::Faults,
+) -> assemblyai_streaming::emulator::EmulatorHandle {
+    let (_, script) = super::emulator::bundled_sample();
+    assemblyai_streaming::emulator::Emulator::builder()
+        .script(script)
+        .script_across_sessions(true)
+        .faults(faults)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Faults that drop the TCP connection of the first session only, `at` after it opened.
+pub fn drop_first_session_after(at: Duration) -> assemblyai_streaming::emulator::Faults {
+    assemblyai_streaming::emulator::Faults {
+        drop_after: Some(at),
+        faulty_sessions: Some(1),
+        ..Default::default()
+    }
 }
 
 /// Sends `chunks` at real time (each chunk, then its duration's sleep, at `bytes_per_ms`), then
@@ -75,6 +87,17 @@ impl Collected {
                 ResilientEvent::Reconnected { attempt, cause, .. } => {
                     Some((*attempt, cause.code()))
                 }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How much audio each reconnect replayed, in order.
+    pub fn replays(&self) -> Vec<Duration> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                ResilientEvent::Reconnected { replayed, .. } => Some(*replayed),
                 _ => None,
             })
             .collect()
@@ -156,44 +179,17 @@ impl Collected {
     }
 }
 
-/// Reads `stream` to its end (bounded by `limit`): decode errors may be followed by more
-/// items; any other error, and `Termination`, are the last item.
-pub async fn collect<S>(mut stream: S, limit: Duration) -> Collected
+/// Reads `stream` to its end (bounded by `limit`) with the checks of
+/// `support::faults::read_to_end`; decode errors are left out.
+pub async fn collect<S>(stream: S, limit: Duration) -> Collected
 where
     S: Stream<Item = assemblyai_streaming::Result<ResilientEvent>> + Unpin,
 {
-    let mut out = Collected::default();
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let item = tokio::time::timeout_at(deadline, stream.next())
-            .await
-            .unwrap_or_else(|_| panic!("stream did not end within {limit:?}: {out:#?}"));
-        match item {
-            None => break,
-            Some(Ok(event)) => {
-                assert!(
-                    out.error.is_none(),
-                    "an item after the final error: {event:?}"
-                );
-                assert!(!out.terminated(), "an item after Termination: {event:?}");
-                out.events.push(event);
-            }
-            Some(Err(Error::Decode { .. })) => {}
-            Some(Err(e)) => {
-                assert!(
-                    out.error.is_none(),
-                    "two final errors: {:?} then {e:?}",
-                    out.error
-                );
-                out.error = Some(e);
-            }
-        }
-    }
-    assert!(
-        stream.next().await.is_none(),
-        "the stream yielded after its end"
-    );
-    out
+    let (events, _decode_errors, error) = super::faults::read_to_end(stream, limit, |e| {
+        matches!(e, ResilientEvent::Turn(TurnEvent::Termination(_)))
+    })
+    .await;
+    Collected { events, error }
 }
 
 /// `ms` of 16-bit audio at `rate` Hz: a 300 Hz tone (about −12 dBFS, speech to the emulator's
@@ -247,4 +243,20 @@ pub fn feed_seconds(
         let _ = sink.close().await;
         utterances
     })
+}
+
+/// A resilient session on the scripted server at `url` (see `support::server`), with the
+/// library's defaults but a 10 ms reconnect backoff, so the tests of reconnects run quickly.
+pub async fn resilient_session_on(url: &str) -> assemblyai_streaming::resilient::ResilientSession {
+    let client = assemblyai_streaming::StreamingClient::builder()
+        .api_key(super::server::KEY)
+        .base_url(url);
+    assemblyai_streaming::resilient::ResilientSession::builder(
+        client,
+        assemblyai_streaming::ConnectionParams::new(),
+    )
+    .backoff(Duration::from_millis(10), Duration::from_millis(10))
+    .connect()
+    .await
+    .unwrap()
 }

@@ -21,6 +21,8 @@ pub type ServerWs = WebSocketStream<TcpStream>;
 /// What the scripted server saw of the handshake.
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
+    /// Which connection this is, from 0 (a script may play a different part on a reconnect).
+    pub connection: usize,
     pub path_and_query: String,
     pub authorization: Option<String>,
 }
@@ -52,7 +54,10 @@ where
             let script = script.clone();
             let reject = reject.clone();
             tokio::spawn(async move {
-                let mut seen = Seen::default();
+                let mut seen = Seen {
+                    connection: n,
+                    ..Seen::default()
+                };
                 let callback = |req: &Request, resp: Response| {
                     seen.path_and_query = req.uri().to_string();
                     seen.authorization = req
@@ -102,6 +107,13 @@ pub fn turn(order: u64, eot: bool, formatted: bool, text: &str) -> Message {
     )
 }
 
+/// The service's `Error` frame (sent before a close with the same code).
+pub fn error_frame(code: u16, error: &str) -> Message {
+    Message::text(
+        serde_json::json!({"type": "Error", "error_code": code, "error": error}).to_string(),
+    )
+}
+
 pub fn termination() -> Message {
     Message::text(
         r#"{"type":"Termination","audio_duration_seconds":1,"session_duration_seconds":2}"#,
@@ -140,6 +152,26 @@ pub async fn read_until_terminate(ws: &mut ServerWs) -> (Vec<usize>, Vec<String>
     (frames, texts)
 }
 
+/// Reads the client's frames until `Terminate` as one log in arrival order: `audio <bytes>` for
+/// each binary frame, the text of each text frame.
+pub async fn read_log_until_terminate(ws: &mut ServerWs) -> Vec<String> {
+    let mut log = Vec::new();
+    while let Some(Ok(msg)) = ws.next().await {
+        let entry = match msg {
+            Message::Binary(b) => format!("audio {}", b.len()),
+            Message::Text(t) => t.to_string(),
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        let done = entry.contains("\"Terminate\"");
+        log.push(entry);
+        if done {
+            break;
+        }
+    }
+    log
+}
+
 /// The binary of example `name`, built (or found up to date) once per test process: `cargo
 /// test --test X` alone does not build examples, and a stale binary would test old code.
 pub fn example_binary(name: &str) -> std::path::PathBuf {
@@ -158,6 +190,7 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
             "CARGO_BUILD_",
             "CARGO_REGISTR",
             "CARGO_NET_",
+            "CARGO_PROFILE_",
         ]
         .iter()
         .any(|keep| var.starts_with(keep));
@@ -202,26 +235,88 @@ impl UntouchedPort {
     }
 }
 
+/// A server that accepts every connection and runs `script` on it ([`serve`] without
+/// rejections, the common case).
+pub async fn serve_script<F, Fut>(script: F) -> MockServer
+where
+    F: Fn(ServerWs, Seen) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    serve(|_| None, script).await
+}
+
+/// A server that sends `Begin` and `turn`, then closes with `code` and `reason` without
+/// `Termination`: a session that fails after a turn.
+pub async fn serve_turn_then_close(turn: Message, code: u16, reason: &'static str) -> MockServer {
+    serve_script(move |mut ws, _| {
+        let turn = turn.clone();
+        async move {
+            ws.send(begin()).await.unwrap();
+            ws.send(turn).await.unwrap();
+            close(&mut ws, code, reason).await;
+        }
+    })
+    .await
+}
+
+/// The service's graceful end of a session, for scripts: reads the client's frames until
+/// `Terminate`, answers `Termination` and closes 1000. Returns what it read (as
+/// [`read_until_terminate`]).
+pub async fn end_on_terminate(ws: &mut ServerWs) -> (Vec<usize>, Vec<String>) {
+    let read = read_until_terminate(ws).await;
+    ws.send(termination()).await.unwrap();
+    close(ws, 1000, "").await;
+    read
+}
+
 /// A server playing the service's graceful session on every connection: `Begin`, then
 /// `messages`, then (once the client sends `Terminate`) `Termination` and close 1000.
 pub async fn serve_session(messages: Vec<Message>) -> MockServer {
     let messages = Arc::new(messages);
-    serve(
-        |_| None,
-        move |mut ws, _| {
-            let messages = messages.clone();
-            async move {
-                ws.send(begin()).await.unwrap();
-                for m in messages.iter() {
-                    ws.send(m.clone()).await.unwrap();
-                }
-                read_until_terminate(&mut ws).await;
-                ws.send(termination()).await.unwrap();
-                close(&mut ws, 1000, "").await;
+    serve_script(move |mut ws, _| {
+        let messages = messages.clone();
+        async move {
+            ws.send(begin()).await.unwrap();
+            for m in messages.iter() {
+                ws.send(m.clone()).await.unwrap();
             }
-        },
-    )
+            end_on_terminate(&mut ws).await;
+        }
+    })
     .await
+}
+
+/// What the scripts of a [`serve_reporting`] server returned, one report per connection.
+pub struct Reports<T>(tokio::sync::mpsc::UnboundedReceiver<T>);
+
+impl<T> Reports<T> {
+    /// The next connection's report, waiting up to 3 s for its script to finish.
+    pub async fn next(&mut self) -> T {
+        tokio::time::timeout(std::time::Duration::from_secs(3), self.0.recv())
+            .await
+            .expect("the server script finished within 3 s")
+            .expect("the server script reported")
+    }
+}
+
+/// A server like [`serve_script`] whose script returns what it saw of the client; the test
+/// reads that from [`Reports`] once the client is done, instead of sharing a lock with the
+/// script.
+pub async fn serve_reporting<T, F, Fut>(script: F) -> (MockServer, Reports<T>)
+where
+    T: Send + 'static,
+    F: Fn(ServerWs, Seen) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = serve_script(move |ws, seen| {
+        let (tx, report) = (tx.clone(), script(ws, seen));
+        async move {
+            let _ = tx.send(report.await);
+        }
+    })
+    .await;
+    (server, Reports(rx))
 }
 
 /// A client builder for a scripted server at `url`: `key`, a 2 s connect timeout and no
@@ -232,4 +327,46 @@ pub fn client_builder(key: &str, url: &str) -> assemblyai_streaming::StreamingCl
         .base_url(url)
         .connect_timeout(std::time::Duration::from_secs(2))
         .retries(0, std::time::Duration::ZERO)
+}
+
+/// A client builder for a scripted server at `url` with the library's defaults: only the key
+/// is set.
+pub fn default_client(url: &str) -> assemblyai_streaming::StreamingClientBuilder {
+    assemblyai_streaming::StreamingClient::builder()
+        .api_key(KEY)
+        .base_url(url)
+}
+
+/// Builds `client` and opens a session with default parameters, for tests of what happens
+/// once a session is open (a failed build or connect fails the test).
+pub async fn open_session(
+    client: assemblyai_streaming::StreamingClientBuilder,
+) -> assemblyai_streaming::StreamingSession {
+    open_session_with(client, assemblyai_streaming::ConnectionParams::new()).await
+}
+
+/// [`open_session`] with these connection parameters.
+pub async fn open_session_with(
+    client: assemblyai_streaming::StreamingClientBuilder,
+    params: assemblyai_streaming::ConnectionParams,
+) -> assemblyai_streaming::StreamingSession {
+    client
+        .build()
+        .expect("the client builds")
+        .connect(params)
+        .await
+        .expect("the session opens")
+}
+
+/// Builds `client` and returns the error connecting with default parameters ends in, for
+/// tests of refused and failed connects.
+pub async fn connect_error(
+    client: assemblyai_streaming::StreamingClientBuilder,
+) -> assemblyai_streaming::Error {
+    client
+        .build()
+        .expect("the client builds")
+        .connect(assemblyai_streaming::ConnectionParams::new())
+        .await
+        .expect_err("the connect fails")
 }

@@ -398,6 +398,27 @@ pub async fn raw_upgrade_server(
     format!("ws://{addr}")
 }
 
+/// A `Lemur` builder for a loopback test server at `url`: key `k`, and no proxy taken from the
+/// environment (a CI runner's proxy must not stand between the test and its server).
+pub fn direct_lemur(url: &str) -> assemblyai_streaming::lemur::LemurBuilder {
+    assemblyai_streaming::lemur::Lemur::builder()
+        .api_key("k")
+        .base_url(url)
+        .no_proxy()
+}
+
+/// Builds `lemur` (it must build) and asks it to translate "Hello" into "es": the request the
+/// transport tests make of a server that answers anything.
+pub async fn translate_hello(
+    lemur: assemblyai_streaming::lemur::LemurBuilder,
+) -> assemblyai_streaming::Result<String> {
+    lemur
+        .build()
+        .expect("the client builds")
+        .translate("Hello", "es")
+        .await
+}
+
 /// SSE `data:` events for these deltas as OpenAI chunk objects, then `data: [DONE]`.
 pub fn sse_body(deltas: &[&str], done: bool) -> String {
     let mut out = String::new();

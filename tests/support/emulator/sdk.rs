@@ -22,6 +22,20 @@ pub fn unavailable(why: &str) {
     eprintln!("SKIPPED: {msg}");
 }
 
+/// Runs an SDK driver (`what` names it in failures) and parses the JSON report on the last
+/// line of its stdout; a failed run, or a last line that is not JSON, fails the test with the
+/// driver's output.
+pub fn driver_report(cmd: &mut Command, what: &str) -> serde_json::Value {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run the {what}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what} failed: {stderr}\n{stdout}");
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{what} output is not JSON ({e}): {stdout}\n{stderr}"))
+}
+
 pub fn run_ok(cmd: &mut Command) -> Result<(), String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if out.status.success() {
