@@ -23,7 +23,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use futures::channel::oneshot;
-use futures::task::AtomicWaker;
 use futures::{Sink, Stream};
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -48,8 +47,6 @@ pub(crate) struct Shared {
     consumer_gone: AtomicBool,
     /// Live senders (the sink and every handle); at zero the audio is over.
     senders: AtomicUsize,
-    /// The driver's waker, for the consumer's drop and queued commands.
-    driver: AtomicWaker,
     /// The consumer's side: events and the end.
     inner: Mutex<SharedInner>,
     /// The socket, the core and the commands not yet taken.
@@ -100,6 +97,8 @@ struct IoState {
     consumer_gone: bool,
     answered: bool,
     progress: bool,
+    /// The time of this turn: one clock read per turn, not one per input.
+    now: Instant,
 }
 
 impl std::fmt::Debug for Io {
@@ -127,7 +126,6 @@ impl Shared {
             accepting: AtomicBool::new(true),
             consumer_gone: AtomicBool::new(false),
             senders: AtomicUsize::new(0),
-            driver: AtomicWaker::new(),
             inner: Mutex::new(SharedInner {
                 queue,
                 consumer: None,
@@ -151,6 +149,7 @@ impl Shared {
                     consumer_gone: false,
                     answered: false,
                     progress: false,
+                    now: now(),
                 },
             }),
             span,
@@ -212,7 +211,17 @@ impl Shared {
     pub(crate) fn consumer_dropped(&self) {
         self.lock().queue.clear();
         self.consumer_gone.store(true, Ordering::Release);
-        self.driver.wake();
+        self.wake_driver();
+    }
+
+    /// Wakes the session task. Its waker is kept under the `Io` lock, which the task holds for
+    /// its whole turn, so a wake-up cannot fall between its last look and its sleep; before
+    /// its first turn there is nothing to wake, and that turn looks at everything.
+    fn wake_driver(&self) {
+        let waker = self.lock_io().waker.clone();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// A new sender (the sink, a handle).
@@ -223,7 +232,7 @@ impl Shared {
     /// A sender is gone; the last one ends the audio.
     pub(crate) fn remove_sender(&self) {
         if self.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.driver.wake();
+            self.wake_driver();
         }
     }
 
@@ -270,6 +279,7 @@ impl Shared {
                 let _span = self.span.enter();
                 let mut cx = Context::from_waker(waker);
                 state.progress = false;
+                state.now = now();
                 state.feed(Input::Audio(data.clone()));
                 state.write(&mut cx);
                 if state.needs_driver() {
@@ -279,8 +289,11 @@ impl Shared {
             }
         }
         state.commands.push_back(command);
+        let waker = io.waker.clone();
         drop(io);
-        self.driver.wake();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         Ok(())
     }
 }
@@ -288,7 +301,7 @@ impl Shared {
 impl IoState {
     fn feed(&mut self, input: Input) {
         self.progress = true;
-        self.core.handle(now(), input);
+        self.core.handle(self.now, input);
     }
 
     /// After the sink drove the socket: whether the session task must look (something is
@@ -375,14 +388,18 @@ impl IoState {
     fn write(&mut self, cx: &mut Context<'_>) {
         loop {
             let Self {
-                ws, core, progress, ..
+                ws,
+                core,
+                progress,
+                now,
+                ..
             } = self;
             let Some(ws) = ws.as_mut() else {
                 return;
             };
             let mut feed = |core: &mut Core, input| {
                 *progress = true;
-                core.handle(now(), input);
+                core.handle(*now, input);
             };
             if self.closing {
                 match Pin::new(ws).poll_close(cx) {
@@ -549,7 +566,7 @@ fn arm_timer(
     let Some(at) = state.core.next_deadline() else {
         return false;
     };
-    if at <= now() {
+    if at <= state.now {
         state.feed(Input::Tick);
         return true;
     }
@@ -571,7 +588,6 @@ impl Future for Driver {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         let shared = &*this.shared;
-        shared.driver.register(cx.waker());
         let mut io = shared.lock_io();
         match &io.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
@@ -580,6 +596,7 @@ impl Future for Driver {
         let state = &mut io.state;
         loop {
             state.progress = false;
+            state.now = now();
             state.read(cx);
             state.take_commands(shared.senders.load(Ordering::Acquire));
             state.write(cx);
