@@ -94,6 +94,10 @@ struct Args {
     /// against one emulator, with the ratios crate / raw.
     #[arg(long, value_enum, default_value = "crate")]
     client: ClientKind,
+    /// Multi-thread runtime without tokio's LIFO slot (an experiment on the latency tail;
+    /// needs a build with RUSTFLAGS="--cfg tokio_unstable").
+    #[arg(long)]
+    disable_lifo_slot: bool,
 }
 
 impl Args {
@@ -146,17 +150,28 @@ fn main() {
         eprintln!("load: {message}");
         std::process::exit(2)
     }
+    if args.disable_lifo_slot && (args.threads == 1 || !cfg!(tokio_unstable)) {
+        eprintln!(
+            "load: --disable-lifo-slot needs the multi-thread runtime (--threads 0 or > 1) and a \
+             build with RUSTFLAGS=\"--cfg tokio_unstable\""
+        );
+        std::process::exit(2)
+    }
     let runtime = match args.threads {
-        0 => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if n > 1 {
+                builder.worker_threads(n);
+            }
+            #[cfg(tokio_unstable)]
+            if args.disable_lifo_slot {
+                builder.disable_lifo_slot();
+            }
+            builder.enable_all().build()
+        }
     }
     .unwrap_or_else(|e| {
         eprintln!("cannot start the tokio runtime: {e}");
@@ -755,6 +770,9 @@ async fn run_both(args: Args) {
             .arg(&path);
         if let Some(pid) = &pid {
             cmd.args(["--emulator-pid", pid]);
+        }
+        if args.disable_lifo_slot {
+            cmd.arg("--disable-lifo-slot");
         }
         if child.is_some() {
             // Our emulator accepts our key only.
