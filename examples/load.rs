@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example load -- [--url URL] --sessions N --seconds S [--json FILE]
 //!     [--threads T] [--ramp-ms MS] [--frame-ms MS] [--emulator-pid PID]
-//!     [--client crate|raw|both] [--disable-lifo-slot]
+//!     [--client crate|raw|both] [--together] [--disable-lifo-slot]
 //! ```
 //!
 //! The crate's client runs one task per session: a `select!` over the pacing timer and the
@@ -13,7 +13,9 @@
 //! socket, a byte scan for `type` and the send stamp (no JSON parse), with the same URL,
 //! headers, audio, frames and ramp. `--client both` runs the crate, then the raw client, each
 //! in its own process against the same emulator, and reports both and their ratios
-//! (crate / raw): the floor and the crate side by side in one run. `--disable-lifo-slot` (only
+//! (crate / raw): the floor and the crate side by side in one run. With `--together` the two
+//! run at the same time (N sessions each), so both see the same machine load: the fair way to
+//! compare latency tails on a busy machine. `--disable-lifo-slot` (only
 //! in a build with `RUSTFLAGS="--cfg tokio_unstable"`) turns off the multi-thread runtime's
 //! LIFO slot, an experiment on the latency tail (docs/performance.md).
 //!
@@ -103,6 +105,11 @@ struct Args {
     /// needs a build with RUSTFLAGS="--cfg tokio_unstable").
     #[arg(long)]
     disable_lifo_slot: bool,
+    /// With `--client both`: run the crate and the raw client at the same time (N sessions
+    /// each), so both see the same machine load and their latency tails compare; the default
+    /// runs them one after the other.
+    #[arg(long)]
+    together: bool,
 }
 
 impl Args {
@@ -153,6 +160,10 @@ fn main() {
         .init();
     if let Err(message) = check_output(&args) {
         eprintln!("load: {message}");
+        std::process::exit(2)
+    }
+    if args.together && args.client != ClientKind::Both {
+        eprintln!("load: --together needs --client both");
         std::process::exit(2)
     }
     if args.disable_lifo_slot && (args.threads == 1 || !cfg!(tokio_unstable)) {
@@ -752,12 +763,14 @@ async fn run(args: Args) {
     }
 }
 
-/// `--client both`: the crate, then the raw baseline, each in its own process (so CPU and RSS
-/// are each one's own) against one emulator; prints and writes both, and the ratios.
+/// `--client both`: the crate and the raw baseline, each in its own process (so CPU and RSS
+/// are each one's own) against one emulator, one after the other or (`--together`) at the
+/// same time; prints and writes both, and the ratios.
 async fn run_both(args: Args) {
+    let runs = if args.together { 2 } else { 1 };
     let (mut child, url, pid) = match &args.url {
         Some(url) => (None, url.clone(), args.emulator_pid.clone()),
-        None => match spawn_emulator(args.sessions + 16) {
+        None => match spawn_emulator(args.sessions * runs + 16) {
             Ok((child, url)) => {
                 let pid = child.id().to_string();
                 (Some(child), url, Some(pid))
@@ -769,9 +782,8 @@ async fn run_both(args: Args) {
         },
     };
     let dir = std::env::temp_dir();
-    let mut reports = Vec::new();
-    for kind in ["crate", "raw"] {
-        let path = dir.join(format!("load-{}-{kind}.json", std::process::id()));
+    let ours = child.is_some();
+    let command = |kind: &str, path: &std::path::Path| {
         let mut cmd = Command::new(std::env::current_exe().unwrap_or_else(|_| "load".into()));
         cmd.args(["--client", kind, "--url", &url])
             .args(["--sessions", &args.sessions.to_string()])
@@ -780,24 +792,55 @@ async fn run_both(args: Args) {
             .args(["--ramp-ms", &args.ramp().as_millis().to_string()])
             .args(["--frame-ms", &args.frame_ms.to_string()])
             .arg("--json")
-            .arg(&path);
+            .arg(path)
+            .stdout(Stdio::piped());
         if let Some(pid) = &pid {
             cmd.args(["--emulator-pid", pid]);
         }
         if args.disable_lifo_slot {
             cmd.arg("--disable-lifo-slot");
         }
-        if child.is_some() {
+        if ours {
             // Our emulator accepts our key only.
             cmd.env("ASSEMBLYAI_API_KEY", KEY);
         }
+        cmd
+    };
+    let kinds = ["crate", "raw"];
+    let paths = kinds.map(|kind| dir.join(format!("load-{}-{kind}.json", std::process::id())));
+    let outputs: Vec<std::io::Result<std::process::Output>> = if args.together {
+        let started: Vec<_> = kinds
+            .iter()
+            .zip(&paths)
+            .map(|(kind, path)| command(kind, path).spawn())
+            .collect();
+        started
+            .into_iter()
+            .map(|run| run.and_then(|c| c.wait_with_output()))
+            .collect()
+    } else {
+        kinds
+            .iter()
+            .zip(&paths)
+            .map(|(kind, path)| command(kind, path).output())
+            .collect()
+    };
+    // Each run's report, printed whole once it ended (side by side they would interleave).
+    let mut reports = Vec::new();
+    for ((kind, path), out) in kinds.iter().zip(&paths).zip(outputs) {
         println!("== {kind} ==");
-        let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
-        let report: Value = std::fs::read_to_string(&path)
+        let ok = match out {
+            Ok(out) => {
+                print!("{}", String::from_utf8_lossy(&out.stdout));
+                out.status.success()
+            }
+            Err(_) => false,
+        };
+        let report: Value = std::fs::read_to_string(path)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(Value::Null);
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path);
         if !ok || report.is_null() {
             eprintln!("the {kind} run failed");
         }
