@@ -256,7 +256,9 @@ impl StreamingClientBuilder {
         self
     }
 
-    /// How many audio chunks the sink buffers before `poll_ready` waits (default 32).
+    /// How many audio chunks (and control messages) may wait for the socket before the sink's
+    /// `poll_ready` waits (default 32). While the socket keeps up, nothing waits: each chunk is
+    /// written when it is sent.
     pub fn audio_buffer(mut self, chunks: usize) -> Self {
         self.options.audio_buffer = chunks.max(1);
         self

@@ -206,20 +206,33 @@ fn a_malformed_response_head_keeps_the_parser_error_as_its_source() {
     assert!(find::<httparse::Error>(&err).is_some(), "{err:?}");
 }
 
-#[tokio::test]
-async fn a_reset_during_the_handshake_keeps_the_socket_error() {
+/// Serves one connection: reads the start of the request, then hands the socket to `then`.
+async fn after_request<F, Fut>(then: F) -> std::net::SocketAddr
+where
+    F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
         let mut buf = [0u8; 4096];
         let _ = tcp.read(&mut buf).await;
+        then(tcp).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_reset_during_the_handshake_keeps_the_socket_error() {
+    let addr = after_request(|tcp| async move {
         // Linger 0: the close is a RST, so the client's read fails rather than ends. (The
         // deprecation is about blocking on drop with a non-zero linger; zero never blocks.)
         #[allow(deprecated)]
         tcp.set_linger(Some(Duration::ZERO)).unwrap();
         drop(tcp);
-    });
+    })
+    .await;
     let err = client(&format!("ws://{addr}"))
         .connect(ConnectionParams::new())
         .await
@@ -234,15 +247,12 @@ async fn a_reset_during_the_handshake_keeps_the_socket_error() {
 #[tokio::test]
 async fn a_failed_tls_handshake_keeps_the_tls_error_as_its_source() {
     // Plain text where a TLS ServerHello should be.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut tcp, _) = listener.accept().await.unwrap();
-        let mut buf = [0u8; 4096];
-        let _ = tcp.read(&mut buf).await;
+    let addr = after_request(|mut tcp| async move {
         let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        let mut buf = [0u8; 4096];
         while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
-    });
+    })
+    .await;
     let err = client(&format!("wss://{addr}"))
         .connect(ConnectionParams::new())
         .await

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use assemblyai_streaming::{
-    AudioChunk, ConnectionParams, Error, StreamingClientBuilder, TimeoutKind, TurnEvent,
-};
+use assemblyai_streaming::{AudioChunk, Error, StreamingClientBuilder, TimeoutKind, TurnEvent};
 use futures::{SinkExt, StreamExt};
 use support::server::*;
 use tokio_tungstenite::tungstenite::Message;
@@ -426,13 +424,8 @@ async fn a_rejected_certificate_keeps_the_tls_error_as_its_source() {
             .collect()
     };
     let (port, _) = self_signed_server().await;
-    let err = builder(&format!("wss://localhost:{port}"))
-        .retries(0, Duration::ZERO)
-        .build()
-        .unwrap()
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap_err();
+    let err =
+        connect_error(builder(&format!("wss://localhost:{port}")).retries(0, Duration::ZERO)).await;
     assert_eq!(err.kind(), "certificate");
     assert!(
         err.to_string().starts_with(&format!(

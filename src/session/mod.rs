@@ -1,10 +1,13 @@
 //! A live streaming session: a [`Sink`] for audio and a [`Stream`] of [`TurnEvent`]s.
 //!
-//! The session is a pure state machine (`core`: phases, deadlines, finals, re-chunking) driven
-//! by one task (`driver`) that owns the socket. The sink talks to it through a bounded channel
-//! (backpressure from the socket); events reach the consumer through a bounded queue that the
-//! task never waits on, so the socket is always read: pings are answered and closes seen
-//! however slow the consumer is.
+//! The session is a pure state machine (`core`: phases, deadlines, finals, re-chunking) and
+//! the socket, behind one lock, driven by one task (`driver`). The sink writes a chunk itself
+//! when nothing is queued before it and the socket is idle (no task hand-off per chunk);
+//! otherwise chunks and control messages queue in order, at most
+//! [`audio_buffer`](crate::StreamingClientBuilder::audio_buffer) of them, for the task
+//! (backpressure from the socket). Events reach the consumer through a bounded queue that the
+//! task never waits on, so the socket is always read by the task: pings are answered and
+//! closes seen however slow the consumer is.
 //!
 //! Ending a session:
 //! - [`StreamingSession::terminate`] (or closing the sink: `sink.close()`, or the end of
