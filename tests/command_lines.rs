@@ -71,6 +71,8 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "--frame-ms",
             "--emulator-pid",
             "--client",
+            "--together",
+            "--disable-lifo-slot",
         ],
     ),
     ("mic_translate", &["--lang", "--wav", "--device", "--input"]),
@@ -209,9 +211,52 @@ fn load_needs_sessions_and_seconds_of_at_least_1() {
         &["--sessions", "0", "--seconds", "1"],
         &["--sessions", "1", "--seconds", "0"],
         &["--sessions", "1", "--seconds", "1", "--client", "fast"],
+        // Side by side needs both clients; the LIFO experiment needs a tokio_unstable build
+        // (and the multi-thread runtime).
+        &["--sessions", "1", "--seconds", "1", "--together"],
+        &["--sessions", "1", "--seconds", "1", "--disable-lifo-slot"],
     ] {
         let out = run("load", args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+}
+
+#[test]
+fn load_runs_the_crate_and_the_floor_together_and_reports_both_with_their_ratios() {
+    let dir = std::env::temp_dir().join(format!("load-together-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let out = run(
+        "load",
+        &[
+            "--sessions",
+            "3",
+            "--seconds",
+            "1",
+            "--ramp-ms",
+            "100",
+            "--client",
+            "both",
+            "--together",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Each client's report is printed whole (not interleaved), crate first.
+    let crate_at = stdout.find("== crate ==").expect("crate report");
+    let raw_at = stdout.find("== raw ==").expect("raw report");
+    assert!(crate_at < raw_at, "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // The crate's report at the top (as with `--client crate`), the floor's under `raw`.
+    for (client, r) in [("crate", &report), ("raw", &report["raw"])] {
+        assert_eq!(r["sessions_completed"], 3, "{client}: {report}");
+        assert_eq!(r["errors"], serde_json::json!({}), "{client}: {report}");
+    }
+    assert!(report["ratios"]["cpu_seconds"].is_number(), "{report}");
+    assert!(report["ratios"]["latency_p99"].is_number(), "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
