@@ -286,3 +286,67 @@ async fn rust_log_shows_the_session_lifecycle_on_stderr_and_nothing_by_default()
     assert!(!stderr.contains(&key), "the key was logged: {stderr}");
     drop(emu);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resilient_reconnects_after_a_dropped_connection_and_keeps_every_final_on_one_timeline() {
+    // The first connection drops 4 s in (no close frame); the script goes on across sessions.
+    let emu = support::resilient::sample_emulator(support::resilient::drop_first_session_after(
+        std::time::Duration::from_secs(4),
+    ))
+    .await;
+    let (_, script) = bundled_sample();
+    let bin = support::server::example_binary("transcribe");
+    let (url, key) = (emu.ws_url(), emu.api_key().to_owned());
+    // At real time: the sample is 12 s.
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args(["--url", &url, "--resilient"])
+            .arg(sample_wav())
+            .env("ASSEMBLYAI_API_KEY", key)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reconnected: Vec<_> = lines
+        .iter()
+        .filter(|l| l["type"] == "Reconnected")
+        .collect();
+    assert_eq!(reconnected.len(), 1, "{lines:#?}");
+    assert_eq!(reconnected[0]["attempt"], 1);
+    assert!(
+        reconnected[0]["cause"]["kind"].is_string(),
+        "{:?}",
+        reconnected[0]
+    );
+    assert_eq!(lines.last().unwrap()["type"], "Termination");
+    // Every scripted word is in a final, and the finals' word times only go forward: one
+    // timeline across both connections.
+    let finals: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "Turn" && l["final"] == true)
+        .collect();
+    let said: String = finals
+        .iter()
+        .map(|t| t["transcript"].as_str().unwrap().to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    for turn in &script.turns {
+        for word in turn.text.split_whitespace() {
+            let word = word
+                .trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase();
+            assert!(said.contains(&word), "{word:?} missing from {said:?}");
+        }
+    }
+    let starts: Vec<i64> = finals
+        .iter()
+        .flat_map(|t| t["words"].as_array().unwrap().iter())
+        .map(|w| w["start"].as_i64().unwrap())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
+}
