@@ -261,6 +261,44 @@ impl Shared {
         Poll::Pending
     }
 
+    /// For `terminate()`: queues `Terminate` (waiting for room like any command) and has
+    /// `done` told the outcome. Once the session is already terminating or ending (another
+    /// `terminate()`, the sink's close, an error being closed), `done` waits for that same
+    /// end instead of being refused: concurrent and repeated calls share one outcome.
+    pub(crate) fn poll_terminate(
+        &self,
+        cx: &mut Context<'_>,
+        done: &mut Option<oneshot::Sender<Result<Termination>>>,
+    ) -> Poll<Result<()>> {
+        let mut io = self.lock_io();
+        let state = &mut io.state;
+        if state.answered {
+            drop(io);
+            return Poll::Ready(Err(self.closed_error()));
+        }
+        if !state.core.accepts_commands() {
+            state.waiters.extend(done.take());
+            return Poll::Ready(Ok(()));
+        }
+        if state.commands.len() >= state.capacity {
+            if !state
+                .blocked_senders
+                .iter()
+                .any(|w| w.will_wake(cx.waker()))
+            {
+                state.blocked_senders.push(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        state.commands.push_back(Command::Terminate(done.take()));
+        let waker = io.waker.clone();
+        drop(io);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Poll::Ready(Ok(()))
+    }
+
     /// Submits a command after [`poll_room`](Self::poll_room) said there was room. Audio is
     /// written at once by the caller when nothing waits before it and the socket is idle;
     /// anything else is queued for the session task.
@@ -628,18 +666,31 @@ impl Drop for Driver {
     fn drop(&mut self) {
         // Also when the runtime drops the task: the socket closes with it, and the consumer
         // and the senders must see an end.
-        self.shared.accepting.store(false, Ordering::Release);
         let mut io = self.shared.lock_io();
         io.waker = None;
         io.state.ws = None;
-        io.state.answered = true;
+        let answered = std::mem::replace(&mut io.state.answered, true);
+        let consumer = {
+            let mut inner = self.shared.lock();
+            if !answered && !inner.finished {
+                // Stopped before an end was decided (the runtime shut down): the stream must
+                // not end as if cleanly, and senders and `terminate()` get the same error.
+                let error =
+                    Error::connection_lost("the session task was stopped (its runtime shut down)");
+                let _ = inner.queue.push(Err(error.clone()), 0, true);
+                inner.end_error = Some(error);
+            }
+            inner.finished = true;
+            inner.consumer.take()
+        };
+        // Only now, with the end error in place, may a sender see the end.
+        self.shared.accepting.store(false, Ordering::Release);
         for waker in io.state.blocked_senders.drain(..) {
             waker.wake();
         }
         io.state.waiters.clear();
-        let mut inner = self.shared.lock();
-        inner.finished = true;
-        if let Some(w) = inner.consumer.take() {
+        drop(io);
+        if let Some(w) = consumer {
             w.wake();
         }
     }

@@ -451,6 +451,8 @@ impl Drop for EventStream {
 pub struct SessionHandle {
     sender: Sender,
     terminate_timeout: Duration,
+    /// The runtime the session task runs on.
+    runtime: tokio::runtime::Handle,
 }
 
 impl SessionHandle {
@@ -487,12 +489,19 @@ impl SessionHandle {
         let timeout = self.terminate_timeout;
         let wait = async {
             let (done_tx, done_rx) = oneshot::channel();
-            self.send(Command::Terminate(Some(done_tx))).await?;
+            let mut done = Some(done_tx);
+            futures::future::poll_fn(|cx| self.shared().poll_terminate(cx, &mut done)).await?;
             done_rx
                 .await
                 .unwrap_or_else(|_| Err(self.shared().closed_error()))
         };
-        match tokio::time::timeout(timeout, wait).await {
+        // The session's runtime keeps the time: the caller may be on a thread without one
+        // (a plain executor, an audio callback thread).
+        let timed = {
+            let _runtime = self.runtime.enter();
+            tokio::time::timeout(timeout, wait)
+        };
+        match timed.await {
             Ok(outcome) => outcome,
             Err(_) => Err(self.shared().end_error().unwrap_or(Error::Timeout {
                 kind: TimeoutKind::Termination,
@@ -536,6 +545,7 @@ pub(crate) fn start(
         handle: SessionHandle {
             sender,
             terminate_timeout: options.terminate_timeout,
+            runtime: tokio::runtime::Handle::current(),
         },
         info,
     }
