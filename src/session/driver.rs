@@ -357,15 +357,17 @@ impl IoState {
             }
     }
 
-    fn read(&mut self, cx: &mut Context<'_>) {
+    /// Reads up to [`READ_BUDGET`] frames; `true` when the budget ran out (the task was
+    /// woken to come back, and must yield first).
+    fn read(&mut self, cx: &mut Context<'_>) -> bool {
         let mut budget = READ_BUDGET;
         while self.core.reads() && budget > 0 {
             let Some(ws) = self.ws.as_mut() else {
-                return;
+                return false;
             };
             budget -= 1;
             let input = match Pin::new(&mut *ws).poll_next(cx) {
-                Poll::Pending => return,
+                Poll::Pending => return false,
                 Poll::Ready(None) => Input::Eof,
                 Poll::Ready(Some(Ok(message))) => match message {
                     Message::Text(text) => Input::Text(text),
@@ -393,7 +395,9 @@ impl IoState {
         if budget == 0 {
             // More may be ready: come back after other tasks had a turn.
             cx.waker().wake_by_ref();
+            return true;
         }
+        false
     }
 
     fn take_commands(&mut self, senders: usize) {
@@ -635,7 +639,7 @@ impl Future for Driver {
         loop {
             state.progress = false;
             state.now = now();
-            state.read(cx);
+            let spent = state.read(cx);
             state.take_commands(shared.senders.load(Ordering::Acquire));
             state.write(cx);
             state.deliver(shared);
@@ -649,7 +653,9 @@ impl Future for Driver {
                 return Poll::Ready(());
             }
             let ticked = arm_timer(state, &mut this.timer, cx);
-            if !state.progress && !ticked {
+            // A full read budget yields even with progress: otherwise this loop would read on
+            // (holding the lock the sink needs) for as long as the server sends.
+            if spent || (!state.progress && !ticked) {
                 return Poll::Pending;
             }
         }
