@@ -1,10 +1,11 @@
 //! A live streaming session: a [`Sink`] for audio and a [`Stream`] of [`TurnEvent`]s.
 //!
 //! The session is a pure state machine (`core`: phases, deadlines, finals, re-chunking) driven
-//! by one task (`driver`) that owns the socket. The sink talks to it through a bounded channel
-//! (backpressure from the socket); events reach the consumer through a bounded queue that the
-//! task never waits on, so the socket is always read: pings are answered and closes seen
-//! however slow the consumer is.
+//! by one task (`driver`) that always reads the socket. The sink writes audio itself when
+//! nothing is queued and the socket is idle, and otherwise queues it (with the handles'
+//! control messages, in one bounded queue: backpressure from the socket) for the task; events
+//! reach the consumer through a bounded queue that the task never waits on, so the socket is
+//! always read: pings are answered and closes seen however slow the consumer is.
 //!
 //! Ending a session:
 //! - [`StreamingSession::terminate`] (or closing the sink: `sink.close()`, or the end of
@@ -446,7 +447,9 @@ impl Drop for EventStream {
 }
 
 /// Sends control messages to a session from any task. Messages are queued behind the audio
-/// already accepted, so they apply at that point of the stream.
+/// already accepted, so they apply at that point of the stream; only audio the session holds
+/// to complete a frame (less than one frame duration, 100 ms by default) goes out after them,
+/// with the next audio or, padded to 50 ms, when the audio ends.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
     sender: Sender,
