@@ -487,7 +487,11 @@ impl SessionHandle {
 
     /// Sends the buffered audio and `Terminate`, then waits for `Termination`. The whole call,
     /// a full audio queue included, is bounded by the terminate timeout; after the session
-    /// ended with an error, that error is returned.
+    /// ended with an error, that error is returned, and after a normal end,
+    /// [`Error::SessionClosed`]. A call while the session is already ending (another
+    /// `terminate()`, the sink closed) waits for that same outcome; `Terminate` is sent once.
+    /// Dropping the future after it queued `Terminate` does not take it back. Callable from
+    /// any thread, with or without a runtime.
     pub async fn terminate(&self) -> Result<Termination> {
         let timeout = self.terminate_timeout;
         let wait = async {
