@@ -150,15 +150,15 @@ fn key_part_in(text: &str) -> Option<String> {
 async fn messages_echoing_the_key_are_redacted_in_events_and_the_crates_logs() {
     let logs = capture_logs();
     let server = serve_script(|mut ws, _| async move {
-        let begin = format!(r#"{{"type":"Begin","id":"{CANARY}","expires_at":1}}"#);
-        ws.send(Message::text(begin.clone())).await.unwrap();
+        ws.send(begin()).await.unwrap();
         for echo in [
             format!(r#"{{"type":"Warning","warning_code":1,"warning":"key {CANARY}"}}"#),
             format!(r#"{{"type":"NewKind","nested":{{"echo":["{CANARY}"]}}}}"#),
             // serde_json's complaint quotes the value it could not read.
             format!(r#"{{"type":"Turn","turn_order":"{CANARY}"}}"#),
-            // A second Begin is logged and ignored.
-            begin,
+            // A second Begin is logged and ignored. (The first one's id is kept as sent: it
+            // identifies the session, and redacting it would mangle ids with a short key.)
+            format!(r#"{{"type":"Begin","id":"{CANARY}","expires_at":1}}"#),
         ] {
             ws.send(Message::text(echo)).await.unwrap();
         }
@@ -172,13 +172,12 @@ async fn messages_echoing_the_key_are_redacted_in_events_and_the_crates_logs() {
         .connect(ConnectionParams::new())
         .await
         .unwrap();
-    let id = session.id().to_owned();
     let items: Vec<_> = tokio::time::timeout(Duration::from_secs(5), session.collect::<Vec<_>>())
         .await
         .unwrap();
     // Begin, Warning, NewKind, the decode error, the end.
     assert_eq!(items.len(), 5, "{items:?}");
-    let shown = format!("{id} {items:?}");
+    let shown = format!("{items:?}");
     assert_eq!(key_part_in(&shown), None, "{shown}");
     assert!(shown.contains("key <redacted>"), "{shown}");
     for item in &items {

@@ -544,11 +544,7 @@ impl Core {
             }
         };
         let event = match message {
-            ServerMessage::Begin(mut b) => {
-                // The id is logged (the session's span) and shown: server text like any other.
-                if let std::borrow::Cow::Owned(id) = self.redactor.redact(&b.id) {
-                    b.id = id;
-                }
+            ServerMessage::Begin(b) => {
                 if matches!(self.phase, Phase::Opening) {
                     self.phase = Phase::Streaming;
                     self.last_sent = now;
@@ -556,7 +552,8 @@ impl Core {
                     self.events.push_front((Ok(TurnEvent::Begin(b)), len));
                     return;
                 } else {
-                    tracing::warn!(id = %b.id, "second Begin ignored");
+                    let id = self.redactor.redact(&b.id);
+                    tracing::warn!(%id, "second Begin ignored");
                     return;
                 }
             }
