@@ -675,3 +675,37 @@ fn a_runtime_shut_down_under_a_blocked_sink_releases_it_and_ends_the_stream_with
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn audio_written_by_the_sink_and_queued_controls_keep_their_order() {
+    // The first chunk is written by the sink itself (nothing queued, socket idle); the
+    // control after it is queued for the task, so the next chunk must queue behind it rather
+    // than take the direct path ahead of it.
+    let (server, mut reports) = serve_reporting(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        let log = read_log_until_terminate(&mut ws).await;
+        ws.send(termination()).await.unwrap();
+        close(&mut ws, 1000, "").await;
+        log
+    })
+    .await;
+    let mut session = open_session(default_client(&server.url)).await;
+    // Let the session task run once, so the sink may write directly.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let handle = session.handle();
+    let mut expected = Vec::new();
+    for n in 0..20u16 {
+        session
+            .send(AudioChunk::from_bytes(numbered_chunk(n)))
+            .await
+            .unwrap();
+        expected.push("audio 3200".to_string());
+        if n % 3 == 0 {
+            handle.keep_alive().await.unwrap();
+            expected.push(r#"{"type":"KeepAlive"}"#.to_string());
+        }
+    }
+    session.terminate().await.unwrap();
+    expected.push(r#"{"type":"Terminate"}"#.to_string());
+    assert_eq!(reports.next().await, expected);
+}
