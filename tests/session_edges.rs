@@ -709,3 +709,35 @@ async fn audio_written_by_the_sink_and_queued_controls_keep_their_order() {
     expected.push(r#"{"type":"Terminate"}"#.to_string());
     assert_eq!(reports.next().await, expected);
 }
+
+#[tokio::test]
+async fn dropping_the_event_stream_answers_a_pending_terminate_at_once() {
+    // Termination would come only after 3 s; the consumer gives up first. The waiting
+    // terminate() learns the session is over then, not at its own timeout.
+    let server = serve_script(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        read_until_terminate(&mut ws).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let _ = ws.send(termination()).await;
+        close(&mut ws, 1000, "").await;
+    })
+    .await;
+    let session =
+        open_session(default_client(&server.url).terminate_timeout(Duration::from_secs(10))).await;
+    let handle = session.handle();
+    let (_sink, events) = session.split();
+    let waiting = tokio::spawn(async move { handle.terminate().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    drop(events);
+    let outcome = tokio::time::timeout(Duration::from_secs(2), waiting)
+        .await
+        .expect("terminate() is answered when the stream is dropped")
+        .unwrap();
+    assert!(matches!(outcome, Err(Error::SessionClosed)), "{outcome:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+}
