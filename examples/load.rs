@@ -3,14 +3,19 @@
 //! ```text
 //! cargo run --release --example load -- [--url URL] --sessions N --seconds S [--json FILE]
 //!     [--threads T] [--ramp-ms MS] [--frame-ms MS] [--emulator-pid PID]
-//!     [--client crate|raw|both]
+//!     [--client crate|raw|both] [--disable-lifo-slot]
 //! ```
 //!
-//! `--client raw` measures a minimal baseline instead of the crate: one task per session, one
-//! `select!` over the pacing timer and the socket, a byte scan for `type` and the send stamp
-//! (no JSON parse), with the same URL, headers, audio, frames and ramp. `--client both` runs
-//! the crate, then the raw client, against the same emulator in the same process, and reports
-//! both and their ratios (crate / raw): the floor and the crate side by side in one run.
+//! The crate's client runs one task per session: a `select!` over the pacing timer and the
+//! session's event stream, each chunk sent through the session's `Sink` (the usual shape of a
+//! service that streams and reads in one place). `--client raw` measures a minimal baseline
+//! instead of the crate: one task per session, one `select!` over the pacing timer and the
+//! socket, a byte scan for `type` and the send stamp (no JSON parse), with the same URL,
+//! headers, audio, frames and ramp. `--client both` runs the crate, then the raw client, each
+//! in its own process against the same emulator, and reports both and their ratios
+//! (crate / raw): the floor and the crate side by side in one run. `--disable-lifo-slot` (only
+//! in a build with `RUSTFLAGS="--cfg tokio_unstable"`) turns off the multi-thread runtime's
+//! LIFO slot, an experiment on the latency tail (docs/performance.md).
 //!
 //! Without `--url` it starts the emulator as a separate process (this same binary, with
 //! send-time stamping on) and stops it at the end. Each session streams the bundled speech at
@@ -94,6 +99,10 @@ struct Args {
     /// against one emulator, with the ratios crate / raw.
     #[arg(long, value_enum, default_value = "crate")]
     client: ClientKind,
+    /// Multi-thread runtime without tokio's LIFO slot (an experiment on the latency tail;
+    /// needs a build with RUSTFLAGS="--cfg tokio_unstable").
+    #[arg(long)]
+    disable_lifo_slot: bool,
 }
 
 impl Args {
@@ -146,17 +155,28 @@ fn main() {
         eprintln!("load: {message}");
         std::process::exit(2)
     }
+    if args.disable_lifo_slot && (args.threads == 1 || !cfg!(tokio_unstable)) {
+        eprintln!(
+            "load: --disable-lifo-slot needs the multi-thread runtime (--threads 0 or > 1) and a \
+             build with RUSTFLAGS=\"--cfg tokio_unstable\""
+        );
+        std::process::exit(2)
+    }
     let runtime = match args.threads {
-        0 => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if n > 1 {
+                builder.worker_threads(n);
+            }
+            #[cfg(tokio_unstable)]
+            if args.disable_lifo_slot {
+                builder.disable_lifo_slot();
+            }
+            builder.enable_all().build()
+        }
     }
     .unwrap_or_else(|e| {
         eprintln!("cannot start the tokio runtime: {e}");
@@ -360,7 +380,7 @@ async fn one_session(
     stats: Arc<Stats>,
 ) {
     let started = Instant::now();
-    let session = match client
+    let mut session = match client
         .connect(ConnectionParams::new().format_turns(true))
         .await
     {
@@ -374,35 +394,43 @@ async fn one_session(
         c.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     stats.connected.fetch_add(1, Ordering::Relaxed);
-    let (mut sink, mut events) = session.split();
+    // One task per session, like the floor: a `select!` over the pacing timer and the
+    // session's events; each chunk goes through the session's `Sink` (written at once while
+    // the socket keeps up), and closing the sink sends `Terminate`.
     let chunks = (seconds * 1000 / CHUNK_MS) as usize;
-    // Audio at real-time pace: one chunk per tick, on the wall clock of the first one.
-    let sender = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(CHUNK_MS));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        for i in 0..chunks {
-            tick.tick().await;
-            if sink.send(audio[i % audio.len()].clone()).await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let mut tick = tokio::time::interval(Duration::from_millis(CHUNK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = 0;
+    let mut closed = false;
     let mut terminated = false;
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(event) => {
-                stats.events.fetch_add(1, Ordering::Relaxed);
-                if let Some(sent) = event.turn().and_then(|t| t.emulator_sent_at_ns) {
-                    stats.latency.record(now_ns().saturating_sub(sent));
+    loop {
+        tokio::select! {
+            _ = tick.tick(), if !closed => {
+                if session.send(audio[sent % audio.len()].clone()).await.is_err() {
+                    closed = true;
+                } else {
+                    sent += 1;
+                    if sent == chunks {
+                        // The audio is over: flush, then Terminate.
+                        let _ = session.close().await;
+                        closed = true;
+                    }
                 }
-                terminated |= matches!(event, TurnEvent::Termination(_));
             }
-            Err(e) => stats.error(e.kind().as_str()),
+            event = session.next() => {
+                let Some(event) = event else { break };
+                match event {
+                    Ok(event) => {
+                        stats.events.fetch_add(1, Ordering::Relaxed);
+                        if let Some(sent) = event.turn().and_then(|t| t.emulator_sent_at_ns) {
+                            stats.latency.record(now_ns().saturating_sub(sent));
+                        }
+                        terminated |= matches!(event, TurnEvent::Termination(_));
+                    }
+                    Err(e) => stats.error(e.kind().as_str()),
+                }
+            }
         }
-    }
-    if sender.await.is_err() {
-        stats.error("sender_panicked");
     }
     if terminated {
         stats.completed.fetch_add(1, Ordering::Relaxed);
@@ -755,6 +783,9 @@ async fn run_both(args: Args) {
             .arg(&path);
         if let Some(pid) = &pid {
             cmd.args(["--emulator-pid", pid]);
+        }
+        if args.disable_lifo_slot {
+            cmd.arg("--disable-lifo-slot");
         }
         if child.is_some() {
             // Our emulator accepts our key only.

@@ -47,6 +47,10 @@ pub(crate) struct Shared {
     consumer_gone: AtomicBool,
     /// Live senders (the sink and every handle); at zero the audio is over.
     senders: AtomicUsize,
+    /// How many commands wait in `Io` (a copy kept for the sink's lock-free `poll_ready`).
+    queued: AtomicUsize,
+    /// The bound on waiting commands (`audio_buffer`).
+    capacity: usize,
     /// The consumer's side: events and the end.
     inner: Mutex<SharedInner>,
     /// The socket, the core and the commands not yet taken.
@@ -80,7 +84,6 @@ struct IoState {
     /// Commands not yet taken by the core, in order; at most `capacity` (plus one per sender
     /// racing between `poll_ready` and `start_send`).
     commands: VecDeque<Command>,
-    capacity: usize,
     /// Tasks waiting for room in `commands` (or for the end).
     blocked_senders: Vec<Waker>,
     /// Every sender is gone and the core was told.
@@ -126,6 +129,8 @@ impl Shared {
             accepting: AtomicBool::new(true),
             consumer_gone: AtomicBool::new(false),
             senders: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+            capacity: capacity.max(1),
             inner: Mutex::new(SharedInner {
                 queue,
                 consumer: None,
@@ -138,7 +143,6 @@ impl Shared {
                     ws: Some(ws),
                     core,
                     commands: VecDeque::new(),
-                    capacity: capacity.max(1),
                     blocked_senders: Vec::new(),
                     commands_closed: false,
                     waiters: Vec::new(),
@@ -242,13 +246,18 @@ impl Shared {
         if !self.accepting() {
             return Poll::Ready(Err(self.closed_error()));
         }
+        // The common case without the lock: a stale count is at worst one command per sender
+        // over the bound, or a look under the lock.
+        if self.queued.load(Ordering::Acquire) < self.capacity {
+            return Poll::Ready(Ok(()));
+        }
         let mut io = self.lock_io();
         let state = &mut io.state;
         if state.answered {
             drop(io);
             return Poll::Ready(Err(self.closed_error()));
         }
-        if state.commands.len() < state.capacity {
+        if state.commands.len() < self.capacity {
             return Poll::Ready(Ok(()));
         }
         if !state
@@ -327,6 +336,7 @@ impl Shared {
             }
         }
         state.commands.push_back(command);
+        self.queued.store(state.commands.len(), Ordering::Release);
         let waker = io.waker.clone();
         drop(io);
         if let Some(waker) = waker {
@@ -560,6 +570,7 @@ impl IoState {
                 self.waiters.push(done);
             }
         }
+        shared.queued.store(0, Ordering::Release);
         for waker in self.blocked_senders.drain(..) {
             waker.wake();
         }
@@ -641,6 +652,7 @@ impl Future for Driver {
             state.now = now();
             let spent = state.read(cx);
             state.take_commands(shared.senders.load(Ordering::Acquire));
+            shared.queued.store(state.commands.len(), Ordering::Release);
             state.write(cx);
             state.deliver(shared);
             state.answer(shared);

@@ -387,16 +387,10 @@ impl Sink<AudioChunk> for AudioSink {
         self.shared().submit(Command::Audio(item.into_bytes()))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        // Accepted chunks are written or queued for the session task; nothing waits here but
-        // room in the queue, and after the end there is nothing to flush.
-        if self.closing {
-            return Poll::Ready(Ok(()));
-        }
-        match self.shared().poll_room(cx) {
-            Poll::Ready(Err(_)) => Poll::Ready(Ok(())),
-            other => other,
-        }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<()>> {
+        // An accepted chunk is written at once or queued for the session task (a queue that
+        // `poll_ready` bounds); nothing more can be pushed out from here.
+        Poll::Ready(Ok(()))
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {

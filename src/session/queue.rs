@@ -80,6 +80,10 @@ impl EventQueue {
     pub(crate) fn pop(&mut self) -> Option<Result<TurnEvent>> {
         let (event, bytes) = self.items.pop_front()?;
         self.bytes -= bytes;
+        if self.items.is_empty() {
+            // An idle session keeps no event capacity (see `Core::take_events`).
+            self.items = VecDeque::new();
+        }
         Some(event)
     }
 
