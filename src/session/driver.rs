@@ -289,7 +289,7 @@ impl Shared {
             state.waiters.extend(done.take());
             return Poll::Ready(Ok(()));
         }
-        if state.commands.len() >= state.capacity {
+        if state.commands.len() >= self.capacity {
             if !state
                 .blocked_senders
                 .iter()
@@ -300,6 +300,7 @@ impl Shared {
             return Poll::Pending;
         }
         state.commands.push_back(Command::Terminate(done.take()));
+        self.queued.store(state.commands.len(), Ordering::Release);
         let waker = io.waker.clone();
         drop(io);
         if let Some(waker) = waker {
