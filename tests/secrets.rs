@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use assemblyai_streaming::{AudioChunk, ConnectionParams, Secret, StreamingClient};
@@ -15,35 +13,8 @@ use support::server::*;
 const SECRET_KEY: &str = "sk-live-DO-NOT-LOG-4f1c2a";
 const SECRET_TOKEN: &str = "tmp-token-DO-NOT-LOG-9e8d";
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every log line of this test binary, at trace level (one subscriber for all its tests).
-fn capture() -> Capture {
-    static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
-    CAPTURE
-        .get_or_init(|| {
-            let capture = Capture::default();
-            let writer = capture.clone();
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_writer(move || writer.clone())
-                .with_ansi(false)
-                .try_init()
-                .expect("first subscriber in this test binary");
-            capture
-        })
-        .clone()
+fn capture() -> LogCapture {
+    capture_logs()
 }
 
 #[tokio::test]
@@ -444,6 +415,7 @@ async fn server_echoes_of_the_key_token_or_proxy_password_never_reach_an_error_o
 
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     if let Some(part) = leak(&logs) {
-        panic!("{part:?} leaked into the logs");
+        let line = logs.lines().find(|l| l.contains(&part)).unwrap_or_default();
+        panic!("{part:?} leaked into the logs: {line}");
     }
 }

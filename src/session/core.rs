@@ -533,12 +533,15 @@ impl Core {
         let len = text.len();
         let message = match ServerMessage::from_json(text.as_str()) {
             Ok(message) => message,
+            // serde_json's complaint quotes the values it could not read: server text.
             Err(e) if matches!(self.phase, Phase::Opening) => {
-                tracing::warn!(error = %e, "undecodable frame before Begin; ignored");
+                let error = self.redactor.redact(&e.to_string()).into_owned();
+                tracing::warn!(%error, "undecodable frame before Begin; ignored");
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "undecodable server frame");
+                let error = self.redactor.redact(&e.to_string()).into_owned();
+                tracing::warn!(%error, "undecodable server frame");
                 self.push(Err(Error::decode_redacted(e, &text, &self.redactor)), len);
                 return;
             }
@@ -552,7 +555,8 @@ impl Core {
                     self.events.push_front((Ok(TurnEvent::Begin(b)), len));
                     return;
                 } else {
-                    tracing::warn!(id = %b.id, "second Begin ignored");
+                    let id = self.redactor.redact(&b.id);
+                    tracing::warn!(%id, "second Begin ignored");
                     return;
                 }
             }
@@ -581,12 +585,25 @@ impl Core {
                 return;
             }
             ServerMessage::SpeechStarted(s) => TurnEvent::SpeechStarted(s),
-            ServerMessage::Warning(w) => TurnEvent::Warning(w),
+            // Free server text, kept in events that are shown and logged: redacted like the
+            // text of errors. (Turn transcripts are the speaker's words and are not.)
+            ServerMessage::Warning(mut w) => {
+                if let std::borrow::Cow::Owned(text) = self.redactor.redact(&w.warning) {
+                    w.warning = text;
+                }
+                TurnEvent::Warning(w)
+            }
             ServerMessage::Heartbeat(h) => TurnEvent::Heartbeat(h),
             ServerMessage::Silence(s) => TurnEvent::Silence(s),
             ServerMessage::SpeakerRevision(r) => TurnEvent::SpeakerRevision(r),
-            ServerMessage::LlmGatewayResponse(r) => TurnEvent::LlmGatewayResponse(r),
-            ServerMessage::Unknown(v) => TurnEvent::Unknown(v),
+            ServerMessage::LlmGatewayResponse(mut r) => {
+                self.redactor.redact_json(&mut r.data);
+                TurnEvent::LlmGatewayResponse(r)
+            }
+            ServerMessage::Unknown(mut v) => {
+                self.redactor.redact_json(&mut v);
+                TurnEvent::Unknown(v)
+            }
         };
         self.push(Ok(event), len);
     }

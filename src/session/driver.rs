@@ -270,6 +270,45 @@ impl Shared {
         Poll::Pending
     }
 
+    /// For `terminate()`: queues `Terminate` (waiting for room like any command) and has
+    /// `done` told the outcome. Once the session is already terminating or ending (another
+    /// `terminate()`, the sink's close, an error being closed), `done` waits for that same
+    /// end instead of being refused: concurrent and repeated calls share one outcome.
+    pub(crate) fn poll_terminate(
+        &self,
+        cx: &mut Context<'_>,
+        done: &mut Option<oneshot::Sender<Result<Termination>>>,
+    ) -> Poll<Result<()>> {
+        let mut io = self.lock_io();
+        let state = &mut io.state;
+        if state.answered {
+            drop(io);
+            return Poll::Ready(Err(self.closed_error()));
+        }
+        if !state.core.accepts_commands() {
+            state.waiters.extend(done.take());
+            return Poll::Ready(Ok(()));
+        }
+        if state.commands.len() >= self.capacity {
+            if !state
+                .blocked_senders
+                .iter()
+                .any(|w| w.will_wake(cx.waker()))
+            {
+                state.blocked_senders.push(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        state.commands.push_back(Command::Terminate(done.take()));
+        self.queued.store(state.commands.len(), Ordering::Release);
+        let waker = io.waker.clone();
+        drop(io);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Poll::Ready(Ok(()))
+    }
+
     /// Submits a command after [`poll_room`](Self::poll_room) said there was room. Audio is
     /// written at once by the caller when nothing waits before it and the socket is idle;
     /// anything else is queued for the session task.
@@ -296,6 +335,16 @@ impl Shared {
                 }
                 return Ok(());
             }
+        }
+        // `poll_ready` keeps the queue under `capacity`; one command per sender may race past
+        // it. More means `start_send` without `poll_ready`, which must not grow the queue.
+        let bound = self.capacity + self.senders.load(Ordering::Acquire).max(1);
+        if state.commands.len() >= bound {
+            return Err(Error::config(format!(
+                "the session's queue of {} commands is full: call poll_ready (or use send) \
+                 before start_send",
+                state.commands.len()
+            )));
         }
         state.commands.push_back(command);
         self.queued.store(state.commands.len(), Ordering::Release);
@@ -329,15 +378,17 @@ impl IoState {
             }
     }
 
-    fn read(&mut self, cx: &mut Context<'_>) {
+    /// Reads up to [`READ_BUDGET`] frames; `true` when the budget ran out (the task was
+    /// woken to come back, and must yield first).
+    fn read(&mut self, cx: &mut Context<'_>) -> bool {
         let mut budget = READ_BUDGET;
         while self.core.reads() && budget > 0 {
             let Some(ws) = self.ws.as_mut() else {
-                return;
+                return false;
             };
             budget -= 1;
             let input = match Pin::new(&mut *ws).poll_next(cx) {
-                Poll::Pending => return,
+                Poll::Pending => return false,
                 Poll::Ready(None) => Input::Eof,
                 Poll::Ready(Some(Ok(message))) => match message {
                     Message::Text(text) => Input::Text(text),
@@ -365,7 +416,9 @@ impl IoState {
         if budget == 0 {
             // More may be ready: come back after other tasks had a turn.
             cx.waker().wake_by_ref();
+            return true;
         }
+        false
     }
 
     fn take_commands(&mut self, senders: usize) {
@@ -608,7 +661,7 @@ impl Future for Driver {
         loop {
             state.progress = false;
             state.now = now();
-            state.read(cx);
+            let spent = state.read(cx);
             state.take_commands(shared.senders.load(Ordering::Acquire));
             shared.queued.store(state.commands.len(), Ordering::Release);
             state.write(cx);
@@ -623,7 +676,9 @@ impl Future for Driver {
                 return Poll::Ready(());
             }
             let ticked = arm_timer(state, &mut this.timer, cx);
-            if !state.progress && !ticked {
+            // A full read budget yields even with progress: otherwise this loop would read on
+            // (holding the lock the sink needs) for as long as the server sends.
+            if spent || (!state.progress && !ticked) {
                 return Poll::Pending;
             }
         }
@@ -640,18 +695,31 @@ impl Drop for Driver {
     fn drop(&mut self) {
         // Also when the runtime drops the task: the socket closes with it, and the consumer
         // and the senders must see an end.
-        self.shared.accepting.store(false, Ordering::Release);
         let mut io = self.shared.lock_io();
         io.waker = None;
         io.state.ws = None;
-        io.state.answered = true;
+        let answered = std::mem::replace(&mut io.state.answered, true);
+        let consumer = {
+            let mut inner = self.shared.lock();
+            if !answered && !inner.finished {
+                // Stopped before an end was decided (the runtime shut down): the stream must
+                // not end as if cleanly, and senders and `terminate()` get the same error.
+                let error =
+                    Error::connection_lost("the session task was stopped (its runtime shut down)");
+                let _ = inner.queue.push(Err(error.clone()), 0, true);
+                inner.end_error = Some(error);
+            }
+            inner.finished = true;
+            inner.consumer.take()
+        };
+        // Only now, with the end error in place, may a sender see the end.
+        self.shared.accepting.store(false, Ordering::Release);
         for waker in io.state.blocked_senders.drain(..) {
             waker.wake();
         }
         io.state.waiters.clear();
-        let mut inner = self.shared.lock();
-        inner.finished = true;
-        if let Some(w) = inner.consumer.take() {
+        drop(io);
+        if let Some(w) = consumer {
             w.wake();
         }
     }

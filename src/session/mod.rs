@@ -443,11 +443,15 @@ impl Drop for EventStream {
 }
 
 /// Sends control messages to a session from any task. Messages are queued behind the audio
-/// already accepted, so they apply at that point of the stream.
+/// already accepted, so they apply at that point of the stream; only audio the session holds
+/// to complete a frame (less than one frame duration, 100 ms by default) goes out after them,
+/// with the next audio or, padded to 50 ms, when the audio ends.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
     sender: Sender,
     terminate_timeout: Duration,
+    /// The runtime the session task runs on.
+    runtime: tokio::runtime::Handle,
 }
 
 impl SessionHandle {
@@ -479,17 +483,28 @@ impl SessionHandle {
 
     /// Sends the buffered audio and `Terminate`, then waits for `Termination`. The whole call,
     /// a full audio queue included, is bounded by the terminate timeout; after the session
-    /// ended with an error, that error is returned.
+    /// ended with an error, that error is returned, and after a normal end,
+    /// [`Error::SessionClosed`]. A call while the session is already ending (another
+    /// `terminate()`, the sink closed) waits for that same outcome; `Terminate` is sent once.
+    /// Dropping the future after it queued `Terminate` does not take it back. Callable from
+    /// any thread, with or without a runtime.
     pub async fn terminate(&self) -> Result<Termination> {
         let timeout = self.terminate_timeout;
         let wait = async {
             let (done_tx, done_rx) = oneshot::channel();
-            self.send(Command::Terminate(Some(done_tx))).await?;
+            let mut done = Some(done_tx);
+            futures::future::poll_fn(|cx| self.shared().poll_terminate(cx, &mut done)).await?;
             done_rx
                 .await
                 .unwrap_or_else(|_| Err(self.shared().closed_error()))
         };
-        match tokio::time::timeout(timeout, wait).await {
+        // The session's runtime keeps the time: the caller may be on a thread without one
+        // (a plain executor, an audio callback thread).
+        let timed = {
+            let _runtime = self.runtime.enter();
+            tokio::time::timeout(timeout, wait)
+        };
+        match timed.await {
             Ok(outcome) => outcome,
             Err(_) => Err(self.shared().end_error().unwrap_or(Error::Timeout {
                 kind: TimeoutKind::Termination,
@@ -533,6 +548,7 @@ pub(crate) fn start(
         handle: SessionHandle {
             sender,
             terminate_timeout: options.terminate_timeout,
+            runtime: tokio::runtime::Handle::current(),
         },
         info,
     }
