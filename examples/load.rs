@@ -24,8 +24,9 @@
 //! real-time pace in 50 ms chunks (sent as 50 ms frames) for S seconds and reads every event.
 //! Printed (and written as JSON with `--json`): sessions requested / connected / completed,
 //! errors by kind, events, this process's CPU seconds per session-minute of audio, peak RSS and
-//! RSS per session, connect time p50/p99, and client-added latency p50/p99/max (server write →
-//! consumer), from the emulator's send-time stamps on `Turn` messages. Failures are counted,
+//! RSS per session (and its anonymous part per session: heap and stacks, without the code
+//! pages a bigger program touches once), connect time p50/p99, and client-added latency
+//! p50/p99/max (server write → consumer), from the emulator's send-time stamps on `Turn` messages. Failures are counted,
 //! never fatal.
 //!
 //! `--threads 1` runs the sessions on a current-thread tokio runtime, `--threads T` on a
@@ -66,7 +67,7 @@ const SCRIPT: &str = concat!(
 /// Without --url it starts the emulator as a separate process and stops it at the end. Each
 /// session streams the bundled speech at real-time pace for S seconds and reads every event.
 /// Prints (and with --json writes) sessions requested / connected / completed, errors by kind,
-/// events, CPU seconds per session-minute, peak RSS and RSS per session, connect time p50/p99
+/// events, CPU seconds per session-minute, peak RSS, RSS and anonymous RSS per session, connect time p50/p99
 /// and client-added latency p50/p99/max. Failures are counted, never fatal. Usage errors exit 2.
 #[derive(Debug, clap::Parser)]
 #[command(name = "load")]
@@ -635,6 +636,21 @@ async fn run(args: Args) {
 
     let load_before = loadavg();
     let rss_before_kb = status_kb("VmRSS:");
+    // VmRSS counts the program's code pages too: a fixed cost (more code runs in the crate than
+    // in the floor) that is no session's. The anonymous part (heap, stacks) is per-session
+    // memory; sampled, as the kernel keeps no peak of it.
+    let anon_before_kb = status_kb("RssAnon:");
+    let anon_peak_kb = Arc::new(AtomicU64::new(anon_before_kb));
+    let sampler = {
+        let peak = anon_peak_kb.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                every.tick().await;
+                peak.fetch_max(status_kb("RssAnon:"), Ordering::Relaxed);
+            }
+        })
+    };
     let cpu_before = cpu_seconds("self");
     let emu_cpu_before = emulator_pid.as_deref().and_then(cpu_seconds);
     let wall = Instant::now();
@@ -672,6 +688,10 @@ async fn run(args: Args) {
         .zip(emu_cpu_before)
         .map(|(a, b)| a - b);
     let peak_rss_kb = status_kb("VmHWM:");
+    sampler.abort();
+    let anon_peak_kb = anon_peak_kb
+        .load(Ordering::Relaxed)
+        .max(status_kb("RssAnon:"));
     let load_after = loadavg();
     if let Some(child) = child.as_mut() {
         drop(child.stdin.take());
@@ -739,6 +759,10 @@ async fn run(args: Args) {
         (
             "rss_per_session_kb",
             json!(peak_rss_kb.saturating_sub(rss_before_kb) as f64 / args.sessions as f64),
+        ),
+        (
+            "anon_rss_per_session_kb",
+            json!(anon_peak_kb.saturating_sub(anon_before_kb) as f64 / args.sessions as f64),
         ),
         ("connect_ms_p50", json!(percentile(&connect, 0.50))),
         ("connect_ms_p99", json!(percentile(&connect, 0.99))),
@@ -861,6 +885,7 @@ async fn run_both(args: Args) {
     let ratios = json!({
         "cpu_seconds": ratio("client_cpu_seconds"),
         "rss_per_session": ratio("rss_per_session_kb"),
+        "anon_rss_per_session": ratio("anon_rss_per_session_kb"),
         "latency_p50": ratio("latency_ms_p50"),
         "latency_p99": ratio("latency_ms_p99"),
     });
