@@ -486,8 +486,10 @@ impl SessionHandle {
     /// ended with an error, that error is returned, and after a normal end,
     /// [`Error::SessionClosed`]. A call while the session is already ending (another
     /// `terminate()`, the sink closed) waits for that same outcome; `Terminate` is sent once.
-    /// Dropping the future after it queued `Terminate` does not take it back. Callable from
-    /// any thread, with or without a runtime.
+    /// Dropping the future after it queued `Terminate` does not take it back. If the timeout
+    /// passes before `Terminate` could even be queued (the socket drains that slowly), nothing
+    /// was sent and the session goes on; drop it to close the socket. Callable from any thread,
+    /// with or without a runtime.
     pub async fn terminate(&self) -> Result<Termination> {
         let timeout = self.terminate_timeout;
         let wait = async {
