@@ -47,14 +47,18 @@ async fn session_errors(script: fn() -> Vec<Message>) -> Vec<Error> {
         },
     )
     .await;
-    let session = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
-    let items: Vec<_> = tokio::time::timeout(Duration::from_secs(5), session.collect::<Vec<_>>())
-        .await
-        .unwrap();
+    let items = everything_from(&server.url).await;
     items.into_iter().filter_map(|i| i.err()).collect()
+}
+
+/// Every item a session with the server at `url` yields, to its end (5 s at most).
+async fn everything_from(
+    url: &str,
+) -> Vec<assemblyai_streaming::Result<assemblyai_streaming::TurnEvent>> {
+    let session = client(url).connect(ConnectionParams::new()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), session.collect::<Vec<_>>())
+        .await
+        .unwrap()
 }
 
 fn close_with(reason: String) -> Message {
@@ -168,13 +172,7 @@ async fn messages_echoing_the_key_are_redacted_in_events_and_the_crates_logs() {
         close(&mut ws, 3005, &format!("k {}", &CANARY[..20])).await;
     })
     .await;
-    let session = client(&server.url)
-        .connect(ConnectionParams::new())
-        .await
-        .unwrap();
-    let items: Vec<_> = tokio::time::timeout(Duration::from_secs(5), session.collect::<Vec<_>>())
-        .await
-        .unwrap();
+    let items = everything_from(&server.url).await;
     // Begin, Warning, NewKind, the decode error, the end.
     assert_eq!(items.len(), 5, "{items:?}");
     let shown = format!("{items:?}");

@@ -422,14 +422,7 @@ async fn a_missing_begin_is_a_connect_timeout() {
 
 #[tokio::test]
 async fn control_messages_follow_the_audio_in_order() {
-    let (server, mut reports) = serve_reporting(|mut ws, _| async move {
-        ws.send(begin()).await.unwrap();
-        let log = read_log_until_terminate(&mut ws).await;
-        ws.send(termination()).await.unwrap();
-        close(&mut ws, 1000, "").await;
-        log
-    })
-    .await;
+    let (server, mut reports) = serve_logging_session().await;
     let mut session = open_session(client(&server.url)).await;
     session.send(tenth_second()).await.unwrap();
     session.force_endpoint().await.unwrap();

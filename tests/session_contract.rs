@@ -40,17 +40,6 @@ where
     out
 }
 
-/// A server that sends `Begin`, then neither reads nor sends for `hold`: once the TCP window
-/// fills (after a few MB of audio) every write to it blocks.
-async fn serve_begin_then_stall(hold: Duration) -> MockServer {
-    serve_script(move |mut ws, _| async move {
-        ws.send(begin()).await.unwrap();
-        tokio::time::sleep(hold).await;
-        drop(ws);
-    })
-    .await
-}
-
 // ----- 1. every wait is bounded --------------------------------------------------------------
 
 #[tokio::test]

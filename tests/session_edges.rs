@@ -449,14 +449,7 @@ async fn concurrent_terminates_share_one_termination() {
 
 #[tokio::test]
 async fn the_audio_ends_when_the_sink_and_every_handle_are_gone() {
-    let (server, mut reports) = serve_reporting(|mut ws, _| async move {
-        ws.send(begin()).await.unwrap();
-        let log = read_log_until_terminate(&mut ws).await;
-        ws.send(termination()).await.unwrap();
-        close(&mut ws, 1000, "").await;
-        log
-    })
-    .await;
+    let (server, mut reports) = serve_logging_session().await;
     let session = open_session(default_client(&server.url)).await;
     let handle = session.handle();
     let (mut sink, events) = session.split();
@@ -503,11 +496,7 @@ async fn the_sink_contract_holds_after_close() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_stops_reading_releases_the_sink_and_every_handle_on_a_multi_thread_runtime()
 {
-    let server = serve_script(|mut ws, _| async move {
-        ws.send(begin()).await.unwrap();
-        tokio::time::sleep(Duration::from_secs(30)).await;
-    })
-    .await;
+    let server = serve_begin_then_stall(Duration::from_secs(30)).await;
     let session = open_session(
         default_client(&server.url)
             .write_timeout(Duration::from_millis(500))
@@ -623,11 +612,7 @@ fn a_runtime_shut_down_under_a_blocked_sink_releases_it_and_ends_the_stream_with
         .build()
         .unwrap();
     let session = rt.block_on(async {
-        let server = serve_script(|mut ws, _| async move {
-            ws.send(begin()).await.unwrap();
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        })
-        .await;
+        let server = serve_begin_then_stall(Duration::from_secs(30)).await;
         open_session(default_client(&server.url).audio_buffer(2)).await
     });
     let handle = session.handle();
@@ -681,14 +666,7 @@ async fn audio_written_by_the_sink_and_queued_controls_keep_their_order() {
     // The first chunk is written by the sink itself (nothing queued, socket idle); the
     // control after it is queued for the task, so the next chunk must queue behind it rather
     // than take the direct path ahead of it.
-    let (server, mut reports) = serve_reporting(|mut ws, _| async move {
-        ws.send(begin()).await.unwrap();
-        let log = read_log_until_terminate(&mut ws).await;
-        ws.send(termination()).await.unwrap();
-        close(&mut ws, 1000, "").await;
-        log
-    })
-    .await;
+    let (server, mut reports) = serve_logging_session().await;
     let mut session = open_session(default_client(&server.url)).await;
     // Let the session task run once, so the sink may write directly.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -745,11 +723,7 @@ async fn dropping_the_event_stream_answers_a_pending_terminate_at_once() {
 #[tokio::test]
 async fn start_send_without_poll_ready_cannot_grow_the_queue_past_its_bound() {
     // The server never reads: the first big chunk fills the socket, the rest must queue.
-    let server = serve_script(|mut ws, _| async move {
-        ws.send(begin()).await.unwrap();
-        tokio::time::sleep(Duration::from_secs(30)).await;
-    })
-    .await;
+    let server = serve_begin_then_stall(Duration::from_secs(30)).await;
     let session = open_session(default_client(&server.url).audio_buffer(4)).await;
     let (mut sink, _events) = session.split();
     let mut accepted = 0;

@@ -319,6 +319,30 @@ where
     (server, Reports(rx))
 }
 
+/// A server that sends `Begin`, then neither reads nor sends for `hold`: once the TCP window
+/// fills (after a few MB of audio) every write to it blocks.
+pub async fn serve_begin_then_stall(hold: std::time::Duration) -> MockServer {
+    serve_script(move |mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        tokio::time::sleep(hold).await;
+        drop(ws);
+    })
+    .await
+}
+
+/// The service's graceful session that reports the client's frames: `Begin`, then the log of
+/// frames up to `Terminate` (see [`read_log_until_terminate`]), `Termination` and a 1000 close.
+pub async fn serve_logging_session() -> (MockServer, Reports<Vec<String>>) {
+    serve_reporting(|mut ws, _| async move {
+        ws.send(begin()).await.unwrap();
+        let log = read_log_until_terminate(&mut ws).await;
+        ws.send(termination()).await.unwrap();
+        close(&mut ws, 1000, "").await;
+        log
+    })
+    .await
+}
+
 /// A client builder for a scripted server at `url`: `key`, a 2 s connect timeout and no
 /// connect retries (a test that wants retries or other timeouts sets them after).
 pub fn client_builder(key: &str, url: &str) -> assemblyai_streaming::StreamingClientBuilder {
