@@ -371,11 +371,26 @@ struct Stats {
 }
 
 impl Stats {
+    /// A session connected, `started` ago.
+    fn connected_after(&self, started: Instant) {
+        if let Ok(mut c) = self.connect_ms.lock() {
+            c.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        self.connected.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn error(&self, kind: &str) {
         if let Ok(mut errors) = self.errors.lock() {
             *errors.entry(kind.to_string()).or_default() += 1;
         }
     }
+}
+
+/// One tick per chunk at real time, on the wall clock of the first one (late ticks catch up).
+fn pacing() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(Duration::from_millis(CHUNK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    tick
 }
 
 fn now_ns() -> u64 {
@@ -402,16 +417,12 @@ async fn one_session(
             return;
         }
     };
-    if let Ok(mut c) = stats.connect_ms.lock() {
-        c.push(started.elapsed().as_secs_f64() * 1000.0);
-    }
-    stats.connected.fetch_add(1, Ordering::Relaxed);
+    stats.connected_after(started);
     // One task per session, like the floor: a `select!` over the pacing timer and the
     // session's events; each chunk goes through the session's `Sink` (written at once while
     // the socket keeps up), and closing the sink sends `Terminate`.
     let chunks = (seconds * 1000 / CHUNK_MS) as usize;
-    let mut tick = tokio::time::interval(Duration::from_millis(CHUNK_MS));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tick = pacing();
     let mut sent = 0;
     let mut closed = false;
     let mut terminated = false;
@@ -503,13 +514,9 @@ async fn raw_session(
             }
         }
     }
-    if let Ok(mut c) = stats.connect_ms.lock() {
-        c.push(started.elapsed().as_secs_f64() * 1000.0);
-    }
-    stats.connected.fetch_add(1, Ordering::Relaxed);
+    stats.connected_after(started);
     let chunks = (seconds * 1000 / CHUNK_MS) as usize;
-    let mut tick = tokio::time::interval(Duration::from_millis(CHUNK_MS));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tick = pacing();
     let mut sent = 0;
     let mut terminated = false;
     loop {

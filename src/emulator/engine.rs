@@ -961,6 +961,18 @@ mod tests {
         assert_eq!(f[1].1.transcript, "three four five six seven eight");
     }
 
+    /// The Turns that carry a non-empty `utterance`.
+    fn with_utterance(msgs: &[(i64, ServerMessage)]) -> Vec<&Turn> {
+        msgs.iter()
+            .filter_map(|(_, m)| match m {
+                ServerMessage::Turn(t) if t.utterance.as_deref().is_some_and(|u| !u.is_empty()) => {
+                    Some(t)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn the_utterance_arrives_at_the_first_pause() {
         let mut e = engine(
@@ -968,15 +980,7 @@ mod tests {
             &["One two."],
         );
         let msgs = feed(&mut e, &[tone(1000), silence(2000)].concat());
-        let with_utterance: Vec<&Turn> = msgs
-            .iter()
-            .filter_map(|(_, m)| match m {
-                ServerMessage::Turn(t) if t.utterance.as_deref().is_some_and(|u| !u.is_empty()) => {
-                    Some(t)
-                }
-                _ => None,
-            })
-            .collect();
+        let with_utterance = with_utterance(&msgs);
         assert_eq!(with_utterance.len(), 1, "only the partial at the pause");
         assert!(!with_utterance[0].end_of_turn);
         assert_eq!(with_utterance[0].utterance.as_deref(), Some("One two."));
@@ -991,15 +995,7 @@ mod tests {
         // min_turn_silence (100 ms) ends the turn before the 160 ms utterance pause.
         let mut e = engine(&format!("{US}&min_turn_silence=100"), &["One two."]);
         let msgs = feed(&mut e, &[tone(1000), silence(2000)].concat());
-        let carried: Vec<&Turn> = msgs
-            .iter()
-            .filter_map(|(_, m)| match m {
-                ServerMessage::Turn(t) if t.utterance.as_deref().is_some_and(|u| !u.is_empty()) => {
-                    Some(t)
-                }
-                _ => None,
-            })
-            .collect();
+        let carried = with_utterance(&msgs);
         assert_eq!(carried.len(), 1);
         assert!(carried[0].end_of_turn);
         assert_eq!(carried[0].utterance.as_deref(), Some("One two."));

@@ -260,13 +260,7 @@ impl Shared {
         if state.commands.len() < self.capacity {
             return Poll::Ready(Ok(()));
         }
-        if !state
-            .blocked_senders
-            .iter()
-            .any(|w| w.will_wake(cx.waker()))
-        {
-            state.blocked_senders.push(cx.waker().clone());
-        }
+        state.wait_for_room(cx);
         Poll::Pending
     }
 
@@ -290,22 +284,10 @@ impl Shared {
             return Poll::Ready(Ok(()));
         }
         if state.commands.len() >= self.capacity {
-            if !state
-                .blocked_senders
-                .iter()
-                .any(|w| w.will_wake(cx.waker()))
-            {
-                state.blocked_senders.push(cx.waker().clone());
-            }
+            state.wait_for_room(cx);
             return Poll::Pending;
         }
-        state.commands.push_back(Command::Terminate(done.take()));
-        self.queued.store(state.commands.len(), Ordering::Release);
-        let waker = io.waker.clone();
-        drop(io);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.enqueue(io, Command::Terminate(done.take()));
         Poll::Ready(Ok(()))
     }
 
@@ -346,18 +328,38 @@ impl Shared {
                 state.commands.len()
             )));
         }
-        state.commands.push_back(command);
-        self.queued.store(state.commands.len(), Ordering::Release);
+        self.enqueue(io, command);
+        Ok(())
+    }
+
+    /// Queues `command` for the session task and wakes it.
+    fn enqueue(&self, mut io: MutexGuard<'_, Io>, command: Command) {
+        io.state.commands.push_back(command);
+        self.queued
+            .store(io.state.commands.len(), Ordering::Release);
         let waker = io.waker.clone();
         drop(io);
         if let Some(waker) = waker {
             waker.wake();
         }
-        Ok(())
     }
 }
 
 impl IoState {
+    /// Has the caller's task woken when room is made in `commands` (or the session ends).
+    fn wait_for_room(&mut self, cx: &Context<'_>) {
+        if !self.blocked_senders.iter().any(|w| w.will_wake(cx.waker())) {
+            self.blocked_senders.push(cx.waker().clone());
+        }
+    }
+
+    /// Wakes every task waiting for room: there is some, or the session ended.
+    fn release_senders(&mut self) {
+        for waker in self.blocked_senders.drain(..) {
+            waker.wake();
+        }
+    }
+
     fn feed(&mut self, input: Input) {
         self.progress = true;
         self.core.handle(self.now, input);
@@ -442,9 +444,7 @@ impl IoState {
             took = true;
         }
         if took {
-            for waker in self.blocked_senders.drain(..) {
-                waker.wake();
-            }
+            self.release_senders();
         }
     }
 
@@ -582,9 +582,7 @@ impl IoState {
             }
         }
         shared.queued.store(0, Ordering::Release);
-        for waker in self.blocked_senders.drain(..) {
-            waker.wake();
-        }
+        self.release_senders();
         match &end {
             End::Terminated(t) => tracing::info!(
                 audio_seconds = t.audio_duration_seconds,
@@ -714,9 +712,7 @@ impl Drop for Driver {
         };
         // Only now, with the end error in place, may a sender see the end.
         self.shared.accepting.store(false, Ordering::Release);
-        for waker in io.state.blocked_senders.drain(..) {
-            waker.wake();
-        }
+        io.state.release_senders();
         io.state.waiters.clear();
         drop(io);
         if let Some(w) = consumer {
